@@ -1,0 +1,96 @@
+"""compile_model: ONNX QDQ file -> C library + report, optionally verified; all or nothing.
+
+Everything is written into a temporary sibling of the output folder, which replaces the
+output folder only when every step succeeded; on failure nothing is left behind.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import codegen, frontend, layout, planner, report, toolchain, verify
+from .errors import EngineError
+from .ir import Graph
+from .profiles import MCUProfile
+
+TARGETS = ("host", "cortex-m7")
+
+
+def build_graph(model_path: Path) -> Graph:
+    return layout.to_physical(frontend.import_model(frontend.load(model_path)))
+
+
+def check_budget(g: Graph, plan: planner.Plan, profile: MCUProfile) -> None:
+    """Fail early, before any build, when the model alone cannot fit the profile."""
+    consts = g.const_bytes()
+    if consts > profile.flash_bytes:
+        raise EngineError(f"model is over the flash budget: {consts:,} B of constants > "
+                          f"{profile.flash_bytes:,} B flash of {profile.name}")
+    io = g.tensors[g.input].size + g.tensors[g.output].size
+    need = plan.peak + io + profile.stack_bytes
+    if need > profile.sram_bytes:
+        raise EngineError(f"model is over the SRAM budget: {need:,} B (arena {plan.peak:,} + I/O {io:,} + stack "
+                          f"{profile.stack_bytes:,}) > {profile.sram_bytes:,} B SRAM of {profile.name}")
+
+
+def compile_model(model_path: str | Path, out_dir: str | Path, target: str, profile: MCUProfile,
+                  verify_ladder: bool = False, input_file: str | Path | None = None, n_random: int = 8,
+                  seed: int = 0, progress=print) -> dict:
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    if target not in TARGETS:
+        raise EngineError(f"--target {target}: choose one of {', '.join(TARGETS)}")
+    progress(f"[1/5] import {model_path}")
+    g = build_graph(model_path)
+    plan = planner.plan(g)
+    check_budget(g, plan, profile)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        progress(f"[2/5] generate C: {len(g.ops)} layers, arena {plan.peak:,} B")
+        codegen.generate(g, plan, tmp)
+        tin, tout = g.tensors[g.input], g.tensors[g.output]
+        inputs = verify.load_inputs(g, Path(input_file) if input_file else None, max(n_random, 1), seed)
+        mcu, ladder = None, None
+        ref = verify.simulate(g, inputs) if verify_ladder else None
+        if verify_ladder:
+            ladder = [dict(rung="simulator", inputs=len(inputs))]
+        if target == "host" or verify_ladder:
+            progress("[3/5] host build (gcc -Wall -Wextra -Werror, ASan+UBSan)")
+            exe = toolchain.build_host(tmp, tmp / "build" / "host")
+            host_out = toolchain.run_host(exe, inputs, tout.size)
+            if ladder is not None:
+                ladder.append(verify.compare_exact("host C (ASan+UBSan)", host_out, ref))
+        if target == "cortex-m7":
+            progress(f"[4/5] {profile.core} build and QEMU run")
+            build = toolchain.build_mcu(tmp, tmp / "build" / profile.core, profile)
+            run = toolchain.run_qemu(build, profile, inputs if verify_ladder else inputs[:1], tout.size)
+            mcu = dict(flash_bytes=build.flash_bytes, sram_bytes=build.static_ram_bytes + run.stack_bytes,
+                       static_ram_bytes=build.static_ram_bytes, stack_bytes=run.stack_bytes,
+                       instructions=run.total_instructions, layer_instructions=run.layer_instructions,
+                       sections=build.sections, clock_mhz=profile.clock_hz // 1_000_000,
+                       cpi_assumed=profile.cpi_assumed)
+            if mcu["sram_bytes"] > profile.sram_bytes:
+                raise EngineError(f"firmware is over the SRAM budget: {mcu['sram_bytes']:,} B > "
+                                  f"{profile.sram_bytes:,} B of {profile.name}")
+            if ladder is not None:
+                ladder.append(verify.compare_exact(f"{profile.core} in QEMU", run.outputs, ref))
+        if ladder is not None:
+            progress("[5/5] onnxruntime reference")
+            ort_out = verify.onnxruntime_outputs(model_path, g, inputs)
+            if ort_out is not None:
+                ladder.append(verify.compare_reference(ref, ort_out))
+        rep = report.build(model_path.name, g, plan, profile, target, mcu, ladder)
+        report.write(rep, tmp)
+        failed = [r for r in (ladder or []) if r.get("exact") is False]
+        if failed:
+            raise EngineError("verification failed: " + "; ".join(
+                f"{r['rung']} differs from the simulator on {r['differing']} of {r['elements']} elements"
+                for r in failed))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+        return rep
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,9 @@
+"""The one error type the engine raises for bad input: its message is the one line a user sees."""
+
+
+class EngineError(Exception):
+    """A model, flag or toolchain problem, with a one-line message naming what is wrong."""
+
+
+def node_error(node_name: str, op_type: str, reason: str) -> EngineError:
+    return EngineError(f"node '{node_name}' ({op_type}): {reason}")

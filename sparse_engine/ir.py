@@ -1,0 +1,64 @@
+"""Integer IR: int8 tensors with (scale, zero point), and ops whose integer parameters are final.
+
+After `layout.to_physical`, every tensor's shape is its memory shape (NHWC for feature maps)
+and every op's semantics are on those shapes; the simulator and the C generator read the same
+`Op.params`, so they cannot disagree about a constant.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    scale: float = 1.0
+    zero_point: int = 0
+    data: np.ndarray | None = None  # set for constants (int8 activations-like constants)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+
+@dataclass
+class Op:
+    kind: str  # conv2d, fc, matmul, add, mul, avgpool, maxpool, copy, concat, softmax, layernorm, lut, affine
+    name: str  # the ONNX node it came from (or a generated name)
+    onnx_op: str
+    inputs: list[str]
+    outputs: list[str]
+    params: dict = field(default_factory=dict)
+    macs: int = 0
+
+
+@dataclass
+class Graph:
+    tensors: dict[str, Tensor]
+    ops: list[Op]
+    input: str
+    output: str
+    notes: list[str] = field(default_factory=list)  # passes' decisions, shown in the report
+
+    def add_tensor(self, t: Tensor) -> Tensor:
+        self.tensors[t.name] = t
+        return t
+
+    def const_bytes(self) -> int:
+        """Bytes of weights, biases and tables that live in flash."""
+        total = 0
+        for op in self.ops:
+            for v in op.params.values():
+                if isinstance(v, np.ndarray):
+                    total += v.nbytes
+        for t in self.tensors.values():
+            if t.is_const:
+                total += t.data.nbytes
+        return total

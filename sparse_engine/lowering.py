@@ -1,0 +1,361 @@
+"""One function per ONNX op type: build the IR op and compute its integer parameters.
+
+Conventions (DESIGN.md, integer contract): conv weights OHWI, depthwise weights 1HWC,
+per-output-channel (mult, shift) from `qmath.quantize_multiplier`, int32 bias at scale
+s_in*s_w. Ops TFLite lacks document their integer algorithm in the simulator.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from . import qmath
+from .errors import node_error
+from .ir import Op, Tensor
+
+if TYPE_CHECKING:
+    import onnx
+
+    from .frontend import _Importer
+
+LN_FRAC_BITS = 24  # normalized value n' in Q24 (LayerNorm)
+AFFINE_OUT_BITS = 8  # LayerNorm / BatchNorm output stage keeps 8 fractional bits before the final rounding
+SOFTMAX_EXP_BITS = 16  # exp table in Q16
+
+
+def _attr(node, name, default=None):
+    from .frontend import _attr as a
+    return a(node, name, default)
+
+
+def _mults(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [qmath.quantize_multiplier(float(r)) for r in np.asarray(reals, dtype=np.float64).reshape(-1)]
+    return (np.array([p[0] for p in pairs], np.int32), np.array([p[1] for p in pairs], np.int32))
+
+
+def _check_acc(node, k: int, wmax: int, bias: np.ndarray) -> int:
+    """Prove the int32 accumulator cannot overflow: K * 255 * max|w| + max|bias| < 2^31."""
+    bound = int(k) * 255 * int(wmax) + (int(np.max(np.abs(bias.astype(np.int64)))) if bias.size else 0)
+    if bound >= 2**31:
+        raise node_error(node.name, node.op_type,
+                         f"int32 accumulator may overflow (bound {bound} >= 2^31); split the reduction")
+    return bound
+
+
+def _add_op(imp: "_Importer", kind: str, node, inputs: list[str], out: Tensor, params: dict, macs: int = 0) -> Op:
+    op = Op(kind, node.name, node.op_type, inputs, [out.name], params, macs)
+    imp.graph.ops.append(op)
+    return op
+
+
+def conv(imp, node, out, clamp):
+    x = imp.act(node.input[0], node)
+    if len(x.shape) != 4:
+        raise node_error(node.name, node.op_type, f"only 2-D convolution is supported (input rank {len(x.shape)})")
+    wq, ws = imp.weights(node.input[1], node, 0)
+    cout, cin_g, kh, kw = wq.shape
+    cin = x.shape[1]
+    group = int(_attr(node, "group", 1))
+    strides = list(_attr(node, "strides", [1, 1]))
+    dil = list(_attr(node, "dilations", [1, 1]))
+    pads = list(_attr(node, "pads", [0, 0, 0, 0]))
+    auto_pad = _attr(node, "auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    ih, iw = x.shape[2], x.shape[3]
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = []
+        for size, k, s, d in ((ih, kh, strides[0], dil[0]), (iw, kw, strides[1], dil[1])):
+            total = max(0, (math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size)
+            small, big = total // 2, total - total // 2
+            pads.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))
+        pads = [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
+    elif auto_pad == "VALID":
+        pads = [0, 0, 0, 0]
+    depthwise = group > 1
+    if group == 1:
+        w = np.transpose(wq, (0, 2, 3, 1)).copy()  # OIHW -> OHWI
+        kred = cin * kh * kw
+    elif group == cin and cin_g == 1 and cout % cin == 0:
+        w = np.transpose(wq, (1, 2, 3, 0)).copy()  # (C*m)1HW -> 1HW(C*m)
+        kred = kh * kw
+    else:
+        raise node_error(node.name, node.op_type,
+                         f"grouped convolution with group={group} (neither 1 nor depthwise) is not supported")
+    acc_scales = x.scale * ws
+    bias = imp.bias(node.input[2] if len(node.input) > 2 else None, node, acc_scales)
+    bound = _check_acc(node, kred, int(np.max(np.abs(wq.astype(np.int32)))) if wq.size else 0, bias)
+    mult, shift = _mults(acc_scales / out.scale)
+    oh, ow = out.shape[2], out.shape[3]
+    params = dict(weights=w, bias=bias, mult=mult, shift=shift, stride=(int(strides[0]), int(strides[1])),
+                  pad=(int(pads[0]), int(pads[1]), int(pads[2]), int(pads[3])),
+                  dilation=(int(dil[0]), int(dil[1])), depthwise=depthwise,
+                  depth_mult=cout // cin if depthwise else 1, in_zp=x.zero_point, out_zp=out.zero_point,
+                  act_min=clamp[0], act_max=clamp[1], acc_bound=bound)
+    _add_op(imp, "conv2d", node, [x.name], out, params, macs=out.shape[0] * oh * ow * cout * kred)
+
+
+def _fc(imp, node, x: Tensor, w_nk: np.ndarray, ws: np.ndarray, bias_name, out, clamp, alpha: float = 1.0,
+        beta: float = 1.0):
+    n, k = w_nk.shape
+    if x.shape[-1] != k:
+        raise node_error(node.name, node.op_type, f"inner dimensions differ: {x.shape[-1]} vs {k}")
+    acc_scales = x.scale * ws
+    bias = imp.bias(bias_name, node, acc_scales / beta if beta else acc_scales) if beta else np.zeros(n, np.int32)
+    bound = _check_acc(node, k, int(np.max(np.abs(w_nk.astype(np.int32)))) if w_nk.size else 0, bias)
+    mult, shift = _mults(alpha * acc_scales / out.scale)
+    if alpha != 1.0:  # bias was quantized at s_in*s_w; alpha scales the whole accumulator
+        bias = np.rint(bias / alpha).astype(np.int32)
+    rows = int(np.prod(x.shape[:-1], dtype=np.int64))
+    params = dict(weights=np.ascontiguousarray(w_nk), bias=bias, mult=mult, shift=shift, in_zp=x.zero_point,
+                  out_zp=out.zero_point, act_min=clamp[0], act_max=clamp[1], acc_bound=bound)
+    _add_op(imp, "fc", node, [x.name], out, params, macs=rows * n * k)
+
+
+def gemm(imp, node, out, clamp):
+    if int(_attr(node, "transA", 0)):
+        raise node_error(node.name, node.op_type, "transA=1 is not supported")
+    x = imp.act(node.input[0], node)
+    trans_b = int(_attr(node, "transB", 0))
+    wq, ws = imp.weights(node.input[1], node, 0 if trans_b else 1)
+    w = wq if trans_b else wq.T
+    _fc(imp, node, x, w, ws, node.input[2] if len(node.input) > 2 else None, out, clamp,
+        float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0)))
+
+
+def matmul(imp, node, out, clamp):
+    a_name, b_name = node.input[0], node.input[1]
+    if b_name in imp.const_dq and a_name not in imp.const_dq and imp.const_dq[b_name].q.ndim == 2:
+        x = imp.act(a_name, node)
+        wq, ws = imp.weights(b_name, node, 1)
+        _fc(imp, node, x, wq.T, ws, None, out, clamp)
+        return
+    a = imp.act(a_name, node)
+    b = imp.act(b_name, node)
+    if len(a.shape) < 2 or len(b.shape) < 2:
+        raise node_error(node.name, node.op_type, "1-D MatMul operands are not supported")
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    if b.shape[-2] != k:
+        raise node_error(node.name, node.op_type, f"inner dimensions differ: {k} vs {b.shape[-2]}")
+    mult, shift = _mults([a.scale * b.scale / out.scale])
+    bound = k * 255 * 255
+    if bound >= 2**31:
+        raise node_error(node.name, node.op_type, f"int32 accumulator may overflow (K={k})")
+    batch = int(np.prod(out.shape[:-2], dtype=np.int64))
+    params = dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, mult=int(mult[0]),
+                  shift=int(shift[0]), act_min=clamp[0], act_max=clamp[1], acc_bound=bound)
+    _add_op(imp, "matmul", node, [a.name, b.name], out, params, macs=batch * m * n * k)
+
+
+def add(imp, node, out, clamp):
+    a = imp.act(node.input[0], node)
+    b = imp.act(node.input[1], node)
+    left_shift = 20
+    twice_max = 2.0 * max(a.scale, b.scale)
+    ma, sa = _mults([a.scale / twice_max])
+    mb, sb = _mults([b.scale / twice_max])
+    mo, so = _mults([twice_max / ((1 << left_shift) * out.scale)])
+    params = dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, left_shift=left_shift,
+                  a_mult=int(ma[0]), a_shift=int(sa[0]), b_mult=int(mb[0]), b_shift=int(sb[0]),
+                  out_mult=int(mo[0]), out_shift=int(so[0]), act_min=clamp[0], act_max=clamp[1])
+    _add_op(imp, "add", node, [a.name, b.name], out, params)
+
+
+def mul(imp, node, out, clamp):
+    a = imp.act(node.input[0], node)
+    b = imp.act(node.input[1], node)
+    m, s = _mults([a.scale * b.scale / out.scale])
+    params = dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, mult=int(m[0]), shift=int(s[0]),
+                  act_min=clamp[0], act_max=clamp[1])
+    _add_op(imp, "mul", node, [a.name, b.name], out, params)
+
+
+def _requant(x: Tensor, out: Tensor) -> dict:
+    """Parameters of a plain int8 -> int8 rescale; identity when the quantization is shared."""
+    if (x.scale, x.zero_point) == (out.scale, out.zero_point):
+        return dict(requant=False, mult=0, shift=0, in_zp=x.zero_point, out_zp=out.zero_point)
+    m, s = _mults([x.scale / out.scale])
+    return dict(requant=True, mult=int(m[0]), shift=int(s[0]), in_zp=x.zero_point, out_zp=out.zero_point)
+
+
+def _pool_geometry(node):
+    k = list(_attr(node, "kernel_shape"))
+    if len(k) != 2:
+        raise node_error(node.name, node.op_type, "only 2-D pooling is supported")
+    if int(_attr(node, "ceil_mode", 0)):
+        raise node_error(node.name, node.op_type, "ceil_mode=1 is not supported")
+    if list(_attr(node, "dilations", [1, 1])) != [1, 1]:
+        raise node_error(node.name, node.op_type, "dilated pooling is not supported")
+    auto_pad = _attr(node, "auto_pad", b"NOTSET")
+    if (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) not in ("NOTSET", "VALID"):
+        raise node_error(node.name, node.op_type, "auto_pad SAME is not supported for pooling; give pads")
+    return (int(k[0]), int(k[1])), tuple(int(s) for s in _attr(node, "strides", [1, 1])), \
+        tuple(int(p) for p in _attr(node, "pads", [0, 0, 0, 0]))
+
+
+def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool) -> dict:
+    """Average = zo + MBQM(sum(x - zi), s_in / (s_out * count)); one rounding, count from a table.
+
+    With padding excluded the count varies near the border, so the table holds counts 0..kh*kw;
+    otherwise it holds the single entry for kh*kw.
+    """
+    area = kernel[0] * kernel[1]
+    fixed = include_pad or not any(pad)
+    counts = [area] if fixed else list(range(area + 1))
+    m, s = _mults([x.scale / (out.scale * c) if c else 0.0 for c in counts])
+    return dict(kernel=kernel, stride=stride, pad=pad, fixed_count=fixed, count_mult=m, count_shift=s,
+                in_zp=x.zero_point, out_zp=out.zero_point, acc_bound=255 * area)
+
+
+def avgpool(imp, node, out, clamp):
+    x = imp.act(node.input[0], node)
+    kernel, stride, pad = _pool_geometry(node)
+    params = _avg_params(x, out, kernel, stride, pad, bool(_attr(node, "count_include_pad", 0)))
+    _add_op(imp, "avgpool", node, [x.name], out, params)
+
+
+def global_avgpool(imp, node, out, clamp):
+    x = imp.act(node.input[0], node)
+    if len(x.shape) != 4:
+        raise node_error(node.name, node.op_type, "only 4-D inputs are supported")
+    if x.shape[2] * x.shape[3] * 255 >= 2**31:
+        raise node_error(node.name, node.op_type, "window too large for the int32 sum")
+    params = _avg_params(x, out, (x.shape[2], x.shape[3]), (1, 1), (0, 0, 0, 0), True)
+    _add_op(imp, "avgpool", node, [x.name], out, params)
+
+
+def maxpool(imp, node, out, clamp):
+    if len(node.output) > 1 and node.output[1]:
+        raise node_error(node.name, node.op_type, "the Indices output is not supported")
+    x = imp.act(node.input[0], node)
+    kernel, stride, pad = _pool_geometry(node)
+    params = dict(kernel=kernel, stride=stride, pad=pad, **_requant(x, out))
+    _add_op(imp, "maxpool", node, [x.name], out, params)
+
+
+def reshape(imp, node, out, clamp):
+    x = imp.act(node.input[0], node)
+    params = dict(perm=tuple(range(len(x.shape))), **_requant(x, out))
+    _add_op(imp, "copy", node, [x.name], out, params)
+
+
+def transpose(imp, node, out, clamp):
+    x = imp.act(node.input[0], node)
+    perm = _attr(node, "perm", None)
+    perm = tuple(int(p) for p in perm) if perm is not None else tuple(reversed(range(len(x.shape))))
+    params = dict(perm=perm, **_requant(x, out))
+    _add_op(imp, "copy", node, [x.name], out, params)
+
+
+def concat(imp, node, out, clamp):
+    xs = [imp.act(i, node) for i in node.input]
+    axis = int(_attr(node, "axis"))
+    axis = axis + len(out.shape) if axis < 0 else axis
+    reqs = [_requant(x, out) for x in xs]
+    params = dict(axis=axis, requant=[r["requant"] for r in reqs], mult=[r["mult"] for r in reqs],
+                  shift=[r["shift"] for r in reqs], in_zp=[x.zero_point for x in xs], out_zp=out.zero_point)
+    _add_op(imp, "concat", node, [x.name for x in xs], out, params)
+
+
+def softmax(imp, node, out, clamp):
+    x = imp.act(node.input[0], node)
+    axis = int(_attr(node, "axis", -1 if imp.opset >= 13 else 1))
+    axis = axis + len(x.shape) if axis < 0 else axis
+    if axis != len(x.shape) - 1:
+        raise node_error(node.name, node.op_type, f"softmax over axis {axis} (not the last) is not supported")
+    d = np.arange(256, dtype=np.float64)
+    table = np.rint(np.exp(-d * x.scale) * (1 << SOFTMAX_EXP_BITS)).astype(np.int32)
+    m, s = _mults([2.0 ** -30 / out.scale])
+    params = dict(exp_table=table, mult=int(m[0]), shift=int(s[0]), out_zp=out.zero_point)
+    _add_op(imp, "softmax", node, [x.name], out, params)
+
+
+def _affine_out_stage(scale_real: np.ndarray, bias_real: np.ndarray, out: Tensor, frac_bits: int,
+                      vmax: int, node) -> dict:
+    """Output stage shared by LayerNorm and BatchNorm: t = MBQM(v, m_c) in Q8; q = zo + round((t + b_c)/256).
+
+    |v| <= vmax; the check keeps MBQM's left shift from wrapping (t stays below 2^30).
+    """
+    reals = scale_real * 2.0 ** (AFFINE_OUT_BITS - frac_bits) / out.scale
+    if np.any(np.abs(reals) * vmax >= 2.0**30):
+        raise node_error(node.name, node.op_type, "output scale too small for the integer output stage "
+                         f"(gain {float(np.max(np.abs(reals))):.3g} per LSB)")
+    m, s = _mults(reals)
+    bq = np.clip(np.rint(bias_real / out.scale * 2 ** AFFINE_OUT_BITS), -(2**30), 2**30).astype(np.int32)
+    return dict(mult=m, shift=s, bias_q8=bq, out_zp=out.zero_point)
+
+
+def layernorm(imp, node, out, clamp):
+    x = imp.act(node.input[0], node)
+    axis = int(_attr(node, "axis", -1))
+    axis = axis + len(x.shape) if axis < 0 else axis
+    if axis != len(x.shape) - 1:
+        raise node_error(node.name, node.op_type, "LayerNormalization over more than the last axis is not supported")
+    n = x.shape[-1]
+    gamma = np.broadcast_to(imp.float_const(node.input[1], node).reshape(-1), (n,))
+    beta = (np.broadcast_to(imp.float_const(node.input[2], node).reshape(-1), (n,))
+            if len(node.input) > 2 and node.input[2] else np.zeros(n))
+    eps = float(_attr(node, "epsilon", 1e-5))
+    eps_term = min(int(round(eps * n**3 / x.scale**2)), 2**62)
+    if n * 510 >= 2**31 or n * (510 * n) ** 2 >= 2**62:
+        raise node_error(node.name, node.op_type, f"row length {n} too long for the int64 variance")
+    params = dict(in_zp=x.zero_point, eps_term=eps_term,
+                  **_affine_out_stage(gamma * math.sqrt(n), beta, out, LN_FRAC_BITS, 1 << LN_FRAC_BITS, node))
+    _add_op(imp, "layernorm", node, [x.name], out, params)
+
+
+def batchnorm(imp, node, out, clamp):
+    x = imp.act(node.input[0], node)
+    scale, b, mean, var = (imp.float_const(i, node).reshape(-1) for i in node.input[1:5])
+    eps = float(_attr(node, "epsilon", 1e-5))
+    a = scale / np.sqrt(var + eps)
+    params = dict(in_zp=x.zero_point, **_affine_out_stage(a * x.scale, b - mean * a, out, 0, 255, node))
+    _add_op(imp, "affine", node, [x.name], out, params)
+
+
+def _gelu(v, node):
+    if (_attr(node, "approximate", b"none") in (b"tanh", "tanh")):
+        return 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)))
+    from math import erf
+    return 0.5 * v * (1 + np.vectorize(erf)(v / math.sqrt(2)))
+
+
+LUT_FUNCS: dict[str, Callable] = {
+    "Gelu": _gelu,
+    "Sigmoid": lambda v, n: 1 / (1 + np.exp(-v)),
+    "Tanh": lambda v, n: np.tanh(v),
+    "Relu": lambda v, n: np.maximum(v, 0),
+    "LeakyRelu": lambda v, n: np.where(v >= 0, v, v * float(_attr(n, "alpha", 0.01))),
+    "HardSigmoid": lambda v, n: np.clip(float(_attr(n, "alpha", 0.2)) * v + float(_attr(n, "beta", 0.5)), 0, 1),
+    "HardSwish": lambda v, n: v * np.clip(v / 6 + 0.5, 0, 1),
+}
+
+
+def lut(imp, node, out, clamp):
+    """Elementwise int8 -> int8 function as a 256-entry table: exact float math, one rounding."""
+    x = imp.act(node.input[0], node)
+    q = np.arange(-128, 128)
+    v = (q - x.zero_point) * x.scale
+    if node.op_type == "Clip":
+        lo = imp.float_const(node.input[1], node) if len(node.input) > 1 and node.input[1] else -np.inf
+        hi = imp.float_const(node.input[2], node) if len(node.input) > 2 and node.input[2] else np.inf
+        y = np.clip(v, lo, hi)
+    else:
+        y = LUT_FUNCS[node.op_type](v, node)
+    table = np.clip(np.rint(y / out.scale) + out.zero_point, clamp[0], clamp[1]).astype(np.int8)
+    _add_op(imp, "lut", node, [x.name], out, dict(table=table))
+
+
+LOWER = {
+    "Conv": conv, "Gemm": gemm, "MatMul": matmul, "Add": add, "Mul": mul, "AveragePool": avgpool,
+    "GlobalAveragePool": global_avgpool, "MaxPool": maxpool, "Reshape": reshape, "Flatten": reshape,
+    "Squeeze": reshape, "Unsqueeze": reshape, "Identity": reshape, "Transpose": transpose, "Concat": concat,
+    "Softmax": softmax, "LayerNormalization": layernorm, "BatchNormalization": batchnorm, "Clip": lut,
+    **{k: lut for k in LUT_FUNCS},
+}
+
+
+def lower(imp: "_Importer", node: "onnx.NodeProto", out: Tensor, clamp: tuple[int, int]) -> None:
+    LOWER[node.op_type](imp, node, out, clamp)

@@ -1,0 +1,90 @@
+"""The compile report: per layer and totals, as Markdown for people and JSON for tools."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .ir import Graph
+from .planner import Plan
+from .profiles import MCUProfile
+
+
+def layer_rows(g: Graph, plan: Plan, instructions: list[int] | None) -> list[dict]:
+    rows = []
+    for i, op in enumerate(g.ops):
+        out = op.outputs[0]
+        where = ("output" if out == g.output else f"{plan.offsets[out]}")
+        wbytes = sum(v.nbytes for v in op.params.values() if isinstance(v, np.ndarray))
+        wbytes += sum(g.tensors[t].data.nbytes for t in op.inputs if g.tensors[t].is_const)
+        rows.append(dict(index=i, name=op.name, onnx_op=op.onnx_op, kind=op.kind,
+                         inputs=[list(g.tensors[t].shape) for t in op.inputs], output=list(g.tensors[out].shape),
+                         macs=int(op.macs), weight_bytes=int(wbytes), arena_offset=where,
+                         out_bytes=g.tensors[out].size,
+                         instructions=instructions[i] if instructions else None))
+    return rows
+
+
+def build(model: str, g: Graph, plan: Plan, profile: MCUProfile, target: str, mcu: dict | None,
+          ladder: list[dict] | None) -> dict:
+    instr = mcu["layer_instructions"] if mcu else None
+    rows = layer_rows(g, plan, instr)
+    total = {"macs": sum(r["macs"] for r in rows), "weight_bytes": g.const_bytes(), "arena_bytes": plan.peak}
+    if mcu:
+        total.update(flash_bytes=mcu["flash_bytes"], sram_bytes=mcu["sram_bytes"], instructions=mcu["instructions"],
+                     latency_ms_estimate=mcu["instructions"] * profile.cpi_assumed / profile.clock_hz * 1e3)
+    return dict(model=model, profile=profile.name, core=profile.core, target=target, layers=rows, totals=total,
+                budget=dict(flash_bytes=profile.flash_bytes, sram_bytes=profile.sram_bytes),
+                mcu=mcu, verification=ladder, notes=g.notes)
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))
+
+
+def markdown(rep: dict) -> str:
+    t = rep["totals"]
+    lines = [f"# SparseEngine report: {rep['model']}", "",
+             f"Target `{rep['target']}`, profile `{rep['profile']}` ({rep['core']}, "
+             f"{rep['budget']['flash_bytes'] // 1024} KB flash, {rep['budget']['sram_bytes'] // 1024} KB SRAM).", "",
+             "| # | layer | ONNX op | kernel | inputs | output | MACs | weight B | arena offset | M7 instructions |",
+             "|---:|---|---|---|---|---|---:|---:|---:|---:|"]
+    for r in rep["layers"]:
+        ins = " ".join("x".join(map(str, s)) for s in r["inputs"])
+        lines.append(f"| {r['index']} | {r['name']} | {r['onnx_op']} | {r['kind']} | {ins} | "
+                     f"{'x'.join(map(str, r['output']))} | {_fmt(r['macs'])} | {_fmt(r['weight_bytes'])} | "
+                     f"{r['arena_offset']} | {_fmt(r['instructions'])} |")
+    lines += ["", "## Totals", "",
+              f"- MACs: {t['macs']:,}",
+              f"- constants (weights, biases, requantization, tables): {t['weight_bytes']:,} B",
+              f"- activation arena (static plan peak): {t['arena_bytes']:,} B"]
+    if rep["mcu"]:
+        m = rep["mcu"]
+        lines += [f"- flash (firmware .text + .rodata + .data, harness included): {t['flash_bytes']:,} B "
+                  f"of {rep['budget']['flash_bytes']:,}",
+                  f"- SRAM (.data + .bss + stack high-water {m['stack_bytes']:,} B): {t['sram_bytes']:,} B "
+                  f"of {rep['budget']['sram_bytes']:,}",
+                  f"- executed instructions per inference (QEMU -icount, exact): {t['instructions']:,}",
+                  f"- latency **estimate** at {m['clock_mhz']} MHz, assuming CPI {m['cpi_assumed']}: "
+                  f"{t['latency_ms_estimate']:.2f} ms (not measured on silicon)"]
+    if rep["verification"]:
+        lines += ["", "## Verification ladder", ""]
+        for r in rep["verification"]:
+            if r["rung"] == "onnxruntime":
+                extra = f", top-1 agreement {r['top1_agreement']:.3f}" if "top1_agreement" in r else ""
+                lines.append(f"- onnxruntime: {r['differing']:,} of {r['elements']:,} elements differ "
+                             f"({100 * r['share_differing']:.2f} %), largest difference {r['max_abs_diff']}{extra}")
+            elif r["rung"] == "simulator":
+                lines.append(f"- simulator: reference on {r['inputs']} inputs")
+            else:
+                lines.append(f"- {r['rung']}: {'bit-exact' if r['exact'] else 'DIFFERS'} "
+                             f"({r['differing']:,} of {r['elements']:,} elements differ)")
+    if rep["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in rep["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def write(rep: dict, out_dir: Path) -> None:
+    (out_dir / "report.json").write_text(json.dumps(rep, indent=1))
+    (out_dir / "report.md").write_text(markdown(rep))

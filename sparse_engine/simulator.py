@@ -1,0 +1,198 @@
+"""NumPy integer reference: the definition of every kernel's output, bit for bit.
+
+Each function takes the op, its int8 input arrays (memory layout, see `layout.py`) and the
+output tensor, and returns the int8 output. Where TFLite defines the op, the arithmetic is
+TFLite's int8 reference arithmetic (`qmath`). The others:
+
+Softmax (rows over the last axis). d = max(row) - x in 0..255; e = T[d] with
+T[d] = round(2^16 exp(-d s_in)); sum = sum(e) (>= 2^16); r = floor(2^46 / sum) (<= 2^30);
+y = (e r) >> 16, the probability in Q30; q = zo + MBQM(y, 2^-30 / s_out). One int64
+division per row, one 32x32->64 multiply per element.
+
+LayerNorm (Scaled-LayerNorm form, rows over the last axis of length N). x_i = q_i - zi;
+S = sum x_i; d_i = N x_i - S = N (x_i - mean); Q = sum d_i^2 (int64) + E with
+E = round(eps N^3 / s_in^2), so Q = N^3 (var + eps) in integer units; r = isqrt(Q);
+n'_i = round(d_i floor(2^46 / r) / 2^22), the normalized value divided by sqrt(N), in Q24
+(|d_i| <= r, so the product stays below 2^46). The output stage is the affine one below with
+gain gamma_i sqrt(N).
+
+Affine output stage (LayerNorm, BatchNorm). t = MBQM(v, gain_i / s_out * 2^(8 - frac)), the
+scaled value in Q8; q = zo + ((t + round(beta_i / s_out * 2^8) + 128) >> 8).
+
+Average pool: zo + MBQM(sum(x - zi), s_in / (s_out count)) (one rounding; TFLite divides the
+raw sum and so can differ by one at exact halves).
+
+Elementwise functions (Gelu, Sigmoid, Tanh, standalone Relu/Clip...): a 256-entry table
+computed in float64 with one round-half-to-even, as QuantizeLinear rounds.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .ir import Graph, Op, Tensor
+from .qmath import clamp_int8, isqrt64, mbqm
+
+
+def _i64(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.int64)
+
+
+def conv2d(op: Op, xs, out: Tensor) -> np.ndarray:
+    p = op.params
+    x = _i64(xs[0]) - p["in_zp"]
+    n, h, w, c = x.shape
+    top, left, bottom, right = p["pad"]
+    xp = np.zeros((n, h + top + bottom, w + left + right, c), np.int64)
+    xp[:, top:top + h, left:left + w, :] = x
+    wt = _i64(p["weights"])
+    _, kh, kw, _ = wt.shape
+    _, oh, ow, oc = out.shape
+    sh, sw = p["stride"]
+    dh, dw = p["dilation"]
+    acc = np.zeros((n, oh, ow, oc), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw, :]
+            if p["depthwise"]:
+                acc += np.repeat(patch, p["depth_mult"], axis=3) * wt[0, i, j, :]
+            else:
+                acc += patch @ wt[:, i, j, :].T
+    acc += _i64(p["bias"])
+    return clamp_int8(mbqm(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"])
+
+
+def fc(op: Op, xs, out: Tensor) -> np.ndarray:
+    p = op.params
+    acc = (_i64(xs[0]) - p["in_zp"]) @ _i64(p["weights"]).T + _i64(p["bias"])
+    return clamp_int8(mbqm(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"]).reshape(out.shape)
+
+
+def matmul(op: Op, xs, out: Tensor) -> np.ndarray:
+    p = op.params
+    acc = np.matmul(_i64(xs[0]) - p["a_zp"], _i64(xs[1]) - p["b_zp"])
+    return clamp_int8(mbqm(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"]).reshape(out.shape)
+
+
+def add(op: Op, xs, out: Tensor) -> np.ndarray:
+    p = op.params
+    a = mbqm((_i64(xs[0]) - p["a_zp"]) << p["left_shift"], p["a_mult"], p["a_shift"])
+    b = mbqm((_i64(xs[1]) - p["b_zp"]) << p["left_shift"], p["b_mult"], p["b_shift"])
+    res = mbqm(a + b, p["out_mult"], p["out_shift"]) + p["out_zp"]
+    return clamp_int8(np.broadcast_to(res, out.shape), p["act_min"], p["act_max"])
+
+
+def mul(op: Op, xs, out: Tensor) -> np.ndarray:
+    p = op.params
+    prod = (_i64(xs[0]) - p["a_zp"]) * (_i64(xs[1]) - p["b_zp"])
+    res = mbqm(prod, p["mult"], p["shift"]) + p["out_zp"]
+    return clamp_int8(np.broadcast_to(res, out.shape), p["act_min"], p["act_max"])
+
+
+def _windows(op: Op, x: np.ndarray, out: Tensor, fill: int):
+    """Yield (i, j, window slice of the padded input, valid mask) over the kernel positions."""
+    p = op.params
+    n, h, w, c = x.shape
+    top, left, bottom, right = p["pad"]
+    xp = np.full((n, h + top + bottom, w + left + right, c), fill, np.int64)
+    xp[:, top:top + h, left:left + w, :] = x
+    valid = np.zeros((1, h + top + bottom, w + left + right, 1), np.int64)
+    valid[:, top:top + h, left:left + w, :] = 1
+    kh, kw = p["kernel"]
+    sh, sw = p["stride"]
+    _, oh, ow, _ = out.shape
+    for i in range(kh):
+        for j in range(kw):
+            sl = (slice(None), slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw), slice(None))
+            yield xp[sl], valid[sl]
+
+
+def avgpool(op: Op, xs, out: Tensor) -> np.ndarray:
+    p = op.params
+    x = _i64(xs[0]) - p["in_zp"]
+    acc = np.zeros(out.shape, np.int64)
+    count = np.zeros((1,) + out.shape[1:3] + (1,), np.int64)
+    for win, valid in _windows(op, x, out, 0):
+        acc += win
+        count += valid
+    idx = np.zeros_like(count) if p["fixed_count"] else count
+    mult = _i64(p["count_mult"])[idx]
+    shift = _i64(p["count_shift"])[idx]
+    return clamp_int8(mbqm(acc, mult, shift) + p["out_zp"])
+
+
+def maxpool(op: Op, xs, out: Tensor) -> np.ndarray:
+    p = op.params
+    m = np.full(out.shape, -(1 << 20), np.int64)
+    for win, _ in _windows(op, _i64(xs[0]), out, -(1 << 20)):
+        m = np.maximum(m, win)
+    return _requant(p, m)
+
+
+def _requant(p: dict, x: np.ndarray) -> np.ndarray:
+    if not p["requant"]:
+        return x.astype(np.int8)
+    return clamp_int8(mbqm(_i64(x) - p["in_zp"], p["mult"], p["shift"]) + p["out_zp"])
+
+
+def copy(op: Op, xs, out: Tensor) -> np.ndarray:
+    return _requant(op.params, np.transpose(xs[0], op.params["perm"]).reshape(out.shape))
+
+
+def concat(op: Op, xs, out: Tensor) -> np.ndarray:
+    p = op.params
+    parts = [_requant(dict(requant=r, mult=m, shift=s, in_zp=z, out_zp=p["out_zp"]), x)
+             for x, r, m, s, z in zip(xs, p["requant"], p["mult"], p["shift"], p["in_zp"])]
+    return np.concatenate(parts, axis=p["axis"])
+
+
+def softmax(op: Op, xs, out: Tensor) -> np.ndarray:
+    p = op.params
+    x = _i64(xs[0])
+    e = _i64(p["exp_table"])[x.max(axis=-1, keepdims=True) - x]
+    r = (np.int64(1) << 46) // e.sum(axis=-1, keepdims=True)
+    y = (e * r) >> 16
+    return clamp_int8(mbqm(y, p["mult"], p["shift"]) + p["out_zp"])
+
+
+def _affine_out(p: dict, v: np.ndarray) -> np.ndarray:
+    t = mbqm(v, p["mult"], p["shift"])
+    return clamp_int8(p["out_zp"] + ((t + _i64(p["bias_q8"]) + 128) >> 8))
+
+
+def layernorm(op: Op, xs, out: Tensor) -> np.ndarray:
+    p = op.params
+    x = _i64(xs[0]) - p["in_zp"]
+    n = x.shape[-1]
+    d = n * x - x.sum(axis=-1, keepdims=True)
+    q = (d * d).sum(axis=-1, keepdims=True) + p["eps_term"]
+    r = np.maximum(isqrt64(q), 1)
+    nq = (d * ((np.int64(1) << 46) // r) + (1 << 21)) >> 22
+    return _affine_out(p, nq)
+
+
+def affine(op: Op, xs, out: Tensor) -> np.ndarray:
+    return _affine_out(op.params, _i64(xs[0]) - op.params["in_zp"])
+
+
+def lut(op: Op, xs, out: Tensor) -> np.ndarray:
+    return op.params["table"][_i64(xs[0]) + 128]
+
+
+KERNELS = dict(conv2d=conv2d, fc=fc, matmul=matmul, add=add, mul=mul, avgpool=avgpool, maxpool=maxpool,
+               copy=copy, concat=concat, softmax=softmax, layernorm=layernorm, affine=affine, lut=lut)
+
+
+def run(g: Graph, x: np.ndarray, trace: dict | None = None) -> np.ndarray:
+    """Run the graph on one int8 input (ONNX layout); `trace` collects every tensor if given."""
+    env: dict[str, np.ndarray] = {g.input: np.asarray(x, dtype=np.int8).reshape(g.tensors[g.input].shape)}
+    for t in g.tensors.values():
+        if t.is_const:
+            env[t.name] = t.data
+    for op in g.ops:
+        out = g.tensors[op.outputs[0]]
+        res = KERNELS[op.kind](op, [env[i] for i in op.inputs], out)
+        assert res.shape == out.shape and res.dtype == np.int8, (op.name, res.shape, out.shape, res.dtype)
+        env[out.name] = res
+    if trace is not None:
+        trace.update(env)
+    return env[g.output]

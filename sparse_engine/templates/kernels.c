@@ -1,0 +1,278 @@
+/* Portable int8 kernels: TFLite's integer arithmetic (double-rounding requantization) and the
+ * documented integer algorithms of simulator.py. No allocation, no floating point. */
+#include "kernels.h"
+
+#include <string.h>
+
+static inline int32_t se_srdhm(int32_t a, int32_t b) {
+    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
+    return (int32_t)((ab + nudge) / (1LL << 31));
+}
+
+static inline int32_t se_rdbpot(int32_t x, int32_t exponent) {
+    int32_t mask = (int32_t)((1LL << exponent) - 1);
+    int32_t remainder = x & mask;
+    int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+static inline int32_t se_mbqm(int32_t x, int32_t mult, int32_t shift) {
+    int32_t left = shift > 0 ? shift : 0;
+    int32_t right = shift > 0 ? 0 : -shift;
+    return se_rdbpot(se_srdhm((int32_t)((uint32_t)x << left), mult), right);
+}
+
+static inline int8_t se_clamp(int32_t v, int32_t lo, int32_t hi) {
+    return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+}
+
+void se_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out) {
+    for (int32_t b = 0; b < p->batch; b++) {
+        const int8_t *img = in + b * p->in_h * p->in_w * p->in_c;
+        for (int32_t oy = 0; oy < p->out_h; oy++) {
+            for (int32_t ox = 0; ox < p->out_w; ox++) {
+                for (int32_t oc = 0; oc < p->out_c; oc++) {
+                    int32_t acc = p->bias[oc];
+                    for (int32_t ky = 0; ky < p->k_h; ky++) {
+                        int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
+                        if (iy < 0 || iy >= p->in_h) continue;
+                        for (int32_t kx = 0; kx < p->k_w; kx++) {
+                            int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
+                            if (ix < 0 || ix >= p->in_w) continue;
+                            const int8_t *px = img + (iy * p->in_w + ix) * p->in_c;
+                            const int8_t *w = p->weights + ((oc * p->k_h + ky) * p->k_w + kx) * p->in_c;
+                            for (int32_t ic = 0; ic < p->in_c; ic++) acc += (px[ic] - p->in_zp) * w[ic];
+                        }
+                    }
+                    *out++ = se_clamp(se_mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_zp, p->act_min, p->act_max);
+                }
+            }
+        }
+    }
+}
+
+void se_depthwise_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out) {
+    for (int32_t b = 0; b < p->batch; b++) {
+        const int8_t *img = in + b * p->in_h * p->in_w * p->in_c;
+        for (int32_t oy = 0; oy < p->out_h; oy++) {
+            for (int32_t ox = 0; ox < p->out_w; ox++) {
+                for (int32_t oc = 0; oc < p->out_c; oc++) {
+                    int32_t ic = oc / p->depth_mult;
+                    int32_t acc = p->bias[oc];
+                    for (int32_t ky = 0; ky < p->k_h; ky++) {
+                        int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
+                        if (iy < 0 || iy >= p->in_h) continue;
+                        for (int32_t kx = 0; kx < p->k_w; kx++) {
+                            int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
+                            if (ix < 0 || ix >= p->in_w) continue;
+                            acc += (img[(iy * p->in_w + ix) * p->in_c + ic] - p->in_zp) *
+                                   p->weights[(ky * p->k_w + kx) * p->out_c + oc];
+                        }
+                    }
+                    *out++ = se_clamp(se_mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_zp, p->act_min, p->act_max);
+                }
+            }
+        }
+    }
+}
+
+void se_fc_s8(const se_fc_params_t *p, const int8_t *in, int8_t *out) {
+    for (int32_t r = 0; r < p->rows; r++) {
+        const int8_t *x = in + r * p->in_k;
+        for (int32_t n = 0; n < p->out_n; n++) {
+            const int8_t *w = p->weights + n * p->in_k;
+            int32_t acc = p->bias[n];
+            for (int32_t k = 0; k < p->in_k; k++) acc += (x[k] - p->in_zp) * w[k];
+            *out++ = se_clamp(se_mbqm(acc, p->mult[n], p->shift[n]) + p->out_zp, p->act_min, p->act_max);
+        }
+    }
+}
+
+void se_matmul_s8(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out) {
+    for (int32_t t = 0; t < p->batch; t++) {
+        const int8_t *A = a + p->a_offsets[t];
+        const int8_t *B = b + p->b_offsets[t];
+        for (int32_t i = 0; i < p->m; i++) {
+            for (int32_t j = 0; j < p->n; j++) {
+                int32_t acc = 0;
+                for (int32_t k = 0; k < p->k; k++) acc += (A[i * p->k + k] - p->a_zp) * (B[k * p->n + j] - p->b_zp);
+                *out++ = se_clamp(se_mbqm(acc, p->mult, p->shift) + p->out_zp, p->act_min, p->act_max);
+            }
+        }
+    }
+}
+
+/* Broadcasting walk shared by Add and Mul: visits the output in order with both input offsets. */
+#define SE_BROADCAST_LOOP(p, BODY)                                                                  \
+    do {                                                                                            \
+        const int32_t *S = (p)->out_shape, *sa = (p)->a_strides, *sb = (p)->b_strides;              \
+        int32_t o = 0;                                                                              \
+        for (int32_t i0 = 0; i0 < S[0]; i0++)                                                       \
+        for (int32_t i1 = 0; i1 < S[1]; i1++)                                                       \
+        for (int32_t i2 = 0; i2 < S[2]; i2++)                                                       \
+        for (int32_t i3 = 0; i3 < S[3]; i3++)                                                       \
+        for (int32_t i4 = 0; i4 < S[4]; i4++)                                                       \
+        for (int32_t i5 = 0; i5 < S[5]; i5++) {                                                     \
+            int32_t ia = i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3] + i4 * sa[4] + i5 * sa[5]; \
+            int32_t ib = i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3] + i4 * sb[4] + i5 * sb[5]; \
+            BODY;                                                                                   \
+            o++;                                                                                    \
+        }                                                                                           \
+    } while (0)
+
+void se_add_s8(const se_binary_params_t *p, const int8_t *a, const int8_t *b, int8_t *out) {
+    SE_BROADCAST_LOOP(p, {
+        int32_t va = se_mbqm((a[ia] - p->a_zp) * (1 << p->left_shift), p->a_mult, p->a_shift);
+        int32_t vb = se_mbqm((b[ib] - p->b_zp) * (1 << p->left_shift), p->b_mult, p->b_shift);
+        out[o] = se_clamp(se_mbqm(va + vb, p->out_mult, p->out_shift) + p->out_zp, p->act_min, p->act_max);
+    });
+}
+
+void se_mul_s8(const se_binary_params_t *p, const int8_t *a, const int8_t *b, int8_t *out) {
+    SE_BROADCAST_LOOP(p, {
+        int32_t prod = (a[ia] - p->a_zp) * (b[ib] - p->b_zp);
+        out[o] = se_clamp(se_mbqm(prod, p->mult, p->shift) + p->out_zp, p->act_min, p->act_max);
+    });
+}
+
+static void se_pool(const se_pool_params_t *p, const int8_t *in, int8_t *out, int is_max) {
+    for (int32_t b = 0; b < p->batch; b++) {
+        const int8_t *img = in + b * p->in_h * p->in_w * p->channels;
+        for (int32_t oy = 0; oy < p->out_h; oy++) {
+            for (int32_t ox = 0; ox < p->out_w; ox++) {
+                for (int32_t c = 0; c < p->channels; c++) {
+                    int32_t acc = is_max ? -129 : 0, count = 0;
+                    for (int32_t ky = 0; ky < p->k_h; ky++) {
+                        int32_t iy = oy * p->stride_h - p->pad_top + ky;
+                        if (iy < 0 || iy >= p->in_h) continue;
+                        for (int32_t kx = 0; kx < p->k_w; kx++) {
+                            int32_t ix = ox * p->stride_w - p->pad_left + kx;
+                            if (ix < 0 || ix >= p->in_w) continue;
+                            int32_t v = img[(iy * p->in_w + ix) * p->channels + c];
+                            if (is_max) acc = v > acc ? v : acc;
+                            else acc += v - p->in_zp;
+                            count++;
+                        }
+                    }
+                    int32_t res;
+                    if (is_max) {
+                        res = p->requant ? se_mbqm(acc - p->in_zp, p->mult, p->shift) + p->out_zp : acc;
+                    } else {
+                        int32_t idx = p->fixed_count ? 0 : count;
+                        res = se_mbqm(acc, p->count_mult[idx], p->count_shift[idx]) + p->out_zp;
+                    }
+                    *out++ = se_clamp(res, -128, 127);
+                }
+            }
+        }
+    }
+}
+
+void se_avgpool_s8(const se_pool_params_t *p, const int8_t *in, int8_t *out) { se_pool(p, in, out, 0); }
+
+void se_maxpool_s8(const se_pool_params_t *p, const int8_t *in, int8_t *out) { se_pool(p, in, out, 1); }
+
+void se_copy_s8(const se_copy_params_t *p, const int8_t *in, int8_t *out) {
+    if (p->plain) {
+        memcpy(out, in, (size_t)p->size);
+        return;
+    }
+    const int32_t *S = p->shape, *st = p->in_strides;
+    int32_t o = 0;
+    for (int32_t i0 = 0; i0 < S[0]; i0++)
+    for (int32_t i1 = 0; i1 < S[1]; i1++)
+    for (int32_t i2 = 0; i2 < S[2]; i2++)
+    for (int32_t i3 = 0; i3 < S[3]; i3++)
+    for (int32_t i4 = 0; i4 < S[4]; i4++)
+    for (int32_t i5 = 0; i5 < S[5]; i5++) {
+        int32_t v = in[i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3] + i4 * st[4] + i5 * st[5]];
+        out[o++] = p->requant ? se_clamp(se_mbqm(v - p->in_zp, p->mult, p->shift) + p->out_zp, -128, 127) : (int8_t)v;
+    }
+}
+
+void se_concat_s8(const se_concat_params_t *p, const int8_t *const *ins, int8_t *out) {
+    int32_t col = 0;
+    for (int32_t t = 0; t < p->n_inputs; t++) {
+        const int8_t *src = ins[t];
+        int32_t inner = p->inner[t];
+        for (int32_t r = 0; r < p->outer; r++) {
+            int8_t *dst = out + r * p->out_inner + col;
+            const int8_t *s = src + r * inner;
+            if (!p->requant[t]) {
+                memcpy(dst, s, (size_t)inner);
+            } else {
+                for (int32_t i = 0; i < inner; i++)
+                    dst[i] = se_clamp(se_mbqm(s[i] - p->in_zp[t], p->mult[t], p->shift[t]) + p->out_zp, -128, 127);
+            }
+        }
+        col += inner;
+    }
+}
+
+void se_softmax_s8(const se_softmax_params_t *p, const int8_t *in, int8_t *out) {
+    for (int32_t r = 0; r < p->rows; r++) {
+        const int8_t *x = in + r * p->n;
+        int32_t mx = -128;
+        for (int32_t i = 0; i < p->n; i++) mx = x[i] > mx ? x[i] : mx;
+        int64_t sum = 0;
+        for (int32_t i = 0; i < p->n; i++) sum += p->exp_table[mx - x[i]];
+        int64_t recip = (1LL << 46) / sum;
+        for (int32_t i = 0; i < p->n; i++) {
+            int32_t y = (int32_t)(((int64_t)p->exp_table[mx - x[i]] * recip) >> 16);
+            *out++ = se_clamp(se_mbqm(y, p->mult, p->shift) + p->out_zp, -128, 127);
+        }
+    }
+}
+
+static uint32_t se_isqrt64(uint64_t x) {
+    uint64_t res = 0, bit = 1ULL << 62;
+    while (bit > x) bit >>= 2;
+    while (bit != 0) {
+        if (x >= res + bit) {
+            x -= res + bit;
+            res = (res >> 1) + bit;
+        } else {
+            res >>= 1;
+        }
+        bit >>= 2;
+    }
+    return (uint32_t)res;
+}
+
+static inline int8_t se_affine_out(const se_norm_params_t *p, int32_t v, int32_t c) {
+    int32_t t = se_mbqm(v, p->mult[c], p->shift[c]);
+    int64_t q = ((int64_t)t + p->bias_q8[c] + 128) >> 8;
+    q += p->out_zp;
+    return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+}
+
+void se_layernorm_s8(const se_norm_params_t *p, const int8_t *in, int8_t *out) {
+    for (int32_t r = 0; r < p->rows; r++) {
+        const int8_t *x = in + r * p->n;
+        int32_t sum = 0;
+        for (int32_t i = 0; i < p->n; i++) sum += x[i] - p->in_zp;
+        int64_t q = p->eps_term;
+        for (int32_t i = 0; i < p->n; i++) {
+            int32_t d = p->n * (x[i] - p->in_zp) - sum;
+            q += (int64_t)d * d;
+        }
+        uint32_t root = se_isqrt64((uint64_t)q);
+        int64_t inv = (1LL << 46) / (int64_t)(root ? root : 1);
+        for (int32_t i = 0; i < p->n; i++) {
+            int32_t d = p->n * (x[i] - p->in_zp) - sum;
+            int32_t nq = (int32_t)(((int64_t)d * inv + (1LL << 21)) >> 22);
+            *out++ = se_affine_out(p, nq, i);
+        }
+    }
+}
+
+void se_affine_s8(const se_norm_params_t *p, const int8_t *in, int8_t *out) {
+    for (int32_t r = 0; r < p->rows; r++)
+        for (int32_t c = 0; c < p->n; c++) *out++ = se_affine_out(p, *in++ - p->in_zp, c);
+}
+
+void se_lut_s8(const se_lut_params_t *p, const int8_t *in, int8_t *out) {
+    for (int32_t i = 0; i < p->size; i++) out[i] = p->table[in[i] + 128];
+}

@@ -1,0 +1,83 @@
+/* Portable int8 kernels of SparseEngine. Each one computes exactly what the NumPy simulator
+ * (sparse_engine/simulator.py) computes; the parameter structs are filled by the generator. */
+#ifndef SPARSE_ENGINE_KERNELS_H
+#define SPARSE_ENGINE_KERNELS_H
+
+#include <stdint.h>
+
+#define SE_MAX_DIMS 6
+
+typedef struct {
+    int32_t batch, in_h, in_w, in_c, out_h, out_w, out_c;
+    int32_t k_h, k_w, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, depth_mult;
+    int32_t in_zp, out_zp, act_min, act_max;
+    const int8_t *weights;
+    const int32_t *bias, *mult, *shift;
+} se_conv_params_t;
+
+typedef struct {
+    int32_t rows, in_k, out_n, in_zp, out_zp, act_min, act_max;
+    const int8_t *weights;
+    const int32_t *bias, *mult, *shift;
+} se_fc_params_t;
+
+typedef struct {
+    int32_t batch, m, k, n, a_zp, b_zp, out_zp, mult, shift, act_min, act_max;
+    const int32_t *a_offsets, *b_offsets;
+} se_matmul_params_t;
+
+typedef struct {
+    int32_t out_shape[SE_MAX_DIMS], a_strides[SE_MAX_DIMS], b_strides[SE_MAX_DIMS];
+    int32_t a_zp, b_zp, out_zp, act_min, act_max;
+    int32_t left_shift, a_mult, a_shift, b_mult, b_shift, out_mult, out_shift; /* add */
+    int32_t mult, shift;                                                     /* mul */
+} se_binary_params_t;
+
+typedef struct {
+    int32_t batch, in_h, in_w, channels, out_h, out_w, k_h, k_w, stride_h, stride_w, pad_top, pad_left;
+    int32_t in_zp, out_zp, fixed_count, requant, mult, shift;
+    const int32_t *count_mult, *count_shift;
+} se_pool_params_t;
+
+typedef struct {
+    int32_t shape[SE_MAX_DIMS], in_strides[SE_MAX_DIMS];
+    int32_t size, plain, requant, mult, shift, in_zp, out_zp;
+} se_copy_params_t;
+
+typedef struct {
+    int32_t n_inputs, outer, out_inner, out_zp;
+    const int32_t *inner, *requant, *mult, *shift, *in_zp;
+} se_concat_params_t;
+
+typedef struct {
+    int32_t rows, n, mult, shift, out_zp;
+    const int32_t *exp_table;
+} se_softmax_params_t;
+
+typedef struct {
+    int32_t rows, n, in_zp, out_zp;
+    int64_t eps_term;
+    const int32_t *mult, *shift, *bias_q8;
+} se_norm_params_t;
+
+typedef struct {
+    int32_t size;
+    const int8_t *table;
+} se_lut_params_t;
+
+void se_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
+void se_depthwise_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
+void se_fc_s8(const se_fc_params_t *p, const int8_t *in, int8_t *out);
+void se_matmul_s8(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
+void se_add_s8(const se_binary_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
+void se_mul_s8(const se_binary_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
+void se_avgpool_s8(const se_pool_params_t *p, const int8_t *in, int8_t *out);
+void se_maxpool_s8(const se_pool_params_t *p, const int8_t *in, int8_t *out);
+void se_copy_s8(const se_copy_params_t *p, const int8_t *in, int8_t *out);
+void se_concat_s8(const se_concat_params_t *p, const int8_t *const *ins, int8_t *out);
+void se_softmax_s8(const se_softmax_params_t *p, const int8_t *in, int8_t *out);
+void se_layernorm_s8(const se_norm_params_t *p, const int8_t *in, int8_t *out);
+void se_affine_s8(const se_norm_params_t *p, const int8_t *in, int8_t *out);
+void se_lut_s8(const se_lut_params_t *p, const int8_t *in, int8_t *out);
+
+#endif

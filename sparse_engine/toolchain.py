@@ -1,0 +1,162 @@
+"""Build and run generated C: host gcc (with sanitizers) and arm-none-eabi-gcc + QEMU.
+
+QEMU runs with `-icount shift=7`: one instruction advances virtual time by 128 ns, and the
+CMSDK timer counts 25 MHz ticks, so instructions = round(ticks * 10 / 32) exactly
+(mcu-notes.md section 4). Flash and static SRAM come from the linked ELF's section sizes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .codegen import RUNTIME, environment
+from .errors import EngineError
+from .profiles import MCUProfile
+
+HOST_CFLAGS = ("-std=c99", "-O2", "-g", "-Wall", "-Wextra", "-Werror")
+SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all")
+LIB_SOURCES = ("model.c", "weights.c", "kernels.c")
+FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
+RAM_SECTIONS = (".data", ".bss")
+
+
+def _tool(env_var: str, default: str, package: str) -> str:
+    name = os.environ.get(env_var, default)
+    path = shutil.which(name)
+    if path is None:
+        raise EngineError(f"{name} not found on PATH: install the Debian package(s) {package} "
+                          f"(or set {env_var})")
+    return path
+
+
+def arm_tool(suffix: str) -> str:
+    """A cross tool such as arm-none-eabi-gcc; SPARSE_ENGINE_ARM_PREFIX replaces the prefix."""
+    name = os.environ.get("SPARSE_ENGINE_ARM_PREFIX", "arm-none-eabi-") + suffix
+    path = shutil.which(name)
+    if path is None:
+        raise EngineError(f"{name} not found on PATH: install the Debian packages gcc-arm-none-eabi "
+                          "libnewlib-arm-none-eabi binutils-arm-none-eabi (or set SPARSE_ENGINE_ARM_PREFIX)")
+    return path
+
+
+def _run(cmd: list[str], what: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout).strip()
+        if "overflowed" in msg or "region RAM" in msg:
+            region = "flash" if "FLASH" in msg else "SRAM"
+            raise EngineError(f"{what}: the firmware does not fit the {region} budget: "
+                              f"{next(ln for ln in msg.splitlines() if 'overflow' in ln).strip()}")
+        first = "; ".join(msg.splitlines()[:3])
+        raise EngineError(f"{what} failed (exit {proc.returncode}): {first}")
+    return proc
+
+
+def build_host(lib: Path, build: Path, sanitize: bool = True) -> Path:
+    gcc = _tool("SPARSE_ENGINE_CC", "gcc", "gcc")
+    build.mkdir(parents=True, exist_ok=True)
+    exe = build / "model_host"
+    flags = list(HOST_CFLAGS) + (list(SANITIZE) if sanitize else [])
+    srcs = [str(lib / s) for s in LIB_SOURCES] + [str(RUNTIME / "harness.c")]
+    _run([gcc, *flags, f"-I{lib}", *srcs, "-o", str(exe)], "host gcc build")
+    return exe
+
+
+def run_host(exe: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
+    work = exe.parent
+    (work / "input.bin").write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    proc = subprocess.run([str(exe), "input.bin", "output.bin"], cwd=work, capture_output=True, text=True,
+                          timeout=600, env=env)
+    if proc.returncode != 0 or "runtime error" in proc.stderr:
+        raise EngineError(f"host run failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[:2]}")
+    return np.frombuffer((work / "output.bin").read_bytes(), np.int8).reshape(-1, output_size)
+
+
+@dataclass
+class McuBuild:
+    elf: Path
+    flash_bytes: int
+    static_ram_bytes: int
+    sections: dict[str, int]
+
+
+def build_mcu(lib: Path, build: Path, profile: MCUProfile) -> McuBuild:
+    gcc = arm_tool("gcc")
+    build.mkdir(parents=True, exist_ok=True)
+    ld = build / "mcu.ld"
+    ld.write_text(environment(RUNTIME).get_template("mcu.ld").render(
+        banner=f"linker script for {profile.name}", flash_bytes=profile.flash_bytes,
+        sram_bytes=profile.sram_bytes, stack_bytes=profile.stack_bytes))
+    elf = build / "firmware.elf"
+    srcs = [str(lib / s) for s in LIB_SOURCES] + [str(RUNTIME / "harness.c"), str(RUNTIME / "startup.c")]
+    flags = [*profile.cflags, "-O3", "-ffunction-sections", "-fdata-sections", "-std=c99", "-Wall", "-Wextra",
+             "-DMODEL_PROFILE", f"-I{lib}"]
+    link = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", f"-T{ld}",
+            f"-Wl,-Map={build / 'firmware.map'}"]
+    _run([gcc, *flags, *srcs, *link, "-lm", "-o", str(elf)], f"{profile.core} cross build")
+    sections = section_sizes(elf)
+    flash = sum(sections.get(s, 0) for s in FLASH_SECTIONS)
+    ram = sum(sections.get(s, 0) for s in RAM_SECTIONS)
+    return McuBuild(elf, flash, ram, sections)
+
+
+def section_sizes(elf: Path) -> dict[str, int]:
+    proc = _run([arm_tool("size"), "-A", str(elf)], "arm-none-eabi-size")
+    sizes = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].startswith(".") and parts[1].isdigit():
+            sizes[parts[0]] = int(parts[1])
+    return sizes
+
+
+@dataclass
+class QemuRun:
+    outputs: np.ndarray
+    layer_instructions: list[int]
+    total_instructions: int
+    stack_bytes: int
+    log: str = field(repr=False, default="")
+
+
+def ticks_to_instructions(ticks: int) -> int:
+    return int(round(ticks * 10 / 32))
+
+
+def run_qemu(build: McuBuild, profile: MCUProfile, inputs: np.ndarray, output_size: int,
+             timeout: float = 600) -> QemuRun:
+    qemu = _tool("SPARSE_ENGINE_QEMU", "qemu-system-arm", "qemu-system-arm")
+    work = build.elf.parent
+    (work / "input.bin").write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
+    out_path = work / "output.bin"
+    out_path.unlink(missing_ok=True)
+    cmd = [qemu, "-M", profile.qemu_machine, "-cpu", profile.qemu_cpu, "-nographic", "-monitor", "none",
+           "-serial", "none", "-semihosting-config", "enable=on,target=native",
+           "-icount", "shift=7,align=off,sleep=off", "-kernel", str(build.elf)]
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise EngineError(f"QEMU run of {build.elf.name} failed (exit {proc.returncode}): "
+                          f"{' | '.join(log.strip().splitlines()[-3:])}")
+    empty, total, stack, layers = 0, 0, 0, []
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if parts[:1] == ["EMPTY"]:
+            empty = int(parts[1])
+        elif parts[:1] == ["TOTAL"]:
+            total = int(parts[1])
+        elif parts[:1] == ["STACK"]:
+            stack = int(parts[1])
+        elif parts[:1] == ["LAYER"]:
+            layers.append(int(parts[2]))
+    overhead = ticks_to_instructions(empty)
+    outputs = np.frombuffer(out_path.read_bytes(), np.int8).reshape(-1, output_size)
+    return QemuRun(outputs, [ticks_to_instructions(t) - overhead for t in layers],
+                   ticks_to_instructions(total), stack, log)

@@ -1,0 +1,77 @@
+"""The verification ladder of DESIGN.md on random inputs and an optional input file.
+
+1 simulator (reference) -> 2 host C with ASan/UBSan == simulator -> 3 Cortex-M in QEMU ==
+simulator -> 4 onnxruntime on the same QDQ model: share of differing elements, largest
+difference, top-1 agreement. Rungs 2-3 must be bit-exact; rung 4 is reported.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import simulator
+from .errors import EngineError
+from .ir import Graph
+from .qmath import quantize
+
+
+def load_inputs(g: Graph, path: Path | None, n_random: int, seed: int) -> np.ndarray:
+    """int8 inputs, one per row: `n_random` uniform random ones, then those of the file (.npy)."""
+    t = g.tensors[g.input]
+    rng = np.random.default_rng(seed)
+    rows = [rng.integers(-128, 128, size=(n_random, t.size), dtype=np.int64).astype(np.int8)]
+    if path is not None:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise EngineError(f"{path}: cannot read as a .npy array ({type(exc).__name__})") from None
+        if arr.size % t.size:
+            raise EngineError(f"{path}: {arr.size} values are not a whole number of inputs of shape {t.shape}")
+        if arr.dtype.kind == "f":
+            arr = quantize(arr, t.scale, t.zero_point)
+        elif arr.dtype != np.int8:
+            raise EngineError(f"{path}: dtype {arr.dtype}; give float32 (quantized with the input scale) or int8")
+        rows.append(arr.reshape(-1, t.size))
+    return np.concatenate(rows)
+
+
+def simulate(g: Graph, inputs: np.ndarray) -> np.ndarray:
+    return np.stack([simulator.run(g, x).reshape(-1) for x in inputs])
+
+
+def compare_exact(name: str, got: np.ndarray, ref: np.ndarray) -> dict:
+    diff = got.astype(np.int64) != ref.astype(np.int64)
+    return dict(rung=name, elements=int(ref.size), differing=int(diff.sum()), exact=not diff.any())
+
+
+def onnxruntime_outputs(model_path: Path, g: Graph, inputs: np.ndarray) -> np.ndarray | None:
+    """onnxruntime on the QDQ model, fed the dequantized int8 inputs; outputs requantized to int8."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    tin, tout = g.tensors[g.input], g.tensors[g.output]
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    feed = sess.get_inputs()[0].name
+    shape = [d for d in sess.get_inputs()[0].shape]
+    outs = []
+    for x in inputs:
+        xf = ((x.astype(np.float32) - tin.zero_point) * np.float32(tin.scale)).reshape(shape)
+        y = sess.run(None, {feed: xf})[0]
+        if y.dtype == np.int8:
+            outs.append(y.reshape(-1))
+        else:
+            outs.append(quantize(y, tout.scale, tout.zero_point).reshape(-1))
+    return np.stack(outs)
+
+
+def compare_reference(ref: np.ndarray, other: np.ndarray) -> dict:
+    d = np.abs(ref.astype(np.int64) - other.astype(np.int64))
+    res = dict(rung="onnxruntime", elements=int(d.size), differing=int((d > 0).sum()),
+               share_differing=float((d > 0).mean()), max_abs_diff=int(d.max()) if d.size else 0)
+    if ref.shape[1] > 1:
+        res["top1_agreement"] = float(np.mean(ref.argmax(axis=1) == other.argmax(axis=1)))
+    return res
