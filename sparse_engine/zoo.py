@@ -1,0 +1,217 @@
+"""Small float ONNX models built with onnx.helper, and their QDQ int8 versions from onnxruntime.
+
+Used by the tests (one model per op and configuration) and by the bundled example (a
+MobileNetV2-style CNN with one MobileViT-style attention block). Quantization needs
+onnxruntime, the optional reference dependency.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 20
+
+
+class _Builder:
+    """Accumulates nodes and initializers; names are generated so callers only wire values."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def name(self, base: str) -> str:
+        self.count += 1
+        return f"{base}{self.count}"
+
+    def const(self, value: np.ndarray, base: str = "c") -> str:
+        n = self.name(base)
+        arr = np.asarray(value)
+        self.inits.append(numpy_helper.from_array(arr.astype(np.int64 if arr.dtype.kind == "i" else np.float32), n))
+        return n
+
+    def op(self, op_type: str, inputs: list[str], base: str | None = None, **attrs) -> str:
+        out = self.name(base or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def weight(self, shape, fan_in: int) -> str:
+        return self.const(self.rng.normal(0, math.sqrt(2.0 / fan_in), size=shape), "w")
+
+    def conv(self, x: str, cin: int, cout: int, k: int = 3, stride: int = 1, pad: int | None = None,
+             group: int = 1, bias: bool = True, dilation: int = 1) -> str:
+        pad = (k // 2) * dilation if pad is None else pad
+        w = self.weight((cout, cin // group, k, k), cin // group * k * k)
+        ins = [x, w] + ([self.const(self.rng.normal(0, 0.1, size=cout), "b")] if bias else [])
+        return self.op("Conv", ins, "conv", kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4,
+                       group=group, dilations=[dilation, dilation])
+
+    def relu6(self, x: str) -> str:
+        return self.op("Clip", [x, self.const(np.array(0.0)), self.const(np.array(6.0))], "relu6")
+
+    def linear(self, x: str, cin: int, cout: int, bias: bool = True) -> str:
+        y = self.op("MatMul", [x, self.weight((cin, cout), cin)], "mm")
+        return self.op("Add", [y, self.const(self.rng.normal(0, 0.1, size=cout), "b")], "bias") if bias else y
+
+    def model(self, x_shape, out: str, out_shape=None) -> onnx.ModelProto:
+        g = helper.make_graph(self.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, out_shape)], self.inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+        m.ir_version = 9
+        m = onnx.shape_inference.infer_shapes(m, strict_mode=True)
+        onnx.checker.check_model(m)
+        return m
+
+
+NEEDS_PRELUDE = {"relu", "clip", "gelu", "avgpool", "maxpool", "reshape", "flatten", "transpose"}
+
+
+def single_op(case: dict, seed: int = 0) -> onnx.ModelProto:
+    """A model around one op: `case` = dict(op=..., shape=..., plus op options)."""
+    b = _Builder(seed)
+    op, shape = case["op"], case["shape"]
+    x = "x"
+    if op in NEEDS_PRELUDE:  # onnxruntime quantizes these only next to a quantized op
+        x = b.op("Add", [x, b.const(np.array(0.05))], "prelude")
+    c = shape[1] if len(shape) > 1 else 1
+    if op == "conv":
+        y = b.conv(x, c, case["cout"], case.get("k", 3), case.get("stride", 1), case.get("pad"),
+                   bias=case.get("bias", True), dilation=case.get("dilation", 1))
+        if case.get("relu"):
+            y = b.op("Relu", [y])
+    elif op == "depthwise":
+        m = case.get("mult", 1)
+        y = b.conv(x, c, c * m, case.get("k", 3), case.get("stride", 1), case.get("pad"), group=c)
+    elif op == "gemm":
+        w = b.weight((case["n"], shape[-1]) if case.get("transB", 1) else (shape[-1], case["n"]), shape[-1])
+        y = b.op("Gemm", [x, w, b.const(b.rng.normal(0, 0.1, size=case["n"]))], transB=case.get("transB", 1))
+    elif op == "matmul_w":
+        y = b.op("MatMul", [x, b.weight((shape[-1], case["n"]), shape[-1])])
+    elif op == "matmul_aa":  # activations x activations: x . x^T over the last two axes
+        perm = list(range(len(shape)))
+        perm[-1], perm[-2] = perm[-2], perm[-1]
+        y = b.op("MatMul", [x, b.op("Transpose", [x], perm=perm)])
+    elif op == "add":
+        other = b.const(b.rng.normal(0.3, 1, size=case["other"])) if "other" in case else b.op("Sigmoid", [x])
+        y = b.op("Add", [x, other])
+    elif op == "mul":
+        other = b.const(b.rng.normal(0.3, 1, size=case["other"])) if "other" in case else b.op("Tanh", [x])
+        y = b.op("Mul", [x, other])
+    elif op in ("relu", "sigmoid", "gelu"):
+        y = b.op({"relu": "Relu", "sigmoid": "Sigmoid", "gelu": "Gelu"}[op], [x])
+    elif op == "clip":
+        y = b.op("Clip", [x, b.const(np.array(case["lo"])), b.const(np.array(case["hi"]))])
+    elif op in ("avgpool", "maxpool"):
+        k, s, p = case["k"], case["stride"], case.get("pad", 0)
+        attrs = dict(kernel_shape=[k, k], strides=[s, s], pads=[p] * 4)
+        if op == "avgpool":
+            attrs["count_include_pad"] = case.get("include_pad", 0)
+        y = b.op("AveragePool" if op == "avgpool" else "MaxPool", [x], **attrs)
+    elif op == "gap":
+        y = b.op("GlobalAveragePool", [x])
+    elif op == "reshape":
+        y = b.op("Reshape", [x, b.const(np.array(case["to"], np.int64))])
+    elif op == "flatten":
+        y = b.op("Flatten", [x], axis=case.get("axis", 1))
+    elif op == "transpose":
+        y = b.op("Transpose", [x], perm=case["perm"])
+    elif op == "concat":
+        y = b.op("Concat", [x, b.op("Sigmoid", [x])], axis=case["axis"])
+    elif op == "softmax":
+        y = b.op("Softmax", [x], axis=-1)
+    elif op == "layernorm":
+        n = shape[-1]
+        y = b.op("LayerNormalization", [x, b.const(b.rng.normal(1, 0.2, size=n)), b.const(b.rng.normal(0, 0.2, size=n))],
+                 axis=-1, epsilon=1e-5)
+    elif op == "batchnorm":
+        y = b.conv(x, c, case["cout"])
+        n = case["cout"]
+        y = b.op("BatchNormalization", [y, b.const(b.rng.normal(1, 0.2, size=n)), b.const(b.rng.normal(0, 0.2, size=n)),
+                                        b.const(b.rng.normal(0, 0.2, size=n)), b.const(b.rng.uniform(0.5, 2, size=n))])
+    else:
+        raise ValueError(f"unknown case op {op}")
+    if op == "gelu":  # its output is quantized only when a quantized op consumes it
+        y = b.op("Add", [y, b.const(np.array(0.05))], "postlude")
+    return b.model(shape, y)
+
+
+def attention(b: _Builder, x: str, tokens: int, dim: int, heads: int) -> str:
+    """Multi-head self-attention on [1, tokens, dim], as PyTorch/JAX export it (1/sqrt(P) folded into W_Q)."""
+    p = dim // heads
+    wq = b.rng.normal(0, math.sqrt(1.0 / dim), size=(dim, dim)) / math.sqrt(p)
+
+    def heads_of(t: str) -> str:
+        r = b.op("Reshape", [t, b.const(np.array([1, tokens, heads, p], np.int64))])
+        return b.op("Transpose", [r], perm=[0, 2, 1, 3])
+
+    q = heads_of(b.op("MatMul", [x, b.const(wq, "wq")]))
+    k = heads_of(b.linear(x, dim, dim, bias=False))
+    v = heads_of(b.linear(x, dim, dim, bias=False))
+    kt = b.op("Transpose", [k], perm=[0, 1, 3, 2])
+    att = b.op("Softmax", [b.op("MatMul", [q, kt])], axis=-1)
+    o = b.op("Transpose", [b.op("MatMul", [att, v])], perm=[0, 2, 1, 3])
+    o = b.op("Reshape", [o, b.const(np.array([1, tokens, dim], np.int64))])
+    return b.linear(o, dim, dim)
+
+
+def hybrid(seed: int = 0, classes: int = 10) -> onnx.ModelProto:
+    """MobileNetV2-style CNN with one MobileViT-style attention block, 1x3x32x32 -> 10 logits."""
+    b = _Builder(seed)
+    x = b.relu6(b.conv("x", 3, 16, 3, 2))                                    # 16x16x16
+
+    def inverted_residual(x: str, cin: int, cout: int, expand: int, stride: int) -> str:
+        h = b.relu6(b.conv(x, cin, cin * expand, 1))
+        h = b.relu6(b.conv(h, cin * expand, cin * expand, 3, stride, group=cin * expand))
+        h = b.conv(h, cin * expand, cout, 1)
+        return b.op("Add", [x, h], "res") if stride == 1 and cin == cout else h
+
+    x = inverted_residual(x, 16, 16, 3, 1)
+    x = inverted_residual(x, 16, 24, 4, 2)                                   # 8x8x24
+    x = inverted_residual(x, 24, 24, 4, 1)
+    # MobileViT-style block: local conv, unfold to tokens, transformer layer, fold, fuse
+    dim, tokens = 32, 64
+    local = b.conv(b.relu6(b.conv(x, 24, 24, 3)), 24, dim, 1)
+    t = b.op("Transpose", [b.op("Reshape", [local, b.const(np.array([1, dim, tokens], np.int64))])], perm=[0, 2, 1])
+    ln = lambda v: b.op("LayerNormalization", [v, b.const(np.ones(dim)), b.const(np.zeros(dim))], axis=-1)  # noqa: E731
+    t = b.op("Add", [t, attention(b, ln(t), tokens, dim, heads=2)], "res")
+    mlp = b.linear(b.op("Gelu", [b.linear(ln(t), dim, 2 * dim)]), 2 * dim, dim)
+    t = b.op("Add", [t, mlp], "res")
+    fold = b.op("Reshape", [b.op("Transpose", [t], perm=[0, 2, 1]), b.const(np.array([1, dim, 8, 8], np.int64))])
+    fused = b.relu6(b.conv(b.op("Concat", [x, b.relu6(b.conv(fold, dim, 24, 1))], axis=1), 48, 48, 3))
+    h = b.relu6(b.conv(fused, 48, 96, 1))
+    h = b.op("Flatten", [b.op("GlobalAveragePool", [h])])
+    y = b.op("Gemm", [h, b.weight((classes, 96), 96), b.const(np.zeros(classes))], transB=1)
+    return b.model((1, 3, 32, 32), y)
+
+
+def quantize_qdq(model: onnx.ModelProto, out_path: str | Path, n_calib: int = 16, seed: int = 0,
+                 mean: float = 0.0, calibration: np.ndarray | None = None) -> Path:
+    """onnxruntime quantize_static, QDQ, int8 activations, per-channel symmetric int8 weights."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    out_path = Path(out_path)
+    float_path = out_path.with_suffix(".float.onnx")
+    onnx.save(model, str(float_path))
+    inp = model.graph.input[0]
+    shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    rng = np.random.default_rng(seed)
+    samples = (calibration if calibration is not None
+               else rng.normal(mean, 1.0, size=(n_calib, *shape)).astype(np.float32))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{inp.name: s.reshape(shape).astype(np.float32)} for s in samples])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    import logging
+    logging.getLogger().setLevel(logging.ERROR)
+    quantize_static(str(float_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+    return out_path

@@ -1,0 +1,56 @@
+"""Shared fixtures: quantized single-op models (cached per session) and a compile helper."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sparse_engine import profiles, zoo  # noqa: E402
+from sparse_engine.compiler import compile_model  # noqa: E402
+
+M7 = profiles.get("stm32f746")
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+def quantized(case: dict, directory: Path, name: str, seed: int = 0) -> Path:
+    """QDQ model for a zoo case; calibration mean shifted by case['mean'] to vary zero points."""
+    path = directory / f"{name}.onnx"
+    if not path.exists():
+        zoo.quantize_qdq(zoo.single_op(case, seed), path, seed=seed, mean=case.get("mean", 0.0))
+    return path
+
+
+def compile_verified(model: Path, out: Path, n_random: int = 6) -> dict:
+    return compile_model(model, out, "cortex-m7", M7, verify_ladder=True, n_random=n_random,
+                         progress=lambda *_: None)
+
+
+MEASUREMENTS = ROOT / "build" / "test-measurements.jsonl"
+
+
+def record(name: str, payload: dict) -> None:
+    """Keep a measured figure; the terminal summary prints them all (also under pytest-xdist)."""
+    MEASUREMENTS.parent.mkdir(exist_ok=True)
+    with MEASUREMENTS.open("a") as f:
+        f.write(json.dumps(dict(name=name, **payload)) + "\n")
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):
+        MEASUREMENTS.unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASUREMENTS.exists():
+        terminalreporter.section("measured figures")
+        for line in sorted(MEASUREMENTS.read_text().splitlines()):
+            terminalreporter.write_line(line)
