@@ -37,7 +37,7 @@ def check_budget(g: Graph, plan: planner.Plan, profile: MCUProfile) -> None:
 def compile_model(model_path: str | Path, out_dir: str | Path, target: str, profile: MCUProfile,
                   verify_ladder: bool = False, input_file: str | Path | None = None, n_random: int = 8,
                   seed: int = 0, progress=print) -> dict:
-    model_path, out_dir = Path(model_path), Path(out_dir)
+    model_path, out_dir = Path(model_path).resolve(), Path(out_dir).resolve()
     if target not in TARGETS:
         raise EngineError(f"--target {target}: choose one of {', '.join(TARGETS)}")
     progress(f"[1/5] import {model_path}")

@@ -68,6 +68,7 @@ def build_host(lib: Path, build: Path, sanitize: bool = True) -> Path:
 
 
 def run_host(exe: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
+    exe = exe.resolve()
     work = exe.parent
     (work / "input.bin").write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
@@ -133,7 +134,7 @@ def ticks_to_instructions(ticks: int) -> int:
 def run_qemu(build: McuBuild, profile: MCUProfile, inputs: np.ndarray, output_size: int,
              timeout: float = 600) -> QemuRun:
     qemu = _tool("SPARSE_ENGINE_QEMU", "qemu-system-arm", "qemu-system-arm")
-    work = build.elf.parent
+    work = build.elf.resolve().parent
     (work / "input.bin").write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
     out_path = work / "output.bin"
     out_path.unlink(missing_ok=True)
