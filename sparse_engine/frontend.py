@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, numpy_helper
+from onnx import numpy_helper
 
 from . import lowering
+from .lowering import attr as _attr
 from .errors import EngineError, node_error
 from .ir import Graph, Op, Tensor
 
@@ -65,13 +66,6 @@ def load(path: str | Path) -> onnx.ModelProto:
     return model
 
 
-def _attr(node: onnx.NodeProto, name: str, default=None):
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
-
-
 class _Importer:
     def __init__(self, model: onnx.ModelProto):
         self.model = model
@@ -93,6 +87,7 @@ class _Importer:
         self.const_dq: dict[str, ConstQ] = {}
         self.deq: dict[str, str] = {}  # float name (DQ output) -> int8 tensor name
         self.qout: dict[str, str] = {}  # float name -> int8 tensor name of its QuantizeLinear
+        self.alias: dict[str, str] = {}  # output of a duplicate QuantizeLinear -> the kept tensor
         self.shapes = self._infer_shapes()
 
     # ---- shapes -------------------------------------------------------------------------
@@ -173,13 +168,13 @@ class _Importer:
                     if (prev.scale, prev.zero_point) != (s, zp):
                         raise node_error(n.name, n.op_type,
                                          f"tensor '{src}' is quantized twice with different parameters")
-                    self.deq_alias(n.output[0], prev.name)
+                    self.alias[n.output[0]] = prev.name
                     continue
                 self.graph.add_tensor(Tensor(n.output[0], self.shape(src, n), s, zp))
                 self.qout[src] = n.output[0]
         for n in self.nodes:
             if n.op_type == "DequantizeLinear" and n.input[0] not in self.inits:
-                src = self._resolve(n.input[0])
+                src = self.alias.get(n.input[0], n.input[0])
                 if src not in self.graph.tensors:
                     raise node_error(n.name, n.op_type, f"input '{n.input[0]}' is not produced by a QuantizeLinear")
                 s, zp = self._scalar_qparams(n)
@@ -187,14 +182,6 @@ class _Importer:
                 if (s, zp) != (t.scale, t.zero_point):
                     raise node_error(n.name, n.op_type, "dequantizes with parameters other than its QuantizeLinear")
                 self.deq[n.output[0]] = src
-
-    _alias: dict[str, str]
-
-    def deq_alias(self, name: str, target: str) -> None:
-        self.__dict__.setdefault("_alias", {})[name] = target
-
-    def _resolve(self, name: str) -> str:
-        return self.__dict__.get("_alias", {}).get(name, name)
 
     # ---- operand access for compute nodes --------------------------------------------------
     def act(self, name: str, node: onnx.NodeProto) -> Tensor:
@@ -348,5 +335,3 @@ def import_model(model: onnx.ModelProto) -> Graph:
     """QDQ ONNX -> integer IR (logical layout)."""
     return _Importer(model).run()
 
-
-__all__ = ["load", "import_model", "ConstQ", "TensorProto"]

@@ -25,9 +25,17 @@ AFFINE_OUT_BITS = 8  # LayerNorm / BatchNorm output stage keeps 8 fractional bit
 SOFTMAX_EXP_BITS = 16  # exp table in Q16
 
 
-def _attr(node, name, default=None):
-    from .frontend import _attr as a
-    return a(node, name, default)
+def attr(node: "onnx.NodeProto", name: str, default=None):
+    """An ONNX node attribute's value, or `default` when absent."""
+    import onnx
+
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+_attr = attr
 
 
 def _mults(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
