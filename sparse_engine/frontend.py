@@ -16,7 +16,7 @@ import onnx
 from onnx import numpy_helper
 
 from . import lowering
-from .lowering import attr as _attr
+from .lowering import attr
 from .errors import EngineError, node_error
 from .ir import Graph, Op, Tensor
 
@@ -74,7 +74,7 @@ class _Importer:
         self.inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
         for n in g.node:
             if n.op_type == "Constant":
-                self.inits[n.output[0]] = numpy_helper.to_array(_attr(n, "value"))
+                self.inits[n.output[0]] = numpy_helper.to_array(attr(n, "value"))
         self.nodes = [n for n in g.node if n.op_type != "Constant"]
         for i, n in enumerate(self.nodes):
             if not n.name:
@@ -153,7 +153,7 @@ class _Importer:
                     raise node_error(n.name, n.op_type, "scale and zero point must be initializers")
                 axis = None
                 if scale.size > 1:
-                    axis = int(_attr(n, "axis", 1))
+                    axis = int(attr(n, "axis", 1))
                     axis = axis + q.ndim if axis < 0 else axis
                 self.const_dq[n.output[0]] = ConstQ(q, scale.astype(np.float64).reshape(-1) if axis is not None
                                                     else scale.astype(np.float64).reshape(()),
@@ -283,8 +283,8 @@ class _Importer:
             if kind == "relu":
                 lo = max(lo, out.zero_point)
             else:
-                cmin = _attr(act, "min") if self.opset < 11 else None
-                cmax = _attr(act, "max") if self.opset < 11 else None
+                cmin = attr(act, "min") if self.opset < 11 else None
+                cmax = attr(act, "max") if self.opset < 11 else None
                 if self.opset >= 11:
                     cmin = float(self.float_const(act.input[1], act)) if len(act.input) > 1 and act.input[1] else None
                     cmax = float(self.float_const(act.input[2], act)) if len(act.input) > 2 and act.input[2] else None

@@ -35,9 +35,6 @@ def attr(node: "onnx.NodeProto", name: str, default=None):
     return default
 
 
-_attr = attr
-
-
 def _mults(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pairs = [qmath.quantize_multiplier(float(r)) for r in np.asarray(reals, dtype=np.float64).reshape(-1)]
     return (np.array([p[0] for p in pairs], np.int32), np.array([p[1] for p in pairs], np.int32))
@@ -65,11 +62,11 @@ def conv(imp, node, out, clamp):
     wq, ws = imp.weights(node.input[1], node, 0)
     cout, cin_g, kh, kw = wq.shape
     cin = x.shape[1]
-    group = int(_attr(node, "group", 1))
-    strides = list(_attr(node, "strides", [1, 1]))
-    dil = list(_attr(node, "dilations", [1, 1]))
-    pads = list(_attr(node, "pads", [0, 0, 0, 0]))
-    auto_pad = _attr(node, "auto_pad", b"NOTSET")
+    group = int(attr(node, "group", 1))
+    strides = list(attr(node, "strides", [1, 1]))
+    dil = list(attr(node, "dilations", [1, 1]))
+    pads = list(attr(node, "pads", [0, 0, 0, 0]))
+    auto_pad = attr(node, "auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     ih, iw = x.shape[2], x.shape[3]
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
@@ -122,14 +119,14 @@ def _fc(imp, node, x: Tensor, w_nk: np.ndarray, ws: np.ndarray, bias_name, out, 
 
 
 def gemm(imp, node, out, clamp):
-    if int(_attr(node, "transA", 0)):
+    if int(attr(node, "transA", 0)):
         raise node_error(node.name, node.op_type, "transA=1 is not supported")
     x = imp.act(node.input[0], node)
-    trans_b = int(_attr(node, "transB", 0))
+    trans_b = int(attr(node, "transB", 0))
     wq, ws = imp.weights(node.input[1], node, 0 if trans_b else 1)
     w = wq if trans_b else wq.T
     _fc(imp, node, x, w, ws, node.input[2] if len(node.input) > 2 else None, out, clamp,
-        float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0)))
+        float(attr(node, "alpha", 1.0)), float(attr(node, "beta", 1.0)))
 
 
 def matmul(imp, node, out, clamp):
@@ -189,18 +186,18 @@ def _requant(x: Tensor, out: Tensor) -> dict:
 
 
 def _pool_geometry(node):
-    k = list(_attr(node, "kernel_shape"))
+    k = list(attr(node, "kernel_shape"))
     if len(k) != 2:
         raise node_error(node.name, node.op_type, "only 2-D pooling is supported")
-    if int(_attr(node, "ceil_mode", 0)):
+    if int(attr(node, "ceil_mode", 0)):
         raise node_error(node.name, node.op_type, "ceil_mode=1 is not supported")
-    if list(_attr(node, "dilations", [1, 1])) != [1, 1]:
+    if list(attr(node, "dilations", [1, 1])) != [1, 1]:
         raise node_error(node.name, node.op_type, "dilated pooling is not supported")
-    auto_pad = _attr(node, "auto_pad", b"NOTSET")
+    auto_pad = attr(node, "auto_pad", b"NOTSET")
     if (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) not in ("NOTSET", "VALID"):
         raise node_error(node.name, node.op_type, "auto_pad SAME is not supported for pooling; give pads")
-    return (int(k[0]), int(k[1])), tuple(int(s) for s in _attr(node, "strides", [1, 1])), \
-        tuple(int(p) for p in _attr(node, "pads", [0, 0, 0, 0]))
+    return (int(k[0]), int(k[1])), tuple(int(s) for s in attr(node, "strides", [1, 1])), \
+        tuple(int(p) for p in attr(node, "pads", [0, 0, 0, 0]))
 
 
 def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool) -> dict:
@@ -220,7 +217,7 @@ def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool) 
 def avgpool(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
     kernel, stride, pad = _pool_geometry(node)
-    params = _avg_params(x, out, kernel, stride, pad, bool(_attr(node, "count_include_pad", 0)))
+    params = _avg_params(x, out, kernel, stride, pad, bool(attr(node, "count_include_pad", 0)))
     _add_op(imp, "avgpool", node, [x.name], out, params)
 
 
@@ -251,7 +248,7 @@ def reshape(imp, node, out, clamp):
 
 def transpose(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
-    perm = _attr(node, "perm", None)
+    perm = attr(node, "perm", None)
     perm = tuple(int(p) for p in perm) if perm is not None else tuple(reversed(range(len(x.shape))))
     params = dict(perm=perm, **_requant(x, out))
     _add_op(imp, "copy", node, [x.name], out, params)
@@ -259,7 +256,7 @@ def transpose(imp, node, out, clamp):
 
 def concat(imp, node, out, clamp):
     xs = [imp.act(i, node) for i in node.input]
-    axis = int(_attr(node, "axis"))
+    axis = int(attr(node, "axis"))
     axis = axis + len(out.shape) if axis < 0 else axis
     reqs = [_requant(x, out) for x in xs]
     params = dict(axis=axis, requant=[r["requant"] for r in reqs], mult=[r["mult"] for r in reqs],
@@ -269,7 +266,7 @@ def concat(imp, node, out, clamp):
 
 def softmax(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
-    axis = int(_attr(node, "axis", -1 if imp.opset >= 13 else 1))
+    axis = int(attr(node, "axis", -1 if imp.opset >= 13 else 1))
     axis = axis + len(x.shape) if axis < 0 else axis
     if axis != len(x.shape) - 1:
         raise node_error(node.name, node.op_type, f"softmax over axis {axis} (not the last) is not supported")
@@ -297,7 +294,7 @@ def _affine_out_stage(scale_real: np.ndarray, bias_real: np.ndarray, out: Tensor
 
 def layernorm(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
-    axis = int(_attr(node, "axis", -1))
+    axis = int(attr(node, "axis", -1))
     axis = axis + len(x.shape) if axis < 0 else axis
     if axis != len(x.shape) - 1:
         raise node_error(node.name, node.op_type, "LayerNormalization over more than the last axis is not supported")
@@ -305,7 +302,7 @@ def layernorm(imp, node, out, clamp):
     gamma = np.broadcast_to(imp.float_const(node.input[1], node).reshape(-1), (n,))
     beta = (np.broadcast_to(imp.float_const(node.input[2], node).reshape(-1), (n,))
             if len(node.input) > 2 and node.input[2] else np.zeros(n))
-    eps = float(_attr(node, "epsilon", 1e-5))
+    eps = float(attr(node, "epsilon", 1e-5))
     eps_term = min(int(round(eps * n**3 / x.scale**2)), 2**62)
     if n * 510 >= 2**31 or n * (510 * n) ** 2 >= 2**62:
         raise node_error(node.name, node.op_type, f"row length {n} too long for the int64 variance")
@@ -317,14 +314,14 @@ def layernorm(imp, node, out, clamp):
 def batchnorm(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
     scale, b, mean, var = (imp.float_const(i, node).reshape(-1) for i in node.input[1:5])
-    eps = float(_attr(node, "epsilon", 1e-5))
+    eps = float(attr(node, "epsilon", 1e-5))
     a = scale / np.sqrt(var + eps)
     params = dict(in_zp=x.zero_point, **_affine_out_stage(a * x.scale, b - mean * a, out, 0, 255, node))
     _add_op(imp, "affine", node, [x.name], out, params)
 
 
 def _gelu(v, node):
-    if (_attr(node, "approximate", b"none") in (b"tanh", "tanh")):
+    if (attr(node, "approximate", b"none") in (b"tanh", "tanh")):
         return 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)))
     from math import erf
     return 0.5 * v * (1 + np.vectorize(erf)(v / math.sqrt(2)))
@@ -335,8 +332,8 @@ LUT_FUNCS: dict[str, Callable] = {
     "Sigmoid": lambda v, n: 1 / (1 + np.exp(-v)),
     "Tanh": lambda v, n: np.tanh(v),
     "Relu": lambda v, n: np.maximum(v, 0),
-    "LeakyRelu": lambda v, n: np.where(v >= 0, v, v * float(_attr(n, "alpha", 0.01))),
-    "HardSigmoid": lambda v, n: np.clip(float(_attr(n, "alpha", 0.2)) * v + float(_attr(n, "beta", 0.5)), 0, 1),
+    "LeakyRelu": lambda v, n: np.where(v >= 0, v, v * float(attr(n, "alpha", 0.01))),
+    "HardSigmoid": lambda v, n: np.clip(float(attr(n, "alpha", 0.2)) * v + float(attr(n, "beta", 0.5)), 0, 1),
     "HardSwish": lambda v, n: v * np.clip(v / 6 + 0.5, 0, 1),
 }
 

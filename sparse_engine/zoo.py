@@ -190,8 +190,8 @@ def hybrid(seed: int = 0, classes: int = 10) -> onnx.ModelProto:
 
 
 def quantize_qdq(model: onnx.ModelProto, out_path: str | Path, n_calib: int = 16, seed: int = 0,
-                 mean: float = 0.0, calibration: np.ndarray | None = None) -> Path:
-    """onnxruntime quantize_static, QDQ, int8 activations, per-channel symmetric int8 weights."""
+                 mean: float = 0.0, calibration: np.ndarray | None = None, activation_type: str = "QInt8") -> Path:
+    """onnxruntime quantize_static, QDQ, per-channel symmetric int8 weights; int8 activations by default."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     out_path = Path(out_path)
@@ -213,5 +213,5 @@ def quantize_qdq(model: onnx.ModelProto, out_path: str | Path, n_calib: int = 16
     import logging
     logging.getLogger().setLevel(logging.ERROR)
     quantize_static(str(float_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+                    activation_type=QuantType[activation_type], weight_type=QuantType.QInt8, per_channel=True)
     return out_path

@@ -29,9 +29,9 @@ def quantized(case: dict, directory: Path, name: str, seed: int = 0) -> Path:
     return path
 
 
-def compile_verified(model: Path, out: Path, n_random: int = 6) -> dict:
+def compile_verified(model: Path, out: Path, n_random: int = 6, input_file: Path | None = None) -> dict:
     return compile_model(model, out, "cortex-m7", M7, verify_ladder=True, n_random=n_random,
-                         progress=lambda *_: None)
+                         input_file=input_file, progress=lambda *_: None)
 
 
 MEASUREMENTS = ROOT / "build" / "test-measurements.jsonl"

@@ -92,20 +92,7 @@ def test_existing_output_survives_a_failed_compile(tmp_path):
 
 
 def test_uint8_activations_rejected(tmp_path):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    b = zoo._Builder(0)
-    y = b.conv("x", 3, 4)
-    float_model = b.model((1, 3, 6, 6), y)
-    src = tmp_path / "f.onnx"
-    onnx.save(float_model, str(src))
-    class R(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"x": np.ones((1, 3, 6, 6), np.float32)}])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    quantize_static(str(src), str(tmp_path / "u8.onnx"), R(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    proc = run_cli(tmp_path / "u8.onnx", tmp_path / "out")
+    path = zoo.quantize_qdq(zoo.single_op(dict(op="conv", shape=(1, 3, 6, 6), cout=4)), tmp_path / "u8.onnx",
+                            n_calib=2, activation_type="QUInt8")
+    proc = run_cli(path, tmp_path / "out")
     assert_clean_failure(proc, tmp_path / "out", "int8", "QInt8")

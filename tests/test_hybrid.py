@@ -4,7 +4,7 @@ under -Wall -Wextra -Werror and clean under ASan+UBSan (the host rung builds exa
 from __future__ import annotations
 
 import numpy as np
-from conftest import M7, compile_verified, record
+from conftest import compile_verified, quantized, record
 
 from sparse_engine import toolchain, zoo
 
@@ -13,9 +13,7 @@ def test_hybrid_compiles_fits_and_passes_ladder(tmp_path):
     model = zoo.quantize_qdq(zoo.hybrid(), tmp_path / "hybrid_qdq.onnx")
     inputs = np.random.default_rng(5).normal(0, 1, size=(4, 1, 3, 32, 32)).astype(np.float32)
     np.save(tmp_path / "inputs.npy", inputs)
-    from sparse_engine.compiler import compile_model
-    rep = compile_model(model, tmp_path / "out", "cortex-m7", M7, verify_ladder=True, n_random=6,
-                        input_file=tmp_path / "inputs.npy", progress=lambda *_: None)
+    rep = compile_verified(model, tmp_path / "out", input_file=tmp_path / "inputs.npy")
     rungs = {r["rung"]: r for r in rep["verification"]}
     assert rungs["simulator"]["inputs"] == 10
     assert rungs["host C (ASan+UBSan)"]["exact"] and rungs["cortex-m7 in QEMU"]["exact"]
@@ -35,7 +33,6 @@ def test_hybrid_compiles_fits_and_passes_ladder(tmp_path):
 
 
 def test_generated_c_is_warning_free_and_sanitizer_clean(tmp_path, models_dir):
-    from conftest import quantized
     model = quantized(dict(op="conv", shape=(1, 4, 6, 6), cout=4), models_dir, "warn_conv")
     compile_verified(model, tmp_path / "lib")
     assert {"-Wall", "-Wextra", "-Werror"} <= set(toolchain.HOST_CFLAGS)
