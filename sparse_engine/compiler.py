@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import codegen, frontend, layout, planner, report, toolchain, verify
+from . import codegen, frontend, layout, passes, planner, report, toolchain, verify
 from .errors import EngineError
 from .ir import Graph
 from .profiles import MCUProfile
@@ -18,7 +18,7 @@ TARGETS = ("host", "cortex-m7")
 
 
 def build_graph(model_path: Path) -> Graph:
-    return layout.to_physical(frontend.import_model(frontend.load(model_path)))
+    return passes.absorb_copies(layout.to_physical(frontend.import_model(frontend.load(model_path))))
 
 
 def check_budget(g: Graph, plan: planner.Plan, profile: MCUProfile) -> None:

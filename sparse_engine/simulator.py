@@ -31,6 +31,7 @@ import numpy as np
 
 from .ir import Graph, Op, Tensor
 from .qmath import clamp_int8, isqrt64, mbqm
+from .passes import VIEW_KEYS, view_indices
 
 
 def _i64(x: np.ndarray) -> np.ndarray:
@@ -69,7 +70,8 @@ def fc(op: Op, xs, out: Tensor) -> np.ndarray:
 
 def matmul(op: Op, xs, out: Tensor) -> np.ndarray:
     p = op.params
-    acc = np.matmul(_i64(xs[0]) - p["a_zp"], _i64(xs[1]) - p["b_zp"])
+    a, b = (x.reshape(-1)[view_indices(p[key])] if key in p else x for x, key in zip(xs, VIEW_KEYS))
+    acc = np.matmul(_i64(a) - p["a_zp"], _i64(b) - p["b_zp"])
     return clamp_int8(mbqm(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"]).reshape(out.shape)
 
 

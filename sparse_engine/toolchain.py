@@ -20,7 +20,7 @@ from .profiles import MCUProfile
 
 HOST_CFLAGS = ("-std=c99", "-O2", "-g", "-Wall", "-Wextra", "-Werror")
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all")
-LIB_SOURCES = ("model.c", "weights.c", "kernels.c")
+LIB_SOURCES = ("model.c", "weights.c", "kernels.c", "kernels_dsp.c")
 FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".data", ".bss")
 

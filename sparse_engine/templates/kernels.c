@@ -4,29 +4,7 @@
 
 #include <string.h>
 
-static inline int32_t se_srdhm(int32_t a, int32_t b) {
-    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int64_t nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
-    return (int32_t)((ab + nudge) / (1LL << 31));
-}
-
-static inline int32_t se_rdbpot(int32_t x, int32_t exponent) {
-    int32_t mask = (int32_t)((1LL << exponent) - 1);
-    int32_t remainder = x & mask;
-    int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
-}
-
-static inline int32_t se_mbqm(int32_t x, int32_t mult, int32_t shift) {
-    int32_t left = shift > 0 ? shift : 0;
-    int32_t right = shift > 0 ? 0 : -shift;
-    return se_rdbpot(se_srdhm((int32_t)((uint32_t)x << left), mult), right);
-}
-
-static inline int8_t se_clamp(int32_t v, int32_t lo, int32_t hi) {
-    return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
-}
+#include "se_math.h"
 
 void se_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out) {
     for (int32_t b = 0; b < p->batch; b++) {
@@ -97,7 +75,8 @@ void se_matmul_s8(const se_matmul_params_t *p, const int8_t *a, const int8_t *b,
         for (int32_t i = 0; i < p->m; i++) {
             for (int32_t j = 0; j < p->n; j++) {
                 int32_t acc = 0;
-                for (int32_t k = 0; k < p->k; k++) acc += (A[i * p->k + k] - p->a_zp) * (B[k * p->n + j] - p->b_zp);
+                for (int32_t k = 0; k < p->k; k++)
+                    acc += (A[i * p->a_rs + k * p->a_cs] - p->a_zp) * (B[k * p->b_ks + j * p->b_ns] - p->b_zp);
                 *out++ = se_clamp(se_mbqm(acc, p->mult, p->shift) + p->out_zp, p->act_min, p->act_max);
             }
         }

@@ -1,5 +1,9 @@
-/* Portable int8 kernels of SparseEngine. Each one computes exactly what the NumPy simulator
- * (sparse_engine/simulator.py) computes; the parameter structs are filled by the generator. */
+/* Int8 kernels of SparseEngine: portable C (se_*_s8, kernels.c) and Cortex-M DSP versions
+ * (se_*_s8_dsp, kernels_dsp.c). Both compute exactly what the NumPy simulator
+ * (sparse_engine/simulator.py) computes; the parameter structs are filled by the generator.
+ * `scratch` is a static int16 buffer sized by the generator; only the DSP kernels use it.
+ * `fast_rq` = 1 when the generator proved |acc| * 2^(left shift + 1) < 2^31 for the layer, so the
+ * DSP kernels may requantize with SMMULR (the same bits, fewer instructions). */
 #ifndef SPARSE_ENGINE_KERNELS_H
 #define SPARSE_ENGINE_KERNELS_H
 
@@ -10,20 +14,27 @@
 typedef struct {
     int32_t batch, in_h, in_w, in_c, out_h, out_w, out_c;
     int32_t k_h, k_w, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, depth_mult;
-    int32_t in_zp, out_zp, act_min, act_max;
+    int32_t in_zp, out_zp, act_min, act_max, fast_rq;
     const int8_t *weights;
+    const int16_t *weights16; /* depthwise DSP kernel: weights widened offline (codegen.depthwise_dsp_weights) */
     const int32_t *bias, *mult, *shift;
+    int16_t *scratch;
 } se_conv_params_t;
 
 typedef struct {
-    int32_t rows, in_k, out_n, in_zp, out_zp, act_min, act_max;
+    int32_t rows, in_k, out_n, in_zp, out_zp, act_min, act_max, fast_rq;
     const int8_t *weights;
     const int32_t *bias, *mult, *shift;
+    int16_t *scratch;
 } se_fc_params_t;
 
+/* out[t][i][j] = sum_k (A[a_off[t] + i*a_rs + k*a_cs] - a_zp) * (B[b_off[t] + k*b_ks + j*b_ns] - b_zp):
+ * the strides let a transposing copy in front of either operand be absorbed. */
 typedef struct {
     int32_t batch, m, k, n, a_zp, b_zp, out_zp, mult, shift, act_min, act_max;
+    int32_t a_rs, a_cs, b_ks, b_ns, fast_rq;
     const int32_t *a_offsets, *b_offsets;
+    int16_t *scratch;
 } se_matmul_params_t;
 
 typedef struct {
@@ -79,5 +90,11 @@ void se_softmax_s8(const se_softmax_params_t *p, const int8_t *in, int8_t *out);
 void se_layernorm_s8(const se_norm_params_t *p, const int8_t *in, int8_t *out);
 void se_affine_s8(const se_norm_params_t *p, const int8_t *in, int8_t *out);
 void se_lut_s8(const se_lut_params_t *p, const int8_t *in, int8_t *out);
+
+void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
+void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
+void se_fc_s8_dsp(const se_fc_params_t *p, const int8_t *in, int8_t *out);
+void se_matmul_s8_dsp(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
+void se_softmax_s8_dsp(const se_softmax_params_t *p, const int8_t *in, int8_t *out);
 
 #endif

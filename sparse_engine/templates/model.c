@@ -12,6 +12,10 @@ void model_mark(int32_t layer);
 #endif
 
 static int8_t arena[MODEL_ARENA_SIZE > 0 ? MODEL_ARENA_SIZE : 8] __attribute__((aligned(8)));
+{% if scratch_size > 0 %}
+/* widened int16 rows of the DSP kernels ({{ kernels }} kernels), shared by all layers */
+static int16_t scratch[{{ scratch_size }}] __attribute__((aligned(8)));
+{% endif %}
 {% for L in layers %}
 /* layer {{ L.index }}: {{ L.onnx_op }} '{{ L.name }}' -> {{ L.fn }}, out {{ L.out_shape }} */
 static const {{ L.struct }} L{{ L.index }} = {

@@ -1,0 +1,505 @@
+/* Cortex-M int8 kernels on the DSP extension (SXTB16 / SXTAB16 widen, SMLAD multiply-accumulate).
+ *
+ * Dot products: one operand is widened once into an int16 scratch row ("wide row"): the zero
+ * point is subtracted and every 4 values x0..x3 are stored as the halfword pairs (x0,x2),(x1,x3),
+ * the order in which SXTB16 and SXTB16 ROR #8 unpack a word; a k % 4 tail follows in plain order.
+ * The other operand stays int8 and is unpacked four bytes at a time in registers. A 2 x 2
+ * register tile (two wide rows x two int8 rows) uses every unpacked word twice.
+ * Requantization is TFLite's; the multipliers are never negative, so se_mbqm_pos applies.
+ * Every kernel computes the same bits as its portable twin in kernels.c and as the simulator. */
+#include "kernels.h"
+#include "se_math.h"
+
+/* Requantization of one output column: pointers advance by `step` (1 per channel, 0 per tensor). */
+typedef struct {
+    const int32_t *bias, *mult, *shift;
+    int32_t step, out_zp, act_min, act_max, fast;
+} se_req_t;
+
+/* se_mbqm_pos + zero point + clamp, written so that the compiler keeps it short: the left shift
+ * is max(shift, 0), the right shift max(-shift, 0). */
+static inline __attribute__((always_inline)) int8_t se_rq(int32_t acc, int32_t mult, int32_t shift, int32_t zp,
+                                                          int32_t lo, int32_t hi) {
+    int32_t left = shift & ~(shift >> 31);
+    int32_t right = left - shift;
+    int64_t ab = (int64_t)(int32_t)((uint32_t)acc << left) * mult + (1LL << 30);
+    int32_t v = (int32_t)((uint64_t)ab >> 31);
+    int32_t mask = (int32_t)((1u << right) - 1u);
+    int32_t q = (v >> right) + ((v & mask) > (mask >> 1) + (int32_t)((uint32_t)v >> 31)) + zp;
+    q = q < lo ? lo : q;
+    return (int8_t)(q > hi ? hi : q);
+}
+
+/* The same bits when |acc| * 2^(left + 1) < 2^31: SRDHM is then SMMULR of the doubled value, and
+ * the rounding divide (v + 2^(right-1) - [v < 0]) >> right cannot overflow. */
+static inline __attribute__((always_inline)) int8_t se_rq_fast(int32_t acc, int32_t mult, int32_t shift, int32_t zp,
+                                                               int32_t lo, int32_t hi) {
+    int32_t left = shift & ~(shift >> 31);
+    int32_t right = left - shift;
+    int32_t v = se_smmulr((int32_t)((uint32_t)acc << (left + 1)), mult);
+    int32_t q = right ? (v + (1 << (right - 1)) - (int32_t)((uint32_t)v >> 31)) >> right : v;
+    q += zp;
+    q = q < lo ? lo : q;
+    return (int8_t)(q > hi ? hi : q);
+}
+
+static inline int8_t se_req(const se_req_t *r, int32_t acc, int32_t col) {
+    int32_t i = col * r->step;
+    return r->fast ? se_rq_fast(acc, r->mult[i], r->shift[i], r->out_zp, r->act_min, r->act_max)
+                   : se_rq(acc, r->mult[i], r->shift[i], r->out_zp, r->act_min, r->act_max);
+}
+
+static inline int32_t se_bias(const se_req_t *r, int32_t col) { return r->bias ? r->bias[col * r->step] : 0; }
+
+/* Wide rows. Row r of a pair (r = 0, 1) keeps chunk c (values 4c..4c+3) in the words
+ * [4c + 2r] = (x0,x2) and [4c + 2r + 1] = (x1,x3), so one tile step reads four consecutive words;
+ * a single row uses pitch 2. The k % 4 tail of row r follows all chunks, at int16 index
+ * tail_base + 3r. Every wide row has the zero point subtracted; se_widen returns its sum,
+ * which folds the other operand's zero point out of the inner loop:
+ * sum x*(w + off) = sum x*w + off * sum x. */
+#define SE_PAIR_LEN(k) (8 * ((k) >> 2) + 8) /* int16 elements of a pair of wide rows */
+
+static int32_t se_widen(const int8_t *x, int32_t stride, int32_t k, int32_t off, uint32_t *dst, int32_t pitch,
+                        int16_t *tail) {
+    const int32_t chunks = k >> 2;
+    const uint32_t off2 = se_pair(off, off);
+    int32_t sum = 0;
+    if (stride == 1) {
+        for (int32_t c = 0; c < chunks; c++) {
+            uint32_t w = se_ld32(x);
+            uint32_t e = se_sxtab16(off2, w), o = se_sxtab16_ror8(off2, w);
+            dst[0] = e;
+            dst[1] = o;
+            sum = se_smlad(e, 0x00010001u, sum);
+            sum = se_smlad(o, 0x00010001u, sum);
+            x += 4;
+            dst += pitch;
+        }
+    } else {
+        for (int32_t c = 0; c < chunks; c++) {
+            int32_t x0 = x[0] + off, x1 = x[stride] + off, x2 = x[2 * stride] + off, x3 = x[3 * stride] + off;
+            dst[0] = se_pair(x0, x2);
+            dst[1] = se_pair(x1, x3);
+            sum += x0 + x1 + x2 + x3;
+            x += 4 * stride;
+            dst += pitch;
+        }
+    }
+    for (int32_t t = 0; t < (k & 3); t++) {
+        tail[t] = (int16_t)(x[t * stride] + off);
+        sum += tail[t];
+    }
+    return sum;
+}
+
+/* Inner loops: chunks of 4 values of k, int8 rows s* unpacked with SXTB16 (no offset).
+ * 2x2: two interleaved wide rows (pitch 4) x two int8 rows, acc = {c00, c01, c10, c11}.
+ * 1x4: one wide row (pitch 2) x four int8 rows. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* not inlined: each loop needs 14 registers, all that Thumb-2 has */
+__attribute__((noinline)) static void se_mac_2x2(int32_t acc[4], const uint32_t *x, const int8_t *s0,
+                                                 const int8_t *s1, int32_t chunks) {
+    int32_t c00 = acc[0], c01 = acc[1], c10 = acc[2], c11 = acc[3];
+    uint32_t a, b, c, d, w, e;
+    /* unrolled twice; an odd count enters at the second copy (chunks > 0) */
+    __asm__ volatile(
+        "tst %[n], #1\n\t"
+        "beq 1f\n\t"
+        "add %[n], %[n], #1\n\t"
+        "b 2f\n\t"
+        "1:\n\t"
+        "ldrd %[a], %[b], [%[x]], #8\n\t"
+        "ldrd %[c], %[d], [%[x]], #8\n\t"
+        "ldr %[w], [%[s0]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c00], %[a], %[e], %[c00]\n\t"
+        "smlad %[c10], %[c], %[e], %[c10]\n\t"
+        "smlad %[c00], %[b], %[w], %[c00]\n\t"
+        "smlad %[c10], %[d], %[w], %[c10]\n\t"
+        "ldr %[w], [%[s1]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c01], %[a], %[e], %[c01]\n\t"
+        "smlad %[c11], %[c], %[e], %[c11]\n\t"
+        "smlad %[c01], %[b], %[w], %[c01]\n\t"
+        "smlad %[c11], %[d], %[w], %[c11]\n\t"
+        "2:\n\t"
+        "ldrd %[a], %[b], [%[x]], #8\n\t"
+        "ldrd %[c], %[d], [%[x]], #8\n\t"
+        "ldr %[w], [%[s0]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c00], %[a], %[e], %[c00]\n\t"
+        "smlad %[c10], %[c], %[e], %[c10]\n\t"
+        "smlad %[c00], %[b], %[w], %[c00]\n\t"
+        "smlad %[c10], %[d], %[w], %[c10]\n\t"
+        "ldr %[w], [%[s1]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c01], %[a], %[e], %[c01]\n\t"
+        "smlad %[c11], %[c], %[e], %[c11]\n\t"
+        "smlad %[c01], %[b], %[w], %[c01]\n\t"
+        "smlad %[c11], %[d], %[w], %[c11]\n\t"
+        "subs %[n], %[n], #2\n\t"
+        "bne 1b\n\t"
+        : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [x] "+r"(x), [s0] "+r"(s0),
+          [s1] "+r"(s1), [n] "+r"(chunks), [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d), [w] "=&r"(w),
+          [e] "=&r"(e)
+        :
+        : "cc", "memory");
+    acc[0] = c00;
+    acc[1] = c01;
+    acc[2] = c10;
+    acc[3] = c11;
+}
+
+__attribute__((noinline)) static void se_mac_1x4(int32_t acc[4], const uint32_t *x, const int8_t *s0,
+                                                 const int8_t *s1, const int8_t *s2, const int8_t *s3,
+                                                 int32_t chunks) {
+    int32_t c0 = acc[0], c1 = acc[1], c2 = acc[2], c3 = acc[3];
+    uint32_t a, b, w, e;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrd %[a], %[b], [%[x]], #8\n\t"
+        "ldr %[w], [%[s0]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c0], %[a], %[e], %[c0]\n\t"
+        "smlad %[c0], %[b], %[w], %[c0]\n\t"
+        "ldr %[w], [%[s1]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c1], %[a], %[e], %[c1]\n\t"
+        "smlad %[c1], %[b], %[w], %[c1]\n\t"
+        "ldr %[w], [%[s2]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c2], %[a], %[e], %[c2]\n\t"
+        "smlad %[c2], %[b], %[w], %[c2]\n\t"
+        "ldr %[w], [%[s3]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c3], %[a], %[e], %[c3]\n\t"
+        "smlad %[c3], %[b], %[w], %[c3]\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [c0] "+r"(c0), [c1] "+r"(c1), [c2] "+r"(c2), [c3] "+r"(c3), [x] "+r"(x), [s0] "+r"(s0), [s1] "+r"(s1),
+          [s2] "+r"(s2), [s3] "+r"(s3), [n] "+r"(chunks), [a] "=&r"(a), [b] "=&r"(b), [w] "=&r"(w), [e] "=&r"(e)
+        :
+        : "cc", "memory");
+    acc[0] = c0;
+    acc[1] = c1;
+    acc[2] = c2;
+    acc[3] = c3;
+}
+#else
+static inline void se_mac_2x2(int32_t acc[4], const uint32_t *x, const int8_t *s0, const int8_t *s1,
+                              int32_t chunks) {
+    for (int32_t c = 0; c < chunks; c++, x += 4, s0 += 4, s1 += 4) {
+        uint32_t w0 = se_ld32(s0), w1 = se_ld32(s1);
+        acc[0] = se_smlad(x[1], se_sxtb16_ror8(w0), se_smlad(x[0], se_sxtb16(w0), acc[0]));
+        acc[1] = se_smlad(x[1], se_sxtb16_ror8(w1), se_smlad(x[0], se_sxtb16(w1), acc[1]));
+        acc[2] = se_smlad(x[3], se_sxtb16_ror8(w0), se_smlad(x[2], se_sxtb16(w0), acc[2]));
+        acc[3] = se_smlad(x[3], se_sxtb16_ror8(w1), se_smlad(x[2], se_sxtb16(w1), acc[3]));
+    }
+}
+
+static inline void se_mac_1x4(int32_t acc[4], const uint32_t *x, const int8_t *s0, const int8_t *s1,
+                              const int8_t *s2, const int8_t *s3, int32_t chunks) {
+    const int8_t *s[4] = {s0, s1, s2, s3};
+    for (int32_t c = 0; c < chunks; c++, x += 2)
+        for (int32_t j = 0; j < 4; j++) {
+            uint32_t w = se_ld32(s[j] + 4 * c);
+            acc[j] = se_smlad(x[1], se_sxtb16_ror8(w), se_smlad(x[0], se_sxtb16(w), acc[j]));
+        }
+}
+#endif
+
+/* One wide row (words at x, `pitch` apart) against one int8 row. */
+static inline int32_t se_mac_1x1(int32_t acc, const uint32_t *x, int32_t pitch, const int8_t *s, int32_t chunks) {
+    for (int32_t c = 0; c < chunks; c++, x += pitch, s += 4) {
+        uint32_t w = se_ld32(s);
+        acc = se_smlad(x[1], se_sxtb16_ror8(w), se_smlad(x[0], se_sxtb16(w), acc));
+    }
+    return acc;
+}
+
+/* Products of wide rows (one, or a pair when o1 != NULL) with the int8 rows s + m*s_stride,
+ * m in [0, count), each holding k values whose zero point is -off:
+ * o_r[m*o_step] = requantize(bias[m] + x_r . (s_m + off)). sum_r is the sum of wide row r. */
+static void se_dot(const uint32_t *wide, const int16_t *tails, const int32_t sum[2], const int8_t *s,
+                   int32_t s_stride, int32_t count, int32_t k, int32_t off, const se_req_t *r, int8_t *o0,
+                   int8_t *o1, int32_t o_step) {
+    const int32_t chunks = k >> 2, tail = k & 3, tail_at = k & ~3;
+    const int32_t rows = o1 ? 2 : 1, pitch = 2 * rows;
+    const se_req_t rl = *r;  /* a local copy: output stores cannot alias it */
+    r = &rl;
+    int8_t *const outs[2] = {o0, o1};
+    int32_t m = 0;
+    if (rows == 2) {
+        for (; m + 1 < count; m += 2) {
+            const int8_t *s0 = s + m * s_stride, *s1 = s0 + s_stride;
+            int32_t b0 = se_bias(r, m), b1 = se_bias(r, m + 1);
+            int32_t acc[4] = {b0 + off * sum[0], b1 + off * sum[0], b0 + off * sum[1], b1 + off * sum[1]};
+            if (chunks) se_mac_2x2(acc, wide, s0, s1, chunks);
+            for (int32_t t = 0; t < tail; t++) {
+                int32_t w0 = s0[tail_at + t], w1 = s1[tail_at + t];
+                acc[0] += tails[t] * w0;
+                acc[1] += tails[t] * w1;
+                acc[2] += tails[3 + t] * w0;
+                acc[3] += tails[3 + t] * w1;
+            }
+            o0[m * o_step] = se_req(r, acc[0], m);
+            o0[(m + 1) * o_step] = se_req(r, acc[1], m + 1);
+            o1[m * o_step] = se_req(r, acc[2], m);
+            o1[(m + 1) * o_step] = se_req(r, acc[3], m + 1);
+        }
+    } else {
+        for (; m + 3 < count; m += 4) {
+            const int8_t *s0 = s + m * s_stride;
+            int32_t acc[4];
+            for (int32_t j = 0; j < 4; j++) acc[j] = se_bias(r, m + j) + off * sum[0];
+            if (chunks) se_mac_1x4(acc, wide, s0, s0 + s_stride, s0 + 2 * s_stride, s0 + 3 * s_stride, chunks);
+            for (int32_t j = 0; j < 4; j++) {
+                for (int32_t t = 0; t < tail; t++) acc[j] += tails[t] * s0[j * s_stride + tail_at + t];
+                o0[(m + j) * o_step] = se_req(r, acc[j], m + j);
+            }
+        }
+    }
+    for (; m < count; m++) {
+        const int8_t *sm = s + m * s_stride;
+        for (int32_t q = 0; q < rows; q++) {
+            int32_t acc = se_mac_1x1(se_bias(r, m) + off * sum[q], wide + 2 * q, pitch, sm, chunks);
+            for (int32_t t = 0; t < tail; t++) acc += tails[3 * q + t] * sm[tail_at + t];
+            outs[q][m * o_step] = se_req(r, acc, m);
+        }
+    }
+}
+
+/* A pair (or one, when x1 == NULL) of wide rows in `scratch`, ready for se_dot. */
+typedef struct {
+    uint32_t *wide;
+    int16_t *tails;
+    int32_t sum[2];
+} se_wide_t;
+
+static se_wide_t se_wide_rows(int16_t *scratch, const int8_t *x0, const int8_t *x1, int32_t stride, int32_t k,
+                              int32_t off) {
+    se_wide_t w;
+    w.wide = (uint32_t *)(void *)scratch;
+    w.tails = scratch + 8 * (k >> 2);
+    int32_t pitch = x1 ? 4 : 2;
+    w.sum[0] = se_widen(x0, stride, k, off, w.wide, pitch, w.tails);
+    w.sum[1] = x1 ? se_widen(x1, stride, k, off, w.wide + 2, pitch, w.tails + 3) : 0;
+    return w;
+}
+
+void se_fc_s8_dsp(const se_fc_params_t *p, const int8_t *in, int8_t *out) {
+    const int32_t k = p->in_k, n = p->out_n;
+    const se_req_t r = {p->bias, p->mult, p->shift, 1, p->out_zp, p->act_min, p->act_max, p->fast_rq};
+    int32_t row = 0;
+    for (; row < p->rows; row += 2) {
+        const int8_t *x1 = row + 1 < p->rows ? in + (row + 1) * k : 0;
+        se_wide_t w = se_wide_rows(p->scratch, in + row * k, x1, 1, k, -p->in_zp);
+        se_dot(w.wide, w.tails, w.sum, p->weights, k, n, k, 0, &r, out + row * n, x1 ? out + (row + 1) * n : 0, 1);
+    }
+}
+
+/* Wide row r of the receptive field of output pixel (oy, ox), in the OHWI weight order (ky, kx, c);
+ * padding contributes zero. Channel counts that are not a multiple of 4 go through the int8
+ * staging row, so that 4-value chunks run across taps as they do in the weights. */
+static int32_t se_patch(const se_conv_params_t *p, const int8_t *img, int32_t oy, int32_t ox, uint32_t *dst,
+                        int32_t pitch, int16_t *tail, int8_t *stage) {
+    const int32_t c = p->in_c, off = -p->in_zp;
+    const int direct = (c & 3) == 0;
+    int32_t sum = 0;
+    int8_t *st = stage;
+    for (int32_t ky = 0; ky < p->k_h; ky++) {
+        int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
+        for (int32_t kx = 0; kx < p->k_w; kx++) {
+            int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
+            int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
+            const int8_t *px = img + (iy * p->in_w + ix) * c;
+            if (direct) {
+                if (inside) {
+                    sum += se_widen(px, 1, c, off, dst, pitch, tail);
+                } else {
+                    for (int32_t j = 0; j < (c >> 2); j++) dst[j * pitch] = dst[j * pitch + 1] = 0;
+                }
+                dst += (c >> 2) * pitch;
+            } else {
+                if (inside) memcpy(st, px, (size_t)c);
+                else memset(st, p->in_zp, (size_t)c);
+                st += c;
+            }
+        }
+    }
+    return direct ? sum : se_widen(stage, 1, p->k_h * p->k_w * c, off, dst, pitch, tail);
+}
+
+void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out) {
+    const int32_t k = p->k_h * p->k_w * p->in_c, n = p->out_c, pixels = p->out_h * p->out_w;
+    const se_req_t r = {p->bias, p->mult, p->shift, 1, p->out_zp, p->act_min, p->act_max, p->fast_rq};
+    uint32_t *wide = (uint32_t *)(void *)p->scratch;
+    int16_t *tails = p->scratch + 8 * (k >> 2);
+    int8_t *stage = (int8_t *)(p->scratch + SE_PAIR_LEN(k));
+    for (int32_t b = 0; b < p->batch; b++) {
+        const int8_t *img = in + b * p->in_h * p->in_w * p->in_c;
+        int8_t *o = out + b * pixels * n;
+        for (int32_t q = 0; q < pixels; q += 2) {
+            int32_t pair = q + 1 < pixels, pitch = pair ? 4 : 2;
+            int32_t sum[2] = {se_patch(p, img, q / p->out_w, q % p->out_w, wide, pitch, tails, stage), 0};
+            if (pair) sum[1] = se_patch(p, img, (q + 1) / p->out_w, (q + 1) % p->out_w, wide + 2, pitch, tails + 3, stage);
+            se_dot(wide, tails, sum, p->weights, k, n, k, 0, &r, o + q * n, pair ? o + (q + 1) * n : 0, 1);
+        }
+    }
+}
+
+/* Requantize n int32 accumulators with per-channel multipliers into int8. */
+static void se_requant_row(const int32_t *acc, int32_t n, const int32_t *mult, const int32_t *shift, int32_t zp,
+                           int32_t lo, int32_t hi, int32_t fast, int8_t *out) {
+    if (fast) {
+        for (int32_t i = 0; i < n; i++) out[i] = se_rq_fast(acc[i], mult[i], shift[i], zp, lo, hi);
+    } else {
+        for (int32_t i = 0; i < n; i++) out[i] = se_rq(acc[i], mult[i], shift[i], zp, lo, hi);
+    }
+}
+
+/* Depthwise, channel multiplier 1: four channels per input word, unpacked by SXTAB16 into the
+ * halfword pairs (c0,c2) and (c1,c3) and multiplied by SMLABB/SMLATT. The weights are widened
+ * offline (codegen.depthwise_dsp_weights): for each group of four channels and each tap the pairs
+ * (w0,w2),(w1,w3); then the c % 4 tail channels tap by tap. Taps outside the image are skipped
+ * (they would add zero). Accumulators of one pixel go to scratch, then one requantizing pass. */
+#define SE_DW_TAP(xp, wp)                                        \
+    do {                                                         \
+        uint32_t x_ = se_ld32(xp);                               \
+        uint32_t xe_ = se_sxtab16(off2, x_), xo_ = se_sxtab16_ror8(off2, x_); \
+        uint32_t we_ = se_ld32(wp), wo_ = se_ld32((wp) + 2);     \
+        a0 = se_smlabb(xe_, we_, a0);                            \
+        a2 = se_smlatt(xe_, we_, a2);                            \
+        a1 = se_smlabb(xo_, wo_, a1);                            \
+        a3 = se_smlatt(xo_, wo_, a3);                            \
+    } while (0)
+
+/* Three consecutive taps of one kernel row: inputs at X_, X_ + CS_, X_ + 2 CS_; weights from W_ on. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define SE_DW_ROW3(X_, CS_, W_)                                                            \
+    do {                                                                                   \
+        uint32_t t_, e_, we_, wo_;                                                         \
+        const int16_t *w_ = (W_);                                                          \
+        __asm__("ldr %[t], [%[x]]\n\t"                                                     \
+                "ldrd %[we], %[wo], [%[w]], #8\n\t"                                        \
+                "sxtab16 %[e], %[o], %[t]\n\t"                                             \
+                "sxtab16 %[t], %[o], %[t], ror #8\n\t"                                     \
+                "smlabb %[a0], %[e], %[we], %[a0]\n\t"                                     \
+                "smlatt %[a2], %[e], %[we], %[a2]\n\t"                                     \
+                "smlabb %[a1], %[t], %[wo], %[a1]\n\t"                                     \
+                "smlatt %[a3], %[t], %[wo], %[a3]\n\t"                                     \
+                "ldr %[t], [%[x], %[cs]]\n\t"                                              \
+                "ldrd %[we], %[wo], [%[w]], #8\n\t"                                        \
+                "sxtab16 %[e], %[o], %[t]\n\t"                                             \
+                "sxtab16 %[t], %[o], %[t], ror #8\n\t"                                     \
+                "smlabb %[a0], %[e], %[we], %[a0]\n\t"                                     \
+                "smlatt %[a2], %[e], %[we], %[a2]\n\t"                                     \
+                "smlabb %[a1], %[t], %[wo], %[a1]\n\t"                                     \
+                "smlatt %[a3], %[t], %[wo], %[a3]\n\t"                                     \
+                "ldr %[t], [%[x], %[cs], lsl #1]\n\t"                                      \
+                "ldrd %[we], %[wo], [%[w]], #8\n\t"                                        \
+                "sxtab16 %[e], %[o], %[t]\n\t"                                             \
+                "sxtab16 %[t], %[o], %[t], ror #8\n\t"                                     \
+                "smlabb %[a0], %[e], %[we], %[a0]\n\t"                                     \
+                "smlatt %[a2], %[e], %[we], %[a2]\n\t"                                     \
+                "smlabb %[a1], %[t], %[wo], %[a1]\n\t"                                     \
+                "smlatt %[a3], %[t], %[wo], %[a3]\n\t"                                     \
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w_), \
+                  [t] "=&r"(t_), [e] "=&r"(e_), [we] "=&r"(we_), [wo] "=&r"(wo_)           \
+                : [x] "r"(X_), [cs] "r"(CS_), [o] "r"(off2)                                \
+                : "memory");                                                               \
+    } while (0)
+#else
+#define SE_DW_ROW3(X_, CS_, W_)                    \
+    do {                                           \
+        SE_DW_TAP((X_), (W_));                     \
+        SE_DW_TAP((X_) + (CS_), (W_) + 4);         \
+        SE_DW_TAP((X_) + 2 * (CS_), (W_) + 8);     \
+    } while (0)
+#endif
+
+void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out) {
+    const int32_t c = p->in_c, off = -p->in_zp, kw = p->k_w, taps = p->k_h * p->k_w;
+    const int32_t groups = c >> 2, tail_c = c & 3;
+    const uint32_t off2 = se_pair(off, off);
+    const int32_t row_step = p->dil_h * p->in_w * c, col_step = p->dil_w * c;
+    int32_t *acc = (int32_t *)(void *)p->scratch;
+    const int16_t *wtail = p->weights16 + groups * taps * 4;
+    for (int32_t b = 0; b < p->batch; b++) {
+        const int8_t *img = in + b * p->in_h * p->in_w * c;
+        for (int32_t oy = 0; oy < p->out_h; oy++) {
+            const int32_t y0 = oy * p->stride_h - p->pad_top;
+            int32_t ky0 = 0, ky1 = p->k_h;
+            while (ky0 < ky1 && y0 + ky0 * p->dil_h < 0) ky0++;
+            while (ky1 > ky0 && y0 + (ky1 - 1) * p->dil_h >= p->in_h) ky1--;
+            for (int32_t ox = 0; ox < p->out_w; ox++) {
+                const int32_t x0 = ox * p->stride_w - p->pad_left;
+                int32_t kx0 = 0, kx1 = kw;
+                while (kx0 < kx1 && x0 + kx0 * p->dil_w < 0) kx0++;
+                while (kx1 > kx0 && x0 + (kx1 - 1) * p->dil_w >= p->in_w) kx1--;
+                const int32_t rows = ky1 - ky0, cols = kx1 - kx0, first = ky0 * kw + kx0, skip = (kw - cols) * 4;
+                const int8_t *base = img + ((y0 + ky0 * p->dil_h) * p->in_w + x0 + kx0 * p->dil_w) * c;
+                const int16_t *wg = p->weights16 + first * 4;
+                for (int32_t g = 0; g < groups; g++, wg += taps * 4) {
+                    int32_t a0 = p->bias[4 * g], a1 = p->bias[4 * g + 1], a2 = p->bias[4 * g + 2], a3 = p->bias[4 * g + 3];
+                    const int8_t *xr = base + 4 * g;
+                    const int16_t *wp = wg;
+                    if (cols == 3) {
+                        for (int32_t ky = 0; ky < rows; ky++, xr += row_step, wp += skip + 12) SE_DW_ROW3(xr, col_step, wp);
+                    } else {
+                        for (int32_t ky = 0; ky < rows; ky++, xr += row_step, wp += skip) {
+                            const int8_t *xp = xr;
+                            for (int32_t kx = 0; kx < cols; kx++, xp += col_step, wp += 4) SE_DW_TAP(xp, wp);
+                        }
+                    }
+                    acc[4 * g] = a0;
+                    acc[4 * g + 1] = a1;
+                    acc[4 * g + 2] = a2;
+                    acc[4 * g + 3] = a3;
+                }
+                for (int32_t t = 0; t < tail_c; t++) {
+                    int32_t ch = 4 * groups + t, a = p->bias[ch];
+                    for (int32_t ky = 0; ky < rows; ky++)
+                        for (int32_t kx = 0; kx < cols; kx++)
+                            a += (base[ky * row_step + kx * col_step + ch] + off) * wtail[(first + ky * kw + kx) * tail_c + t];
+                    acc[ch] = a;
+                }
+                se_requant_row(acc, c, p->mult, p->shift, p->out_zp, p->act_min, p->act_max, p->fast_rq, out);
+                out += c;
+            }
+        }
+    }
+}
+
+/* Activations x activations. When B's values run contiguously along k (B stored transposed, as
+ * for Q.K^T), pairs of A rows are widened and B's rows are the int8 side; otherwise A's rows must
+ * be contiguous along k, pairs of B columns are widened and A's rows are the int8 side. */
+void se_matmul_s8_dsp(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out) {
+    const int32_t m = p->m, k = p->k, n = p->n;
+    const se_req_t r = {0, &p->mult, &p->shift, 0, p->out_zp, p->act_min, p->act_max, p->fast_rq};
+    for (int32_t t = 0; t < p->batch; t++) {
+        const int8_t *A = a + p->a_offsets[t], *B = b + p->b_offsets[t];
+        int8_t *O = out + t * m * n;
+        if (p->b_ks == 1) {
+            for (int32_t i = 0; i < m; i += 2) {
+                const int8_t *a1 = i + 1 < m ? A + (i + 1) * p->a_rs : 0;
+                se_wide_t w = se_wide_rows(p->scratch, A + i * p->a_rs, a1, p->a_cs, k, -p->a_zp);
+                se_dot(w.wide, w.tails, w.sum, B, p->b_ns, n, k, -p->b_zp, &r, O + i * n, a1 ? O + (i + 1) * n : 0, 1);
+            }
+        } else {
+            for (int32_t j = 0; j < n; j += 2) {
+                const int8_t *b1 = j + 1 < n ? B + (j + 1) * p->b_ns : 0;
+                se_wide_t w = se_wide_rows(p->scratch, B + j * p->b_ns, b1, p->b_ks, k, -p->b_zp);
+                se_dot(w.wide, w.tails, w.sum, A, p->a_rs, m, k, -p->a_zp, &r, O + j, b1 ? O + j + 1 : 0, n);
+            }
+        }
+    }
+}
