@@ -21,6 +21,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--verify", action="store_true", help="run the verification ladder")
     c.add_argument("--input", default=None, help=".npy inputs for --verify (float: quantized; or int8)")
     c.add_argument("--random-inputs", type=int, default=8, help="random int8 inputs for --verify")
+    c.add_argument("--kernels", default="dsp", choices=("dsp", "portable"),
+                   help="dsp: Cortex-M DSP kernels where a layer has one (default); portable: plain C only")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--quiet", action="store_true")
     return ap
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     try:
         rep = compile_model(args.model, args.out, args.target, profiles.get(args.profile), args.verify,
-                            args.input, args.random_inputs, args.seed, progress=log)
+                            args.input, args.random_inputs, args.seed, progress=log, kernels=args.kernels)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -36,10 +36,14 @@ def check_budget(g: Graph, plan: planner.Plan, profile: MCUProfile) -> None:
 
 def compile_model(model_path: str | Path, out_dir: str | Path, target: str, profile: MCUProfile,
                   verify_ladder: bool = False, input_file: str | Path | None = None, n_random: int = 8,
-                  seed: int = 0, progress=print) -> dict:
+                  seed: int = 0, progress=print, kernels: str = "dsp") -> dict:
+    """With `kernels="dsp"` and --verify on the Cortex-M, the portable build also runs in QEMU: it
+    must give the same bits, and the report shows its per-layer instructions next to the DSP ones."""
     model_path, out_dir = Path(model_path).resolve(), Path(out_dir).resolve()
     if target not in TARGETS:
         raise EngineError(f"--target {target}: choose one of {', '.join(TARGETS)}")
+    if kernels not in codegen.KERNEL_SETS:
+        raise EngineError(f"--kernels {kernels}: choose one of {', '.join(codegen.KERNEL_SETS)}")
     progress(f"[1/5] import {model_path}")
     g = build_graph(model_path)
     plan = planner.plan(g)
@@ -47,8 +51,8 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        progress(f"[2/5] generate C: {len(g.ops)} layers, arena {plan.peak:,} B")
-        codegen.generate(g, plan, tmp)
+        progress(f"[2/5] generate C ({kernels} kernels): {len(g.ops)} layers, arena {plan.peak:,} B")
+        kernel_fns = codegen.generate(g, plan, tmp, kernels)
         tin, tout = g.tensors[g.input], g.tensors[g.output]
         inputs = verify.load_inputs(g, Path(input_file) if input_file else None, max(n_random, 1), seed)
         mcu, ladder = None, None
@@ -75,12 +79,21 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
                                   f"{profile.sram_bytes:,} B of {profile.name}")
             if ladder is not None:
                 ladder.append(verify.compare_exact(f"{profile.core} in QEMU", run.outputs, ref))
+            if ladder is not None and kernels != "portable":
+                progress(f"[4/5] {profile.core} build and QEMU run, portable kernels for comparison")
+                plib = tmp / "build" / "portable-lib"
+                codegen.generate(g, plan, plib, "portable")
+                pbuild = toolchain.build_mcu(plib, tmp / "build" / f"{profile.core}-portable", profile)
+                prun = toolchain.run_qemu(pbuild, profile, inputs, tout.size)
+                mcu.update(portable_layer_instructions=prun.layer_instructions,
+                           portable_instructions=prun.total_instructions, portable_flash_bytes=pbuild.flash_bytes)
+                ladder.append(verify.compare_exact(f"{profile.core} in QEMU, portable kernels", prun.outputs, ref))
         if ladder is not None:
             progress("[5/5] onnxruntime reference")
             ort_out = verify.onnxruntime_outputs(model_path, g, inputs)
             if ort_out is not None:
                 ladder.append(verify.compare_reference(ref, ort_out))
-        rep = report.build(model_path.name, g, plan, profile, target, mcu, ladder)
+        rep = report.build(model_path.name, g, plan, profile, target, mcu, ladder, kernel_fns, kernels)
         report.write(rep, tmp)
         failed = [r for r in (ladder or []) if r.get("exact") is False]
         if failed:

@@ -11,7 +11,8 @@ from .planner import Plan
 from .profiles import MCUProfile
 
 
-def layer_rows(g: Graph, plan: Plan, instructions: list[int] | None) -> list[dict]:
+def layer_rows(g: Graph, plan: Plan, instructions: list[int] | None, kernel_fns: list[str] | None = None,
+               portable: list[int] | None = None) -> list[dict]:
     rows = []
     for i, op in enumerate(g.ops):
         out = op.outputs[0]
@@ -22,19 +23,25 @@ def layer_rows(g: Graph, plan: Plan, instructions: list[int] | None) -> list[dic
                          inputs=[list(g.tensors[t].shape) for t in op.inputs], output=list(g.tensors[out].shape),
                          macs=int(op.macs), weight_bytes=int(wbytes), arena_offset=where,
                          out_bytes=g.tensors[out].size,
-                         instructions=instructions[i] if instructions else None))
+                         kernel=kernel_fns[i] if kernel_fns else None,
+                         instructions=instructions[i] if instructions else None,
+                         portable_instructions=portable[i] if portable else None))
     return rows
 
 
 def build(model: str, g: Graph, plan: Plan, profile: MCUProfile, target: str, mcu: dict | None,
-          ladder: list[dict] | None) -> dict:
+          ladder: list[dict] | None, kernel_fns: list[str] | None = None, kernels: str = "dsp") -> dict:
     instr = mcu["layer_instructions"] if mcu else None
-    rows = layer_rows(g, plan, instr)
+    rows = layer_rows(g, plan, instr, kernel_fns, (mcu or {}).get("portable_layer_instructions"))
     total = {"macs": sum(r["macs"] for r in rows), "weight_bytes": g.const_bytes(), "arena_bytes": plan.peak}
     if mcu:
         total.update(flash_bytes=mcu["flash_bytes"], sram_bytes=mcu["sram_bytes"], instructions=mcu["instructions"],
                      latency_ms_estimate=mcu["instructions"] * profile.cpi_assumed / profile.clock_hz * 1e3)
-    return dict(model=model, profile=profile.name, core=profile.core, target=target, layers=rows, totals=total,
+    if mcu and "portable_instructions" in mcu:
+        total.update(portable_instructions=mcu["portable_instructions"],
+                     portable_flash_bytes=mcu["portable_flash_bytes"])
+    return dict(model=model, profile=profile.name, core=profile.core, target=target, kernels=kernels, layers=rows,
+                totals=total,
                 budget=dict(flash_bytes=profile.flash_bytes, sram_bytes=profile.sram_bytes),
                 mcu=mcu, verification=ladder, notes=g.notes)
 
@@ -43,18 +50,25 @@ def _fmt(v) -> str:
     return "–" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))
 
 
+def _gain(fast, slow) -> str:
+    return f"{slow / fast:.2f}x" if fast and slow else "–"
+
+
 def markdown(rep: dict) -> str:
     t = rep["totals"]
     lines = [f"# SparseEngine report: {rep['model']}", "",
              f"Target `{rep['target']}`, profile `{rep['profile']}` ({rep['core']}, "
-             f"{rep['budget']['flash_bytes'] // 1024} KB flash, {rep['budget']['sram_bytes'] // 1024} KB SRAM).", "",
-             "| # | layer | ONNX op | kernel | inputs | output | MACs | weight B | arena offset | M7 instructions |",
-             "|---:|---|---|---|---|---|---:|---:|---:|---:|"]
+             f"{rep['budget']['flash_bytes'] // 1024} KB flash, {rep['budget']['sram_bytes'] // 1024} KB SRAM), "
+             f"`{rep.get('kernels', 'dsp')}` kernels.", "",
+             "| # | layer | ONNX op | kernel | inputs | output | MACs | weight B | arena offset | M7 instructions "
+             "| portable C | gain |",
+             "|---:|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rep["layers"]:
         ins = " ".join("x".join(map(str, s)) for s in r["inputs"])
-        lines.append(f"| {r['index']} | {r['name']} | {r['onnx_op']} | {r['kind']} | {ins} | "
+        lines.append(f"| {r['index']} | {r['name']} | {r['onnx_op']} | {r.get('kernel') or r['kind']} | {ins} | "
                      f"{'x'.join(map(str, r['output']))} | {_fmt(r['macs'])} | {_fmt(r['weight_bytes'])} | "
-                     f"{r['arena_offset']} | {_fmt(r['instructions'])} |")
+                     f"{r['arena_offset']} | {_fmt(r['instructions'])} | {_fmt(r.get('portable_instructions'))} | "
+                     f"{_gain(r['instructions'], r.get('portable_instructions'))} |")
     lines += ["", "## Totals", "",
               f"- MACs: {t['macs']:,}",
               f"- constants (weights, biases, requantization, tables): {t['weight_bytes']:,} B",
@@ -65,7 +79,10 @@ def markdown(rep: dict) -> str:
                   f"of {rep['budget']['flash_bytes']:,}",
                   f"- SRAM (.data + .bss + stack high-water {m['stack_bytes']:,} B): {t['sram_bytes']:,} B "
                   f"of {rep['budget']['sram_bytes']:,}",
-                  f"- executed instructions per inference (QEMU -icount, exact): {t['instructions']:,}",
+                  f"- executed instructions per inference (QEMU -icount, exact): {t['instructions']:,}"
+                  + (f" (portable kernels: {t['portable_instructions']:,}, "
+                     f"{_gain(t['instructions'], t['portable_instructions'])} fewer; portable flash "
+                     f"{t['portable_flash_bytes']:,} B)" if "portable_instructions" in t else ""),
                   f"- latency **estimate** at {m['clock_mhz']} MHz, assuming CPI {m['cpi_assumed']}: "
                   f"{t['latency_ms_estimate']:.2f} ms (not measured on silicon)"]
     if rep["verification"]:

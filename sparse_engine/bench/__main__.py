@@ -1,0 +1,32 @@
+"""`python -m sparse_engine.bench kernels [--out benchmarks/kernels.json]`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import EngineError
+from . import kernels
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sparse_engine.bench")
+    sub = ap.add_subparsers(dest="command", required=True)
+    k = sub.add_parser("kernels", help="dense int8 kernels against the CMSIS-NN figures of mcu-notes.md section 7")
+    k.add_argument("--out", default="benchmarks/kernels.json", help="JSON results file")
+    k.add_argument("--work", default="build/bench", help="folder for models and builds")
+    k.add_argument("--case", action="append", help="run only these cases (repeatable)")
+    args = ap.parse_args(argv)
+    try:
+        results = kernels.run(Path(args.work), args.case, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(kernels.table(results))
+    kernels.save(results, Path(args.out))
+    print(f"\nwritten {args.out}")
+    return 0 if all(r["bit_exact"] for r in results["cases"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Dense kernel benchmark: each case is a small QDQ model compiled with the project's own harness,
+run in QEMU (mps2-an500, -icount: exact instruction counts) with the DSP and the portable kernels,
+checked bit-exact against the simulator, and compared with the CMSIS-NN figures measured under
+the same flags and counting (../shared/mcu-notes.md section 7).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from .. import profiles, toolchain, zoo
+from ..compiler import compile_model
+
+# (case name, zoo case, layer kind measured, CMSIS-NN instructions, target at most)
+CASES = [
+    ("conv 3x3, 32x32x16 -> 16, pad 1", dict(op="conv", shape=(1, 16, 32, 32), cout=16), "conv2d", 5_505_049, 4_600_000),
+    ("depthwise 3x3, 16x16x64", dict(op="depthwise", shape=(1, 64, 16, 16)), "conv2d", 1_249_841, 900_000),
+    ("fully connected 1x256 -> 256", dict(op="gemm", shape=(1, 256), n=256), "fc", 135_688, 130_000),
+    ("64 rows x 256 -> 256 (batched FC)", dict(op="gemm", shape=(64, 256), n=256), "fc", 6_698_212, 6_000_000),
+    ("Q.K^T, 64x64 . (64x64)^T", dict(op="matmul_aa", shape=(64, 64)), "matmul", 544_132, 480_000),
+    ("softmax, 64 rows x 64", dict(op="softmax", shape=(64, 64)), "softmax", 2_193_247, 800_000),
+]
+CMSIS_SOURCE = "CMSIS-NN 99f736a6, -O3, same flags and counting (../shared/mcu-notes.md section 7)"
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")[:40]
+
+
+def kernel_code(elf: Path) -> dict[str, int]:
+    """Bytes of every linked kernel function (symbols se_*) in the firmware."""
+    out = subprocess.run([toolchain.arm_tool("nm"), "-S", "--size-sort", str(elf)], capture_output=True, text=True,
+                         check=True).stdout
+    sizes = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2].lower() == "t" and parts[3].startswith("se_"):
+            sizes[parts[3]] = sizes.get(parts[3], 0) + int(parts[1], 16)
+    return sizes
+
+
+def run_case(name: str, case: dict, kind: str, cmsis: int, target: int, work: Path) -> dict:
+    slug = _slug(name)
+    model = work / "models" / f"{slug}.onnx"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    if not model.exists():
+        zoo.quantize_qdq(zoo.single_op(case), model)
+    out = work / slug
+    rep = compile_model(model, out, "cortex-m7", profiles.get("stm32f746"), verify_ladder=True, n_random=3,
+                        progress=lambda *_: None, kernels="dsp")
+    layer = next(r for r in rep["layers"] if r["kind"] == kind)
+    code = kernel_code(out / "build" / "cortex-m7" / "firmware.elf")
+    exact = all(r["exact"] for r in rep["verification"] if "exact" in r)
+    ins = layer["instructions"]
+    return dict(case=name, kernel=layer["kernel"], macs=layer["macs"], instructions=ins,
+                portable_instructions=layer["portable_instructions"],
+                macs_per_instruction=round(layer["macs"] / ins, 3) if layer["macs"] else None,
+                kernel_code_bytes=code.get(layer["kernel"], 0), linked_kernel_code_bytes=sum(code.values()),
+                linked_kernels=code, cmsis_nn_instructions=cmsis, ratio_to_cmsis_nn=round(ins / cmsis, 3),
+                target_at_most=target, meets_target=ins <= target, bit_exact=exact,
+                ladder=[{k: v for k, v in r.items() if k in ("rung", "exact", "differing", "elements", "max_abs_diff")}
+                        for r in rep["verification"]])
+
+
+def run(work: Path, only: list[str] | None = None, progress=print) -> dict:
+    cases = []
+    for name, case, kind, cmsis, target in CASES:
+        if only and not any(o.lower() in name.lower() for o in only):
+            continue
+        progress(f"[{len(cases) + 1}] {name}")
+        cases.append(run_case(name, case, kind, cmsis, target, work))
+    gcc = subprocess.run([toolchain.arm_tool("gcc"), "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    return dict(date=time.strftime("%Y-%m-%d"), compiler=gcc, flags="-O3 " + " ".join(profiles.get("stm32f746").cflags),
+                counting="QEMU mps2-an500 -icount shift=7, CMSDK timer, empty mark pair subtracted",
+                cmsis_nn=CMSIS_SOURCE, cases=cases)
+
+
+def table(results: dict) -> str:
+    lines = ["| case | kernel | MACs | instructions | MAC/instr | code B | portable C | CMSIS-NN | ours/CMSIS "
+             "| target | meets | bit-exact |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    for c in results["cases"]:
+        mpi = "–" if c["macs_per_instruction"] is None else f"{c['macs_per_instruction']:.2f}"
+        lines.append(f"| {c['case']} | {c['kernel']} | {c['macs']:,} | {c['instructions']:,} | {mpi} | "
+                     f"{c['kernel_code_bytes']:,} | {c['portable_instructions']:,} | {c['cmsis_nn_instructions']:,} | "
+                     f"{c['ratio_to_cmsis_nn']:.2f} | {c['target_at_most']:,} | {'yes' if c['meets_target'] else 'NO'} | "
+                     f"{'yes' if c['bit_exact'] else 'NO'} |")
+    lines.append("")
+    lines.append("code B = bytes of the measured kernel function alone; every case's linked se_* kernel code: "
+                 + ", ".join(f"{_slug(c['case'])[:14]} {c['linked_kernel_code_bytes']:,} B" for c in results["cases"]))
+    return "\n".join(lines)
+
+
+def save(results: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    tmp.rename(path)
