@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from .ir import Graph, Op
+from .ir import Graph, Op, contiguous_strides
 from .passes import operand_view
 from .planner import Plan
 
@@ -42,18 +42,10 @@ def _dims6(values, fill: int) -> str:
     return "{" + ", ".join(str(v) for v in vals) + "}"
 
 
-def _contig_strides(shape) -> list[int]:
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return list(reversed(strides))
-
-
 def broadcast_strides(shape, out_shape) -> list[int]:
     """Element strides of `shape` read as `out_shape` under NumPy broadcasting (0 on broadcast axes)."""
     shape = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
-    return [0 if d == 1 and o != 1 else s for d, o, s in zip(shape, out_shape, _contig_strides(shape))]
+    return [0 if d == 1 and o != 1 else s for d, o, s in zip(shape, out_shape, contiguous_strides(shape))]
 
 
 @dataclass
@@ -223,7 +215,7 @@ class _Emitter:
             x = ins[0]
             perm = p["perm"]
             view = [x.shape[q] for q in perm]
-            strides = _contig_strides(x.shape)
+            strides = contiguous_strides(x.shape)
             plain = tuple(perm) == tuple(range(len(perm))) and not p["requant"]
             fields = dict(shape=_dims6(view, 1), in_strides=_dims6([strides[q] for q in perm], 0), size=out.size,
                           plain=int(plain), requant=int(p["requant"]), mult=_c_int(p["mult"]), shift=p["shift"],

@@ -11,6 +11,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def contiguous_strides(shape) -> list[int]:
+    """Element strides of a C-contiguous array of `shape`."""
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return list(reversed(strides))
+
+
 @dataclass
 class Tensor:
     name: str

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import Graph, Op
+from .ir import Graph, Op, contiguous_strides
 
 VIEW_KEYS = ("a_view", "b_view")
 
 
 def contiguous_view(shape: tuple[int, ...]) -> dict:
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return dict(shape=tuple(int(d) for d in shape), strides=tuple(reversed(strides)), offset=0)
+    return dict(shape=tuple(int(d) for d in shape), strides=tuple(contiguous_strides(shape)), offset=0)
 
 
 def view_indices(view: dict) -> np.ndarray:
