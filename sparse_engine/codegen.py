@@ -68,6 +68,21 @@ def fast_requant(p: dict) -> int:
     return int(int(p["acc_bound"]) << (left + 1) < 2**31)
 
 
+def softmax_dsp_fits(p: dict, n: int) -> bool:
+    """se_softmax_s8_dsp's preconditions: exp table at most 2^16, row sums within 32 bits, no left shift."""
+    top = int(np.max(p["exp_table"]))
+    return top <= 1 << 16 and n * top < 2**31 and int(p["shift"]) <= 0
+
+
+def requant_table(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Per channel {mult, left + 1, 2^(right - 1) or 0, right}: se_requant_table's decoded form of
+    TFLite's multiplier and shift, so the kernel spends loads instead of shift arithmetic."""
+    shift = np.asarray(shift, np.int64)
+    left, right = np.clip(shift, 0, None), np.clip(-shift, 0, None)
+    rnd = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
+    return np.stack([np.asarray(mult, np.int64), left + 1, rnd, right], axis=1)
+
+
 def depthwise_dsp_weights(w: np.ndarray) -> np.ndarray:
     """Depthwise weights [1, kh, kw, C] widened to int16 in the order of se_depthwise_conv2d_s8_dsp:
     per group of four channels and per tap (w0, w2, w1, w3) (SXTB16's halfword pairs), then the
@@ -152,12 +167,14 @@ class _Emitter:
                           depth_mult=p["depth_mult"], in_zp=p["in_zp"], out_zp=p["out_zp"], act_min=p["act_min"],
                           act_max=p["act_max"], fast_rq=fast_requant(p), weights=A(w, np.int8, "weights"), bias=A(p["bias"], np.int32, "bias"),
                           mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
-                          scratch="0", weights16="0")
+                          rq="0", scratch="0", weights16="0")
             fn, struct = ("se_depthwise_conv2d_s8" if p["depthwise"] else "se_conv2d_s8"), "se_conv_params_t"
             if self.dsp and p["depthwise"] and p["depth_mult"] == 1:
                 fn, scratch = fn + "_dsp", 2 * x.shape[3]
                 fields.update(weights="0", weights16=A(depthwise_dsp_weights(w), np.int16, "weights16"),
                               scratch="scratch")
+                if fields["fast_rq"]:
+                    fields.update(mult="0", shift="0", rq=A(requant_table(p["mult"], p["shift"]), np.int32, "rq"))
             elif self.dsp and not p["depthwise"]:
                 kk = w.shape[1] * w.shape[2] * w.shape[3]
                 fn, scratch = fn + "_dsp", pair_len(kk) + (0 if x.shape[3] % 4 == 0 else (kk + 1) // 2)
@@ -233,9 +250,12 @@ class _Emitter:
             args = "(const int8_t *const[]){" + ", ".join(ptrs) + "}, " + self.ptr(out.name)
         elif k == "softmax":
             n = out.shape[-1]
+            right = max(-int(p["shift"]), 0)
             fields = dict(rows=out.size // n, n=n, mult=_c_int(p["mult"]), shift=p["shift"], out_zp=p["out_zp"],
-                          exp_table=A(p["exp_table"], np.int32, "exp_table"))
+                          right=right, rnd=(1 << right) >> 1, exp_table=A(p["exp_table"], np.int32, "exp_table"))
             fn, struct = "se_softmax_s8", "se_softmax_params_t"
+            if self.dsp and softmax_dsp_fits(p, n):
+                fn = "se_softmax_s8_dsp"
         elif k in ("layernorm", "affine"):
             n = out.shape[-1]
             fields = dict(rows=out.size // n, n=n, in_zp=p["in_zp"], out_zp=p["out_zp"],

@@ -4,10 +4,14 @@ on the host (emulated DSP instructions, ASan/UBSan) and in QEMU (real ones), and
 build; the linker keeps only the kernels a model calls."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from conftest import compile_verified, quantized, record
+from conftest import M7, compile_verified, quantized, record
 
+from sparse_engine import codegen, planner, toolchain, verify
 from sparse_engine.bench.kernels import kernel_code
+from sparse_engine.codegen import fast_requant, requant_table, softmax_dsp_fits
+from sparse_engine.compiler import build_graph
 
 CASES = {
     "conv_k_tail_odd_pixels": dict(op="conv", shape=(1, 3, 7, 5), cout=7),            # K=27, 35 pixels, 7 outputs
@@ -19,6 +23,7 @@ CASES = {
     "fc_odd_rows": dict(op="gemm", shape=(5, 20), n=6),
     "matmul_odd_all": dict(op="matmul_aa", shape=(7, 5), mean=0.3),
     "matmul_heads_views": dict(op="matmul_aa", shape=(1, 3, 9, 6)),
+    "softmax_row_tail": dict(op="softmax", shape=(2, 3, 7), mean=0.4),
 }
 
 
@@ -44,3 +49,48 @@ def test_only_called_kernels_are_linked(models_dir, tmp_path):
                                                         "se_add", "se_mul", "pool", "concat"))]
     assert not unused, unused
     assert "se_conv2d_s8" not in code  # the portable conv is not linked into the DSP build
+
+
+def _exact_on_host_and_qemu(g, tmp_path, kernel: str) -> tuple[np.ndarray, np.ndarray]:
+    """Compile an IR graph with the DSP kernels; host C and QEMU must equal the simulator.
+    Returns the inputs and the simulator's outputs."""
+    inputs = verify.load_inputs(g, None, 4, 0)
+    ref = verify.simulate(g, inputs)
+    lib = tmp_path / "lib"
+    assert kernel in codegen.generate(g, planner.plan(g), lib, "dsp")
+    host = toolchain.run_host(toolchain.build_host(lib, tmp_path / "host"), inputs, ref[0].size)
+    mcu = toolchain.run_qemu(toolchain.build_mcu(lib, tmp_path / "m7", M7), M7, inputs, ref[0].size)
+    np.testing.assert_array_equal(host, ref)
+    np.testing.assert_array_equal(mcu.outputs, ref)
+    return inputs, ref
+
+
+def test_depthwise_requant_table_branches(models_dir, tmp_path):
+    """se_requant_table's rarer branches, forced in the IR (the simulator reads the same params):
+    a channel with right shift 0 (shift >= 0) and clamp bounds narrower than int8."""
+    g = build_graph(quantized(dict(op="depthwise", shape=(1, 8, 6, 6)), models_dir, "k_dw_rq"))
+    (op,) = [o for o in g.ops if o.kind == "conv2d"]
+    p = op.params
+    p["shift"] = np.asarray(p["shift"]).copy()
+    p["shift"][[0, 5]] = [1, 0]
+    p["mult"] = np.asarray(p["mult"]).copy()
+    p["mult"][[0, 5]] = [1 << 30, (1 << 31) - 1]
+    p["act_min"], p["act_max"] = -100, 90
+    assert fast_requant(p) and (requant_table(p["mult"], p["shift"])[:, 3] == 0).sum() == 2
+    _, ref = _exact_on_host_and_qemu(g, tmp_path, "se_depthwise_conv2d_s8_dsp")
+    assert (ref == -100).any() and (ref == 90).any()
+
+
+def test_softmax_dsp_one_hot_rows(models_dir, tmp_path):
+    """A row whose sum is exactly 2^16 (every other exp is 0) gives recip = 2^30, the row that
+    se_softmax_s8_dsp requantizes the general way; forced by an exp table that is 0 past d = 0."""
+    g = build_graph(quantized(dict(op="softmax", shape=(6, 9)), models_dir, "k_sm_onehot"))
+    (op,) = [o for o in g.ops if o.kind == "softmax"]
+    table = np.zeros_like(op.params["exp_table"])
+    table[0], table[1] = 1 << 16, 3
+    op.params["exp_table"] = table
+    inputs, _ = _exact_on_host_and_qemu(g, tmp_path, "se_softmax_s8_dsp")
+    x = inputs.reshape(-1, 9).astype(np.int64)
+    sums = table[x.max(axis=1, keepdims=True) - x].sum(axis=1)
+    assert (sums == 1 << 16).any() and (sums > 1 << 16).any(), sums  # both paths ran
+    assert not softmax_dsp_fits(op.params, 1 << 15)

@@ -18,6 +18,7 @@ typedef struct {
     const int8_t *weights;
     const int16_t *weights16; /* depthwise DSP kernel: weights widened offline (codegen.depthwise_dsp_weights) */
     const int32_t *bias, *mult, *shift;
+    const int32_t *rq; /* depthwise DSP kernel with fast_rq: shifts decoded offline (codegen.requant_table) */
     int16_t *scratch;
 } se_conv_params_t;
 
@@ -62,6 +63,7 @@ typedef struct {
 
 typedef struct {
     int32_t rows, n, mult, shift, out_zp;
+    int32_t right, rnd; /* DSP kernel: -shift and its rounding term 2^(right - 1) or 0 */
     const int32_t *exp_table;
 } se_softmax_params_t;
 

@@ -347,6 +347,54 @@ static void se_requant_row(const int32_t *acc, int32_t n, const int32_t *mult, c
     }
 }
 
+/* se_rq_fast with the shifts decoded offline (codegen.requant_table): per channel the words
+ * {mult, left + 1, 2^(right - 1) or 0, right}, fetched by two LDRD. The bounds [-128, 127] take
+ * one SSAT. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define SE_RQT_LOOP(CLAMP)                                         \
+    "1:\n\t"                                                       \
+    "ldr %[v], [%[acc]], #4\n\t"                                   \
+    "ldrd %[m], %[ls], [%[rq]], #8\n\t"                            \
+    "ldrd %[rnd], %[rs], [%[rq]], #8\n\t"                          \
+    "lsl %[v], %[v], %[ls]\n\t"                                    \
+    "smmulr %[v], %[v], %[m]\n\t"                                  \
+    "cbz %[rs], 2f\n\t"                                            \
+    "add %[rnd], %[rnd], %[v]\n\t"                                 \
+    "sub %[rnd], %[rnd], %[v], lsr #31\n\t"                        \
+    "asr %[v], %[rnd], %[rs]\n\t"                                  \
+    "2:\n\t"                                                       \
+    "add %[v], %[v], %[zp]\n\t"                                    \
+    CLAMP                                                          \
+    "strb %[v], [%[out]], #1\n\t"                                  \
+    "subs %[n], %[n], #1\n\t"                                      \
+    "bne 1b\n\t"
+#define SE_RQT_OPERANDS                                                                                \
+    : [acc] "+r"(acc), [rq] "+r"(rq), [out] "+r"(out), [n] "+r"(n), [v] "=&r"(v), [m] "=&r"(m),         \
+      [ls] "=&r"(ls), [rnd] "=&r"(rnd), [rs] "=&l"(rs)                                                 \
+    : [zp] "r"(zp), [lo] "r"(lo), [hi] "r"(hi)                                                         \
+    : "cc", "memory"
+static void se_requant_table(const int32_t *acc, int32_t n, const int32_t *rq, int32_t zp, int32_t lo, int32_t hi,
+                             int8_t *out) {
+    int32_t v, m, ls, rnd, rs;
+    if (n <= 0) return;
+    if (lo == -128 && hi == 127) {
+        __asm__ volatile(SE_RQT_LOOP("ssat %[v], #8, %[v]\n\t") SE_RQT_OPERANDS);
+    } else {
+        __asm__ volatile(SE_RQT_LOOP("cmp %[v], %[lo]\n\tit lt\n\tmovlt %[v], %[lo]\n\t"
+                                     "cmp %[v], %[hi]\n\tit gt\n\tmovgt %[v], %[hi]\n\t") SE_RQT_OPERANDS);
+    }
+}
+#else
+static void se_requant_table(const int32_t *acc, int32_t n, const int32_t *rq, int32_t zp, int32_t lo, int32_t hi,
+                             int8_t *out) {
+    for (int32_t i = 0; i < n; i++, rq += 4) {
+        int32_t v = se_smmulr((int32_t)((uint32_t)acc[i] << rq[1]), rq[0]);
+        if (rq[3]) v = (v + rq[2] - (int32_t)((uint32_t)v >> 31)) >> rq[3];
+        out[i] = se_clamp(v + zp, lo, hi);
+    }
+}
+#endif
+
 /* Depthwise, channel multiplier 1: four channels per input word, unpacked by SXTAB16 into the
  * halfword pairs (c0,c2) and (c1,c3) and multiplied by SMLABB/SMLATT. The weights are widened
  * offline (codegen.depthwise_dsp_weights): for each group of four channels and each tap the pairs
@@ -363,39 +411,44 @@ static void se_requant_row(const int32_t *acc, int32_t n, const int32_t *mult, c
         a3 = se_smlatt(xo_, wo_, a3);                            \
     } while (0)
 
-/* Three consecutive taps of one kernel row: inputs at X_, X_ + CS_, X_ + 2 CS_; weights from W_ on. */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* One tap as asm: LD loads the input word into t; weights from w on (post-increment). */
+#define SE_DW_TAP_ASM(LD)                          \
+    LD "\n\t"                                      \
+    "ldrd %[we], %[wo], [%[w]], #8\n\t"            \
+    "sxtab16 %[e], %[o], %[t]\n\t"                 \
+    "sxtab16 %[t], %[o], %[t], ror #8\n\t"         \
+    "smlabb %[a0], %[e], %[we], %[a0]\n\t"         \
+    "smlatt %[a2], %[e], %[we], %[a2]\n\t"         \
+    "smlabb %[a1], %[t], %[wo], %[a1]\n\t"         \
+    "smlatt %[a3], %[t], %[wo], %[a3]\n\t"
+#define SE_DW_ROW_ASM(LD0)                                                                 \
+    SE_DW_TAP_ASM(LD0) SE_DW_TAP_ASM("ldr %[t], [%[x], %[cs]]")                            \
+    SE_DW_TAP_ASM("ldr %[t], [%[x], %[cs], lsl #1]")
+
+/* Three taps of one kernel row: inputs at X_, X_ + CS_, X_ + 2 CS_; weights from W_ on. */
 #define SE_DW_ROW3(X_, CS_, W_)                                                            \
     do {                                                                                   \
         uint32_t t_, e_, we_, wo_;                                                         \
         const int16_t *w_ = (W_);                                                          \
-        __asm__("ldr %[t], [%[x]]\n\t"                                                     \
-                "ldrd %[we], %[wo], [%[w]], #8\n\t"                                        \
-                "sxtab16 %[e], %[o], %[t]\n\t"                                             \
-                "sxtab16 %[t], %[o], %[t], ror #8\n\t"                                     \
-                "smlabb %[a0], %[e], %[we], %[a0]\n\t"                                     \
-                "smlatt %[a2], %[e], %[we], %[a2]\n\t"                                     \
-                "smlabb %[a1], %[t], %[wo], %[a1]\n\t"                                     \
-                "smlatt %[a3], %[t], %[wo], %[a3]\n\t"                                     \
-                "ldr %[t], [%[x], %[cs]]\n\t"                                              \
-                "ldrd %[we], %[wo], [%[w]], #8\n\t"                                        \
-                "sxtab16 %[e], %[o], %[t]\n\t"                                             \
-                "sxtab16 %[t], %[o], %[t], ror #8\n\t"                                     \
-                "smlabb %[a0], %[e], %[we], %[a0]\n\t"                                     \
-                "smlatt %[a2], %[e], %[we], %[a2]\n\t"                                     \
-                "smlabb %[a1], %[t], %[wo], %[a1]\n\t"                                     \
-                "smlatt %[a3], %[t], %[wo], %[a3]\n\t"                                     \
-                "ldr %[t], [%[x], %[cs], lsl #1]\n\t"                                      \
-                "ldrd %[we], %[wo], [%[w]], #8\n\t"                                        \
-                "sxtab16 %[e], %[o], %[t]\n\t"                                             \
-                "sxtab16 %[t], %[o], %[t], ror #8\n\t"                                     \
-                "smlabb %[a0], %[e], %[we], %[a0]\n\t"                                     \
-                "smlatt %[a2], %[e], %[we], %[a2]\n\t"                                     \
-                "smlabb %[a1], %[t], %[wo], %[a1]\n\t"                                     \
-                "smlatt %[a3], %[t], %[wo], %[a3]\n\t"                                     \
+        __asm__(SE_DW_ROW_ASM("ldr %[t], [%[x]]")                                          \
                 : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w_), \
                   [t] "=&r"(t_), [e] "=&r"(e_), [we] "=&r"(we_), [wo] "=&r"(wo_)           \
                 : [x] "r"(X_), [cs] "r"(CS_), [o] "r"(off2)                                \
+                : "memory");                                                               \
+    } while (0)
+
+/* The whole 3x3 window of one group: rows at X_, X_ + RS_, X_ + 2 RS_. Leaves X_ at X_ + 2 RS_
+ * and W_ after the nine taps, which is the next group's first weight. */
+#define SE_DW_3X3(X_, CS_, RS_, W_)                                                        \
+    do {                                                                                   \
+        uint32_t t_, e_, we_, wo_;                                                         \
+        __asm__(SE_DW_ROW_ASM("ldr %[t], [%[x]]")                                          \
+                "add %[x], %[x], %[rs]\n\t" SE_DW_ROW_ASM("ldr %[t], [%[x]]")            \
+                "add %[x], %[x], %[rs]\n\t" SE_DW_ROW_ASM("ldr %[t], [%[x]]")            \
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(W_), \
+                  [x] "+r"(X_), [t] "=&r"(t_), [e] "=&r"(e_), [we] "=&r"(we_), [wo] "=&r"(wo_) \
+                : [cs] "r"(CS_), [rs] "r"(RS_), [o] "r"(off2)                              \
                 : "memory");                                                               \
     } while (0)
 #else
@@ -404,6 +457,14 @@ static void se_requant_row(const int32_t *acc, int32_t n, const int32_t *mult, c
         SE_DW_TAP((X_), (W_));                     \
         SE_DW_TAP((X_) + (CS_), (W_) + 4);         \
         SE_DW_TAP((X_) + 2 * (CS_), (W_) + 8);     \
+    } while (0)
+#define SE_DW_3X3(X_, CS_, RS_, W_)                     \
+    do {                                                \
+        SE_DW_ROW3((X_), (CS_), (W_));                  \
+        SE_DW_ROW3((X_) + (RS_), (CS_), (W_) + 12);     \
+        SE_DW_ROW3((X_) + 2 * (RS_), (CS_), (W_) + 24); \
+        (X_) += 2 * (RS_);                              \
+        (W_) += 36;                                     \
     } while (0)
 #endif
 
@@ -429,7 +490,20 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
                 const int32_t rows = ky1 - ky0, cols = kx1 - kx0, first = ky0 * kw + kx0, skip = (kw - cols) * 4;
                 const int8_t *base = img + ((y0 + ky0 * p->dil_h) * p->in_w + x0 + kx0 * p->dil_w) * c;
                 const int16_t *wg = p->weights16 + first * 4;
-                for (int32_t g = 0; g < groups; g++, wg += taps * 4) {
+                if (rows * cols == 9 && taps == 9) {
+                    const int8_t *xr = base;
+                    const int16_t *wp = wg;
+                    const int32_t back = 4 - 2 * row_step;
+                    for (int32_t g = 0; g < 4 * groups; g += 4) {
+                        int32_t a0 = p->bias[g], a1 = p->bias[g + 1], a2 = p->bias[g + 2], a3 = p->bias[g + 3];
+                        SE_DW_3X3(xr, col_step, row_step, wp);
+                        xr += back;
+                        acc[g] = a0;
+                        acc[g + 1] = a1;
+                        acc[g + 2] = a2;
+                        acc[g + 3] = a3;
+                    }
+                } else for (int32_t g = 0; g < groups; g++, wg += taps * 4) {
                     int32_t a0 = p->bias[4 * g], a1 = p->bias[4 * g + 1], a2 = p->bias[4 * g + 2], a3 = p->bias[4 * g + 3];
                     const int8_t *xr = base + 4 * g;
                     const int16_t *wp = wg;
@@ -453,7 +527,10 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
                             a += (base[ky * row_step + kx * col_step + ch] + off) * wtail[(first + ky * kw + kx) * tail_c + t];
                     acc[ch] = a;
                 }
-                se_requant_row(acc, c, p->mult, p->shift, p->out_zp, p->act_min, p->act_max, p->fast_rq, out);
+                if (p->rq)
+                    se_requant_table(acc, c, p->rq, p->out_zp, p->act_min, p->act_max, out);
+                else
+                    se_requant_row(acc, c, p->mult, p->shift, p->out_zp, p->act_min, p->act_max, p->fast_rq, out);
                 out += c;
             }
         }
@@ -482,5 +559,52 @@ void se_matmul_s8_dsp(const se_matmul_params_t *p, const int8_t *a, const int8_t
                 se_dot(w.wide, w.tails, w.sum, A, p->a_rs, m, k, -p->a_zp, &r, O + j, b1 ? O + j + 1 : 0, n);
             }
         }
+    }
+}
+
+/* Softmax, the algorithm of se_softmax_s8 with four bytes per word: SSUB8/SEL for the row
+ * maximum, USUB8 for the four table indices max - x. The generator picks this kernel when the
+ * exp table is at most 2^16 and n * 2^16 < 2^31 (the row sum fits 32 bits) and the output shift
+ * has no left part; then y = e * recip >> 16 <= 2^30 and y < 2^30 unless recip = 2^30, so SRDHM
+ * is SMMULR of 2y, and y >= 0 makes the rounding shift (v + rnd) >> right. */
+void se_softmax_s8_dsp(const se_softmax_params_t *p, const int8_t *in, int8_t *out) {
+    const int32_t n = p->n, n4 = n & ~3;
+    const int32_t *tab = p->exp_table;
+    for (int32_t r = 0; r < p->rows; r++, in += n) {
+        uint32_t m4 = 0x80808080u;
+        for (int32_t i = 0; i < n4; i += 4) m4 = se_max8(se_ld32(in + i), m4);
+        int32_t mx = -128;
+        for (int32_t i = 0; i < 32; i += 8) mx = (int8_t)(m4 >> i) > mx ? (int8_t)(m4 >> i) : mx;
+        for (int32_t i = n4; i < n; i++) mx = in[i] > mx ? in[i] : mx;
+        const uint32_t mxx = (uint8_t)mx * 0x01010101u;
+        uint32_t sum = 0;
+        for (int32_t i = 0; i < n4; i += 4) {
+            uint32_t d = se_usub8(mxx, se_ld32(in + i));
+            sum += (uint32_t)(tab[d & 0xFFu] + tab[(d >> 8) & 0xFFu] + tab[(d >> 16) & 0xFFu] + tab[d >> 24]);
+        }
+        for (int32_t i = n4; i < n; i++) sum += (uint32_t)tab[mx - in[i]];
+        const uint32_t recip = (uint32_t)((1ULL << 46) / sum);
+        if (recip >= (1u << 30)) { /* y may reach 2^30: the general requantization */
+            for (int32_t i = 0; i < n; i++) {
+                int32_t y = (int32_t)(((uint64_t)(uint32_t)tab[mx - in[i]] * recip) >> 16);
+                *out++ = se_clamp(se_mbqm(y, p->mult, p->shift) + p->out_zp, -128, 127);
+            }
+            continue;
+        }
+        const int32_t mult = p->mult, rnd = p->rnd, right = p->right, zp = p->out_zp;
+#define SE_SM_OUT(IDX)                                                                       \
+    do {                                                                                     \
+        uint32_t y_ = (uint32_t)(((uint64_t)(uint32_t)tab[IDX] * recip) >> 16);              \
+        *out++ = (int8_t)se_ssat8(((se_smmulr((int32_t)(y_ << 1), mult) + rnd) >> right) + zp); \
+    } while (0)
+        for (int32_t i = 0; i < n4; i += 4) {
+            uint32_t d = se_usub8(mxx, se_ld32(in + i));
+            SE_SM_OUT(d & 0xFFu);
+            SE_SM_OUT((d >> 8) & 0xFFu);
+            SE_SM_OUT((d >> 16) & 0xFFu);
+            SE_SM_OUT(d >> 24);
+        }
+        for (int32_t i = n4; i < n; i++) SE_SM_OUT(mx - in[i]);
+#undef SE_SM_OUT
     }
 }

@@ -101,6 +101,24 @@ static inline int32_t se_smlatt(uint32_t x, uint32_t y, int32_t acc) {
     __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(x), "r"(y), "r"(acc));
     return r;
 }
+/* SSAT #8: v clamped to [-128, 127]. */
+static inline int32_t se_ssat8(int32_t v) {
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+}
+/* USUB8: four bytewise differences a - b, each wrapped to 8 bits. */
+static inline uint32_t se_usub8(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__("usub8 %0, %1, %2" : "=r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+/* SSUB8 then SEL: the bytewise signed maximum of a and b. */
+static inline uint32_t se_max8(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+}
 #else
 static inline int32_t se_lo16(uint32_t x) { return (int32_t)(int16_t)(uint16_t)(x & 0xFFFFu); }
 static inline int32_t se_hi16(uint32_t x) { return (int32_t)(int16_t)(uint16_t)(x >> 16); }
@@ -122,6 +140,20 @@ static inline int32_t se_smlabb(uint32_t x, uint32_t y, int32_t acc) {
 }
 static inline int32_t se_smlatt(uint32_t x, uint32_t y, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)(se_hi16(x) * se_hi16(y)));
+}
+static inline int32_t se_ssat8(int32_t v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
+static inline uint32_t se_usub8(uint32_t a, uint32_t b) {
+    uint32_t r = 0;
+    for (int i = 0; i < 32; i += 8) r |= (((a >> i) - (b >> i)) & 0xFFu) << i;
+    return r;
+}
+static inline uint32_t se_max8(uint32_t a, uint32_t b) {
+    uint32_t r = 0;
+    for (int i = 0; i < 32; i += 8) {
+        int8_t x = (int8_t)(a >> i), y = (int8_t)(b >> i);
+        r |= (uint32_t)(uint8_t)(x >= y ? x : y) << i;
+    }
+    return r;
 }
 #endif
 
