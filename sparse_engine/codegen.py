@@ -74,13 +74,15 @@ def softmax_dsp_fits(p: dict, n: int) -> bool:
     return top <= 1 << 16 and n * top < 2**31 and int(p["shift"]) <= 0
 
 
-def requant_table(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Per channel {mult, left + 1, 2^(right - 1) or 0, right}: se_requant_table's decoded form of
-    TFLite's multiplier and shift, so the kernel spends loads instead of shift arithmetic."""
-    shift = np.asarray(shift, np.int64)
-    left, right = np.clip(shift, 0, None), np.clip(-shift, 0, None)
-    rnd = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
-    return np.stack([np.asarray(mult, np.int64), left + 1, rnd, right], axis=1)
+def requant_table(mult, shift) -> np.ndarray | None:
+    """Per channel {mult, 2^(right - 1) or 0}: the DSP kernels' form of TFLite's multiplier and
+    (right) shift, in the same 8 bytes; the kernel gets `right` back with CLZ. None when a channel
+    shifts left (the kernels then decode multiplier and shift at run time)."""
+    shift = np.atleast_1d(np.asarray(shift, np.int64))
+    if np.any(shift > 0):
+        return None
+    rnd = np.left_shift(np.int64(1), -shift) >> 1
+    return np.stack([np.atleast_1d(np.asarray(mult, np.int64)), rnd], axis=1)
 
 
 def depthwise_dsp_weights(w: np.ndarray) -> np.ndarray:
@@ -138,6 +140,11 @@ class _Emitter:
             return self.array(t.data, np.int8, f"c_{name}", f"constant tensor '{name}' {t.shape}")
         return f"(arena + {self.plan.offsets[name]})"
 
+    def requant(self, p: dict, A, dsp: bool) -> str:
+        """The decoded requantization table of a DSP layer whose accumulators allow SMMULR, else NULL."""
+        table = requant_table(p["mult"], p["shift"]) if dsp and fast_requant(p) else None
+        return "0" if table is None else A(table, np.int32, "rq")
+
     def layer(self, i: int, op: Op) -> dict:
         g, p = self.g, op.params
         ins = [g.tensors[n] for n in op.inputs]
@@ -153,9 +160,9 @@ class _Emitter:
             x, w = ins[0], p["weights"]  # pointwise: a fully connected layer over the pixels
             kk = w.shape[3]
             fields = dict(rows=x.size // kk, in_k=kk, out_n=w.shape[0], in_zp=p["in_zp"], out_zp=p["out_zp"],
-                          act_min=p["act_min"], act_max=p["act_max"], fast_rq=fast_requant(p), weights=A(w, np.int8, "weights"),
+                          act_min=p["act_min"], act_max=p["act_max"], weights=A(w, np.int8, "weights"),
                           bias=A(p["bias"], np.int32, "bias"), mult=A(p["mult"], np.int32, "mult"),
-                          shift=A(p["shift"], np.int32, "shift"), scratch="scratch")
+                          shift=A(p["shift"], np.int32, "shift"), rq=self.requant(p, A, True), scratch="scratch")
             fn, struct, scratch = "se_fc_s8_dsp", "se_fc_params_t", pair_len(kk)
         elif k == "conv2d":
             x = ins[0]
@@ -165,27 +172,25 @@ class _Emitter:
                           stride_h=p["stride"][0], stride_w=p["stride"][1], pad_top=p["pad"][0],
                           pad_left=p["pad"][1], dil_h=p["dilation"][0], dil_w=p["dilation"][1],
                           depth_mult=p["depth_mult"], in_zp=p["in_zp"], out_zp=p["out_zp"], act_min=p["act_min"],
-                          act_max=p["act_max"], fast_rq=fast_requant(p), weights=A(w, np.int8, "weights"), bias=A(p["bias"], np.int32, "bias"),
+                          act_max=p["act_max"], weights=A(w, np.int8, "weights"), bias=A(p["bias"], np.int32, "bias"),
                           mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
                           rq="0", scratch="0", weights16="0")
             fn, struct = ("se_depthwise_conv2d_s8" if p["depthwise"] else "se_conv2d_s8"), "se_conv_params_t"
             if self.dsp and p["depthwise"] and p["depth_mult"] == 1:
                 fn, scratch = fn + "_dsp", 2 * x.shape[3]
                 fields.update(weights="0", weights16=A(depthwise_dsp_weights(w), np.int16, "weights16"),
-                              scratch="scratch")
-                if fields["fast_rq"]:
-                    fields.update(mult="0", shift="0", rq=A(requant_table(p["mult"], p["shift"]), np.int32, "rq"))
+                              scratch="scratch", rq=self.requant(p, A, True))
             elif self.dsp and not p["depthwise"]:
                 kk = w.shape[1] * w.shape[2] * w.shape[3]
                 fn, scratch = fn + "_dsp", pair_len(kk) + (0 if x.shape[3] % 4 == 0 else (kk + 1) // 2)
-                fields["scratch"] = "scratch"
+                fields.update(scratch="scratch", rq=self.requant(p, A, True))
         elif k == "fc":
             kk = p["weights"].shape[1]
             fields = dict(rows=ins[0].size // kk, in_k=kk, out_n=p["weights"].shape[0], in_zp=p["in_zp"],
-                          out_zp=p["out_zp"], act_min=p["act_min"], act_max=p["act_max"], fast_rq=fast_requant(p),
+                          out_zp=p["out_zp"], act_min=p["act_min"], act_max=p["act_max"],
                           weights=A(p["weights"], np.int8, "weights"), bias=A(p["bias"], np.int32, "bias"),
                           mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
-                          scratch="scratch" if self.dsp else "0")
+                          rq=self.requant(p, A, self.dsp), scratch="scratch" if self.dsp else "0")
             fn, struct = "se_fc_s8", "se_fc_params_t"
             if self.dsp:
                 fn, scratch = "se_fc_s8_dsp", pair_len(kk)
@@ -198,9 +203,9 @@ class _Emitter:
             dsp = self.dsp and (b_ks == 1 or a_cs == 1)
             fields = dict(batch=len(a_off), m=m, k=kk, n=n, a_zp=p["a_zp"], b_zp=p["b_zp"], out_zp=p["out_zp"],
                           mult=_c_int(p["mult"]), shift=p["shift"], act_min=p["act_min"], act_max=p["act_max"],
-                          a_rs=a_rs, a_cs=a_cs, b_ks=b_ks, b_ns=b_ns, fast_rq=fast_requant(p),
+                          a_rs=a_rs, a_cs=a_cs, b_ks=b_ks, b_ns=b_ns,
                           a_offsets=A(a_off, np.int32, "a_offsets"), b_offsets=A(b_off, np.int32, "b_offsets"),
-                          scratch="scratch" if dsp else "0")
+                          rq=self.requant(p, A, dsp), scratch="scratch" if dsp else "0")
             fn, struct = ("se_matmul_s8_dsp" if dsp else "se_matmul_s8"), "se_matmul_params_t"
             scratch = pair_len(kk) if dsp else 0
             args = f"{ptrs[0]}, {ptrs[1]}, {self.ptr(out.name)}"
@@ -268,6 +273,8 @@ class _Emitter:
         else:
             raise AssertionError(f"no C emitter for IR op kind {k}")
         self.scratch = max(self.scratch, scratch)
+        if fields.get("rq", "0") != "0" and k != "matmul":
+            fields.update(mult="0", shift="0")  # the table replaces them; --gc-sections drops the arrays
         return dict(index=i, name=op.name, onnx_op=op.onnx_op, fn=fn, struct=struct, out_shape=list(out.shape),
                     fields=[(f, str(v)) for f, v in fields.items()], args=args)
 

@@ -65,19 +65,21 @@ def _exact_on_host_and_qemu(g, tmp_path, kernel: str) -> tuple[np.ndarray, np.nd
     return inputs, ref
 
 
-def test_depthwise_requant_table_branches(models_dir, tmp_path):
-    """se_requant_table's rarer branches, forced in the IR (the simulator reads the same params):
-    a channel with right shift 0 (shift >= 0) and clamp bounds narrower than int8."""
+@pytest.mark.parametrize("left", [False, True])
+def test_depthwise_requant_branches(models_dir, tmp_path, left):
+    """The rarer requantization branches, forced in the IR (the simulator reads the same params):
+    a channel with right shift 0 and clamp bounds narrower than int8 (table path, SSAT not
+    applicable), or a channel shifting left (no table: shifts decoded at run time)."""
     g = build_graph(quantized(dict(op="depthwise", shape=(1, 8, 6, 6)), models_dir, "k_dw_rq"))
     (op,) = [o for o in g.ops if o.kind == "conv2d"]
     p = op.params
-    p["shift"] = np.asarray(p["shift"]).copy()
-    p["shift"][[0, 5]] = [1, 0]
-    p["mult"] = np.asarray(p["mult"]).copy()
+    p["shift"], p["mult"] = np.asarray(p["shift"]).copy(), np.asarray(p["mult"]).copy()
+    p["shift"][[0, 5]] = [1 if left else 0, 0]
     p["mult"][[0, 5]] = [1 << 30, (1 << 31) - 1]
     p["act_min"], p["act_max"] = -100, 90
-    assert fast_requant(p) and (requant_table(p["mult"], p["shift"])[:, 3] == 0).sum() == 2
-    _, ref = _exact_on_host_and_qemu(g, tmp_path, "se_depthwise_conv2d_s8_dsp")
+    table = requant_table(p["mult"], p["shift"])
+    assert fast_requant(p) and (table is None if left else (table[:, 1] == 0).sum() == 2)
+    _, ref = _exact_on_host_and_qemu(g, tmp_path / "dw", "se_depthwise_conv2d_s8_dsp")
     assert (ref == -100).any() and (ref == 90).any()
 
 

@@ -2,8 +2,9 @@
  * (se_*_s8_dsp, kernels_dsp.c). Both compute exactly what the NumPy simulator
  * (sparse_engine/simulator.py) computes; the parameter structs are filled by the generator.
  * `scratch` is a static int16 buffer sized by the generator; only the DSP kernels use it.
- * `fast_rq` = 1 when the generator proved |acc| * 2^(left shift + 1) < 2^31 for the layer, so the
- * DSP kernels may requantize with SMMULR (the same bits, fewer instructions). */
+ * `rq`, when not NULL: the generator proved |acc| * 2 < 2^31 and found no left shift in the layer,
+ * so the DSP kernels requantize with SMMULR (the same bits, fewer instructions) from this table,
+ * per channel {mult, 2^(right shift - 1) or 0} (codegen.requant_table). */
 #ifndef SPARSE_ENGINE_KERNELS_H
 #define SPARSE_ENGINE_KERNELS_H
 
@@ -14,18 +15,18 @@
 typedef struct {
     int32_t batch, in_h, in_w, in_c, out_h, out_w, out_c;
     int32_t k_h, k_w, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, depth_mult;
-    int32_t in_zp, out_zp, act_min, act_max, fast_rq;
+    int32_t in_zp, out_zp, act_min, act_max;
     const int8_t *weights;
     const int16_t *weights16; /* depthwise DSP kernel: weights widened offline (codegen.depthwise_dsp_weights) */
     const int32_t *bias, *mult, *shift;
-    const int32_t *rq; /* depthwise DSP kernel with fast_rq: shifts decoded offline (codegen.requant_table) */
+    const int32_t *rq;
     int16_t *scratch;
 } se_conv_params_t;
 
 typedef struct {
-    int32_t rows, in_k, out_n, in_zp, out_zp, act_min, act_max, fast_rq;
+    int32_t rows, in_k, out_n, in_zp, out_zp, act_min, act_max;
     const int8_t *weights;
-    const int32_t *bias, *mult, *shift;
+    const int32_t *bias, *mult, *shift, *rq;
     int16_t *scratch;
 } se_fc_params_t;
 
@@ -33,8 +34,8 @@ typedef struct {
  * the strides let a transposing copy in front of either operand be absorbed. */
 typedef struct {
     int32_t batch, m, k, n, a_zp, b_zp, out_zp, mult, shift, act_min, act_max;
-    int32_t a_rs, a_cs, b_ks, b_ns, fast_rq;
-    const int32_t *a_offsets, *b_offsets;
+    int32_t a_rs, a_cs, b_ks, b_ns;
+    const int32_t *a_offsets, *b_offsets, *rq;
     int16_t *scratch;
 } se_matmul_params_t;
 

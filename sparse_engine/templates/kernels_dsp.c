@@ -10,10 +10,13 @@
 #include "kernels.h"
 #include "se_math.h"
 
-/* Requantization of one output column: pointers advance by `step` (1 per channel, 0 per tensor). */
+/* Requantization of one output column: pointers advance by `step` (1 per channel, 0 per tensor).
+ * With `rq` (the generator proved |acc| * 2 < 2^31 and no channel shifts left) the shift comes as
+ * its rounding term, codegen.requant_table: per channel {mult, 2^(right - 1) or 0}; CLZ gives
+ * right back. */
 typedef struct {
-    const int32_t *bias, *mult, *shift;
-    int32_t step, out_zp, act_min, act_max, fast;
+    const int32_t *bias, *mult, *shift, *rq;
+    int32_t step, out_zp, act_min, act_max;
 } se_req_t;
 
 /* se_mbqm_pos + zero point + clamp to the activation range. */
@@ -22,23 +25,22 @@ static inline __attribute__((always_inline)) int8_t se_rq(int32_t acc, int32_t m
     return se_clamp(se_mbqm_pos(acc, mult, shift) + zp, lo, hi);
 }
 
-/* The same bits when |acc| * 2^(left + 1) < 2^31: SRDHM is then SMMULR of the doubled value, and
- * the rounding divide (v + 2^(right-1) - [v < 0]) >> right cannot overflow. */
-static inline __attribute__((always_inline)) int8_t se_rq_fast(int32_t acc, int32_t mult, int32_t shift, int32_t zp,
-                                                               int32_t lo, int32_t hi) {
-    int32_t left = shift & ~(shift >> 31);
-    int32_t right = left - shift;
-    int32_t v = se_smmulr((int32_t)((uint32_t)acc << (left + 1)), mult);
-    int32_t q = right ? (v + (1 << (right - 1)) - (int32_t)((uint32_t)v >> 31)) >> right : v;
-    q += zp;
-    q = q < lo ? lo : q; /* this order, not se_clamp's: 1.5 % fewer instructions in depthwise */
-    return (int8_t)(q > hi ? hi : q);
+/* The same bits from a requant_table row t: SRDHM is SMMULR of the doubled value, and the
+ * rounding divide (v + 2^(right-1) - [v < 0]) >> right cannot overflow. */
+static inline __attribute__((always_inline)) int8_t se_rq_table(int32_t acc, const int32_t *t, int32_t zp,
+                                                                int32_t lo, int32_t hi) {
+    const int32_t right = 32 - se_clz((uint32_t)t[1]);
+    int32_t v = se_smmulr((int32_t)((uint32_t)acc << 1), t[0]);
+    if (right) v = (v + t[1] - (int32_t)((uint32_t)v >> 31)) >> right;
+    v += zp;
+    v = v < lo ? lo : v; /* this order, not se_clamp's: fewer instructions */
+    return (int8_t)(v > hi ? hi : v);
 }
 
 static inline int8_t se_req(const se_req_t *r, int32_t acc, int32_t col) {
     int32_t i = col * r->step;
-    return r->fast ? se_rq_fast(acc, r->mult[i], r->shift[i], r->out_zp, r->act_min, r->act_max)
-                   : se_rq(acc, r->mult[i], r->shift[i], r->out_zp, r->act_min, r->act_max);
+    return r->rq ? se_rq_table(acc, r->rq + 2 * i, r->out_zp, r->act_min, r->act_max)
+                 : se_rq(acc, r->mult[i], r->shift[i], r->out_zp, r->act_min, r->act_max);
 }
 
 static inline int32_t se_bias(const se_req_t *r, int32_t col) { return r->bias ? r->bias[col * r->step] : 0; }
@@ -278,7 +280,7 @@ static se_wide_t se_wide_rows(int16_t *scratch, const int8_t *x0, const int8_t *
 
 void se_fc_s8_dsp(const se_fc_params_t *p, const int8_t *in, int8_t *out) {
     const int32_t k = p->in_k, n = p->out_n;
-    const se_req_t r = {p->bias, p->mult, p->shift, 1, p->out_zp, p->act_min, p->act_max, p->fast_rq};
+    const se_req_t r = {p->bias, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max};
     int32_t row = 0;
     for (; row < p->rows; row += 2) {
         const int8_t *x1 = row + 1 < p->rows ? in + (row + 1) * k : 0;
@@ -321,7 +323,7 @@ static int32_t se_patch(const se_conv_params_t *p, const int8_t *img, int32_t oy
 
 void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out) {
     const int32_t k = p->k_h * p->k_w * p->in_c, n = p->out_c, pixels = p->out_h * p->out_w;
-    const se_req_t r = {p->bias, p->mult, p->shift, 1, p->out_zp, p->act_min, p->act_max, p->fast_rq};
+    const se_req_t r = {p->bias, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max};
     uint32_t *wide = (uint32_t *)(void *)p->scratch;
     int16_t *tails = p->scratch + 8 * (k >> 2);
     int8_t *stage = (int8_t *)(p->scratch + SE_PAIR_LEN(k));
@@ -339,26 +341,22 @@ void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out) 
 
 /* Requantize n int32 accumulators with per-channel multipliers into int8. */
 static void se_requant_row(const int32_t *acc, int32_t n, const int32_t *mult, const int32_t *shift, int32_t zp,
-                           int32_t lo, int32_t hi, int32_t fast, int8_t *out) {
-    if (fast) {
-        for (int32_t i = 0; i < n; i++) out[i] = se_rq_fast(acc[i], mult[i], shift[i], zp, lo, hi);
-    } else {
-        for (int32_t i = 0; i < n; i++) out[i] = se_rq(acc[i], mult[i], shift[i], zp, lo, hi);
-    }
+                           int32_t lo, int32_t hi, int8_t *out) {
+    for (int32_t i = 0; i < n; i++) out[i] = se_rq(acc[i], mult[i], shift[i], zp, lo, hi);
 }
 
-/* se_rq_fast with the shifts decoded offline (codegen.requant_table): per channel the words
- * {mult, left + 1, 2^(right - 1) or 0, right}, fetched by two LDRD. The bounds [-128, 127] take
- * one SSAT. */
+/* se_rq_table over a row of accumulators, one table row per channel, fetched by one LDRD. The
+ * bounds [-128, 127] take one SSAT. */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #define SE_RQT_LOOP(CLAMP)                                         \
     "1:\n\t"                                                       \
     "ldr %[v], [%[acc]], #4\n\t"                                   \
-    "ldrd %[m], %[ls], [%[rq]], #8\n\t"                            \
-    "ldrd %[rnd], %[rs], [%[rq]], #8\n\t"                          \
-    "lsl %[v], %[v], %[ls]\n\t"                                    \
+    "ldrd %[m], %[rnd], [%[rq]], #8\n\t"                           \
+    "clz %[rs], %[rnd]\n\t"                                        \
+    "lsl %[v], %[v], #1\n\t"                                       \
     "smmulr %[v], %[v], %[m]\n\t"                                  \
-    "cbz %[rs], 2f\n\t"                                            \
+    "rsbs %[rs], %[rs], #32\n\t"                                   \
+    "beq 2f\n\t"                                                   \
     "add %[rnd], %[rnd], %[v]\n\t"                                 \
     "sub %[rnd], %[rnd], %[v], lsr #31\n\t"                        \
     "asr %[v], %[rnd], %[rs]\n\t"                                  \
@@ -370,12 +368,12 @@ static void se_requant_row(const int32_t *acc, int32_t n, const int32_t *mult, c
     "bne 1b\n\t"
 #define SE_RQT_OPERANDS                                                                                \
     : [acc] "+r"(acc), [rq] "+r"(rq), [out] "+r"(out), [n] "+r"(n), [v] "=&r"(v), [m] "=&r"(m),         \
-      [ls] "=&r"(ls), [rnd] "=&r"(rnd), [rs] "=&l"(rs)                                                 \
+      [rnd] "=&r"(rnd), [rs] "=&r"(rs)                                                                 \
     : [zp] "r"(zp), [lo] "r"(lo), [hi] "r"(hi)                                                         \
     : "cc", "memory"
 static void se_requant_table(const int32_t *acc, int32_t n, const int32_t *rq, int32_t zp, int32_t lo, int32_t hi,
                              int8_t *out) {
-    int32_t v, m, ls, rnd, rs;
+    int32_t v, m, rnd, rs;
     if (n <= 0) return;
     if (lo == -128 && hi == 127) {
         __asm__ volatile(SE_RQT_LOOP("ssat %[v], #8, %[v]\n\t") SE_RQT_OPERANDS);
@@ -387,11 +385,7 @@ static void se_requant_table(const int32_t *acc, int32_t n, const int32_t *rq, i
 #else
 static void se_requant_table(const int32_t *acc, int32_t n, const int32_t *rq, int32_t zp, int32_t lo, int32_t hi,
                              int8_t *out) {
-    for (int32_t i = 0; i < n; i++, rq += 4) {
-        int32_t v = se_smmulr((int32_t)((uint32_t)acc[i] << rq[1]), rq[0]);
-        if (rq[3]) v = (v + rq[2] - (int32_t)((uint32_t)v >> 31)) >> rq[3];
-        out[i] = se_clamp(v + zp, lo, hi);
-    }
+    for (int32_t i = 0; i < n; i++) out[i] = se_rq_table(acc[i], rq + 2 * i, zp, lo, hi);
 }
 #endif
 
@@ -530,7 +524,7 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
                 if (p->rq)
                     se_requant_table(acc, c, p->rq, p->out_zp, p->act_min, p->act_max, out);
                 else
-                    se_requant_row(acc, c, p->mult, p->shift, p->out_zp, p->act_min, p->act_max, p->fast_rq, out);
+                    se_requant_row(acc, c, p->mult, p->shift, p->out_zp, p->act_min, p->act_max, out);
                 out += c;
             }
         }
@@ -542,7 +536,7 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
  * be contiguous along k, pairs of B columns are widened and A's rows are the int8 side. */
 void se_matmul_s8_dsp(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out) {
     const int32_t m = p->m, k = p->k, n = p->n;
-    const se_req_t r = {0, &p->mult, &p->shift, 0, p->out_zp, p->act_min, p->act_max, p->fast_rq};
+    const se_req_t r = {0, &p->mult, &p->shift, p->rq, 0, p->out_zp, p->act_min, p->act_max};
     for (int32_t t = 0; t < p->batch; t++) {
         const int8_t *A = a + p->a_offsets[t], *B = b + p->b_offsets[t];
         int8_t *O = out + t * m * n;

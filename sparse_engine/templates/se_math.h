@@ -101,6 +101,12 @@ static inline int32_t se_smlatt(uint32_t x, uint32_t y, int32_t acc) {
     __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(x), "r"(y), "r"(acc));
     return r;
 }
+/* CLZ: leading zero bits, 32 for 0. */
+static inline int32_t se_clz(uint32_t x) {
+    int32_t r;
+    __asm__("clz %0, %1" : "=r"(r) : "r"(x));
+    return r;
+}
 /* SSAT #8: v clamped to [-128, 127]. */
 static inline int32_t se_ssat8(int32_t v) {
     int32_t r;
@@ -141,6 +147,7 @@ static inline int32_t se_smlabb(uint32_t x, uint32_t y, int32_t acc) {
 static inline int32_t se_smlatt(uint32_t x, uint32_t y, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)(se_hi16(x) * se_hi16(y)));
 }
+static inline int32_t se_clz(uint32_t x) { return x ? __builtin_clz(x) : 32; }
 static inline int32_t se_ssat8(int32_t v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
 static inline uint32_t se_usub8(uint32_t a, uint32_t b) {
     uint32_t r = 0;
