@@ -5,12 +5,13 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sparse_engine import profiles, zoo  # noqa: E402
+from sparse_engine import codegen, planner, profiles, toolchain, verify, zoo  # noqa: E402
 from sparse_engine.compiler import compile_model  # noqa: E402
 
 M7 = profiles.get("stm32f746")
@@ -32,6 +33,21 @@ def quantized(case: dict, directory: Path, name: str, seed: int = 0) -> Path:
 def compile_verified(model: Path, out: Path, n_random: int = 6, input_file: Path | None = None) -> dict:
     return compile_model(model, out, "cortex-m7", M7, verify_ladder=True, n_random=n_random,
                          input_file=input_file, progress=lambda *_: None)
+
+
+def exact_on_host_and_qemu(g, tmp_path: Path, kernel: str, kernels: str = "dsp") -> tuple[np.ndarray, np.ndarray, list]:
+    """Compile an IR graph (its params may be edited by the test: the simulator reads the same)
+    with `kernel` among the layers; host C and QEMU must equal the simulator.
+    Returns the inputs, the simulator's outputs and the per-layer Cortex-M7 instructions."""
+    inputs = verify.load_inputs(g, None, 4, 0)
+    ref = verify.simulate(g, inputs)
+    lib = tmp_path / "lib"
+    assert kernel in codegen.generate(g, planner.plan(g), lib, kernels)
+    host = toolchain.run_host(toolchain.build_host(lib, tmp_path / "host"), inputs, ref[0].size)
+    mcu = toolchain.run_qemu(toolchain.build_mcu(lib, tmp_path / "m7", M7), M7, inputs, ref[0].size)
+    np.testing.assert_array_equal(host, ref)
+    np.testing.assert_array_equal(mcu.outputs, ref)
+    return inputs, ref, mcu.layer_instructions
 
 
 MEASUREMENTS = ROOT / "build" / "test-measurements.jsonl"

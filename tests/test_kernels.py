@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import M7, compile_verified, quantized, record
+from conftest import compile_verified, exact_on_host_and_qemu, quantized, record
 
-from sparse_engine import codegen, planner, toolchain, verify
 from sparse_engine.bench.kernels import kernel_code
 from sparse_engine.codegen import fast_requant, requant_table, softmax_dsp_fits
 from sparse_engine.compiler import build_graph
@@ -51,20 +50,6 @@ def test_only_called_kernels_are_linked(models_dir, tmp_path):
     assert "se_conv2d_s8" not in code  # the portable conv is not linked into the DSP build
 
 
-def _exact_on_host_and_qemu(g, tmp_path, kernel: str) -> tuple[np.ndarray, np.ndarray]:
-    """Compile an IR graph with the DSP kernels; host C and QEMU must equal the simulator.
-    Returns the inputs and the simulator's outputs."""
-    inputs = verify.load_inputs(g, None, 4, 0)
-    ref = verify.simulate(g, inputs)
-    lib = tmp_path / "lib"
-    assert kernel in codegen.generate(g, planner.plan(g), lib, "dsp")
-    host = toolchain.run_host(toolchain.build_host(lib, tmp_path / "host"), inputs, ref[0].size)
-    mcu = toolchain.run_qemu(toolchain.build_mcu(lib, tmp_path / "m7", M7), M7, inputs, ref[0].size)
-    np.testing.assert_array_equal(host, ref)
-    np.testing.assert_array_equal(mcu.outputs, ref)
-    return inputs, ref
-
-
 @pytest.mark.parametrize("left", [False, True])
 def test_depthwise_requant_branches(models_dir, tmp_path, left):
     """The rarer requantization branches, forced in the IR (the simulator reads the same params):
@@ -79,7 +64,7 @@ def test_depthwise_requant_branches(models_dir, tmp_path, left):
     p["act_min"], p["act_max"] = -100, 90
     table = requant_table(p["mult"], p["shift"])
     assert fast_requant(p) and (table is None if left else (table[:, 1] == 0).sum() == 2)
-    _, ref = _exact_on_host_and_qemu(g, tmp_path / "dw", "se_depthwise_conv2d_s8_dsp")
+    _, ref, _ = exact_on_host_and_qemu(g, tmp_path / "dw", "se_depthwise_conv2d_s8_dsp")
     assert (ref == -100).any() and (ref == 90).any()
 
 
@@ -91,7 +76,7 @@ def test_softmax_dsp_one_hot_rows(models_dir, tmp_path):
     table = np.zeros_like(op.params["exp_table"])
     table[0], table[1] = 1 << 16, 3
     op.params["exp_table"] = table
-    inputs, _ = _exact_on_host_and_qemu(g, tmp_path, "se_softmax_s8_dsp")
+    inputs, _, _ = exact_on_host_and_qemu(g, tmp_path, "se_softmax_s8_dsp")
     x = inputs.reshape(-1, 9).astype(np.int64)
     sums = table[x.max(axis=1, keepdims=True) - x].sum(axis=1)
     assert (sums == 1 << 16).any() and (sums > 1 << 16).any(), sums  # both paths ran

@@ -1,10 +1,13 @@
-"""Issue 5: blockwise run-length coding of block-sparse int8 weights (sparse_engine.sparse)."""
+"""Issue 5: blockwise run-length coding of block-sparse int8 weights (sparse_engine.sparse), and
+the sparse FC kernels (portable and DSP) bit-exact with dense execution of the same zeroed weights."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import exact_on_host_and_qemu, quantized
 
 from sparse_engine import sparse
+from sparse_engine.compiler import build_graph
 from sparse_engine.errors import EngineError
 
 
@@ -78,3 +81,63 @@ def test_storage_at_75_percent(block):
     w = pruned(256, 256, block, 0.25, seed=3)
     enc = sparse.encode(w, block, channels=256)
     assert enc.nbytes <= 0.35 * w.size, (block, enc.nbytes / w.size)
+
+
+def sparse_layer(case: dict, models_dir, name: str, block: int, keep: float, seed: int = 0):
+    """A quantized single FC / pointwise model whose int8 weights are block-pruned in the IR
+    (keep: share of blocks kept) and carry their coding; the simulator runs them dense."""
+    g = build_graph(quantized(case, models_dir, name))
+    (op,) = [o for o in g.ops if o.kind in ("fc", "conv2d")]
+    w = op.params["weights"]
+    m = sparse.as_matrix(w)
+    kept = np.random.default_rng(seed).random((m.shape[0], m.shape[1] // block)) < keep
+    m = (m.reshape(m.shape[0], -1, block) * kept[:, :, None]).reshape(m.shape).astype(np.int8)
+    op.params["weights"] = m.reshape(w.shape)
+    op.params["sparse"] = sparse.encode(m, block, w.shape[-1], op.name)
+    return g, op
+
+
+FC_CASES = {
+    "fc_one_row": dict(op="gemm", shape=(1, 64), n=24),
+    "fc_odd_rows": dict(op="gemm", shape=(5, 32), n=7, mean=0.6),
+    "pointwise": dict(op="conv", shape=(1, 16, 5, 3), cout=12, k=1),
+}
+
+
+@pytest.mark.parametrize("kernels", ["dsp", "portable"])
+@pytest.mark.parametrize("block", sparse.BLOCK_SIZES)
+@pytest.mark.parametrize("name", sorted(FC_CASES))
+def test_sparse_fc_bit_exact(name, block, kernels, models_dir, tmp_path):
+    g, op = sparse_layer(FC_CASES[name], models_dir, f"sp_{name}", block, keep=0.3, seed=block)
+    dsp = kernels == "dsp" and block % 4 == 0
+    kernel = "se_fc_sparse_s8_dsp" if dsp else "se_fc_sparse_s8"
+    exact_on_host_and_qemu(g, tmp_path, kernel, kernels)
+
+
+@pytest.mark.parametrize("keep", [0.0, "one"])
+def test_sparse_fc_all_zero_and_single_block(keep, models_dir, tmp_path):
+    g, op = sparse_layer(FC_CASES["fc_odd_rows"], models_dir, "sp_fc_odd_rows", 8, keep=0.0)
+    if keep == "one":
+        w = op.params["weights"].copy()
+        w[3, 16:24] = np.arange(1, 9, dtype=np.int8)
+        op.params["weights"] = w
+        op.params["sparse"] = sparse.encode(w, 8, w.shape[-1], op.name)
+    assert op.params["sparse"].blocks == (1 if keep == "one" else 0)
+    _, ref, _ = exact_on_host_and_qemu(g, tmp_path, "se_fc_sparse_s8_dsp")
+    out = ref.reshape(-1, 7)
+    if keep == "one":
+        assert len(np.unique(out[:, 3])) > 1  # the one block reaches the output
+    else:
+        assert (out == out[0]).all()  # bias only, whatever the input
+
+
+def test_sparse_fc_gaps_over_255_blocks(models_dir, tmp_path):
+    """K = 1200 with block 4: 300 blocks per row, so a row with only its last block kept needs a filler."""
+    g, op = sparse_layer(dict(op="gemm", shape=(2, 1200), n=5), models_dir, "sp_fc_long", 4, keep=0.0)
+    w = op.params["weights"].copy()
+    w[1, -4:] = [5, -3, 2, 1]
+    w[4, :4] = [1, 1, 1, 1]
+    op.params["weights"] = w
+    op.params["sparse"] = sparse.encode(w, 4, 1200, op.name)
+    assert list(op.params["sparse"].skips) == [255, 43, 0]
+    exact_on_host_and_qemu(g, tmp_path, "se_fc_sparse_s8_dsp")

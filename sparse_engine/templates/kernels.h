@@ -30,6 +30,17 @@ typedef struct {
     int16_t *scratch;
 } se_fc_params_t;
 
+/* Fully connected with block-sparse weights in blockwise run-length coding (sparse_engine/sparse.py):
+ * per output channel counts[n] stored blocks of `block` values, each after skips[i] zero blocks. */
+typedef struct {
+    int32_t rows, in_k, out_n, block, in_zp, out_zp, act_min, act_max;
+    const uint16_t *counts;
+    const uint8_t *skips;
+    const int8_t *values;
+    const int32_t *bias, *mult, *shift, *rq;
+    int16_t *scratch;
+} se_sparse_fc_params_t;
+
 /* out[t][i][j] = sum_k (A[a_off[t] + i*a_rs + k*a_cs] - a_zp) * (B[b_off[t] + k*b_ks + j*b_ns] - b_zp):
  * the strides let a transposing copy in front of either operand be absorbed. */
 typedef struct {
@@ -82,6 +93,7 @@ typedef struct {
 void se_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_depthwise_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_fc_s8(const se_fc_params_t *p, const int8_t *in, int8_t *out);
+void se_fc_sparse_s8(const se_sparse_fc_params_t *p, const int8_t *in, int8_t *out);
 void se_matmul_s8(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 void se_add_s8(const se_binary_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 void se_mul_s8(const se_binary_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
@@ -97,6 +109,7 @@ void se_lut_s8(const se_lut_params_t *p, const int8_t *in, int8_t *out);
 void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_fc_s8_dsp(const se_fc_params_t *p, const int8_t *in, int8_t *out);
+void se_fc_sparse_s8_dsp(const se_sparse_fc_params_t *p, const int8_t *in, int8_t *out);
 void se_matmul_s8_dsp(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 void se_softmax_s8_dsp(const se_softmax_params_t *p, const int8_t *in, int8_t *out);
 

@@ -389,6 +389,116 @@ static void se_requant_table(const int32_t *acc, int32_t n, const int32_t *rq, i
 }
 #endif
 
+/* Sparse FC on the widened rows of se_fc_s8_dsp, for blocks of 4m values (codegen sends other
+ * block sizes to the portable kernel): a block is m chunks, so it starts at a chunk boundary of
+ * the widened rows and its int8 values unpack with SXTB16 as in the dense kernels. Rows go in
+ * pairs, each unpacked weight word serving both rows. The walk over one output channel's
+ * blocks (skip, then m chunks) is asm with the chunks unrolled, for m = 1, 2, 4. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define SE_SP_CHUNK1                                 \
+    "ldr %[w], [%[v]], #4\n\t"                       \
+    "ldrd %[x0], %[x1], [%[wp]], #8\n\t"             \
+    "sxtb16 %[e], %[w]\n\t"                          \
+    "sxtb16 %[w], %[w], ror #8\n\t"                  \
+    "smlad %[a0], %[x0], %[e], %[a0]\n\t"            \
+    "smlad %[a0], %[x1], %[w], %[a0]\n\t"
+#define SE_SP_CHUNK2                                 \
+    SE_SP_CHUNK1                                     \
+    "ldrd %[x0], %[x1], [%[wp]], #8\n\t"             \
+    "smlad %[a1], %[x0], %[e], %[a1]\n\t"            \
+    "smlad %[a1], %[x1], %[w], %[a1]\n\t"
+/* count > 0 blocks; SB = bytes of widened words per block */
+#define SE_SP_WALK(CHUNKS)                                                                        \
+    __asm__("1:\n\t"                                                                              \
+            "ldrb %[e], [%[sk]], #1\n\t"                                                          \
+            "mla %[wp], %[e], %[sb], %[wp]\n\t"                                                   \
+            CHUNKS                                                                                \
+            "subs %[n], %[n], #1\n\t"                                                             \
+            "bne 1b\n\t"                                                                          \
+            : [a0] "+r"(a0), [a1] "+r"(a1), [wp] "+r"(wp), [sk] "+r"(*sk), [v] "+r"(*v), [n] "+r"(count), \
+              [w] "=&r"(w_), [e] "=&r"(e_), [x0] "=&r"(x0_), [x1] "=&r"(x1_)                       \
+            : [sb] "r"(sb)                                                                        \
+            : "cc", "memory")
+#define SE_X2(S) S S
+#define SE_X4(S) S S S S
+static inline __attribute__((always_inline)) void se_sp_blocks(int32_t *acc, const uint32_t *wp, const uint8_t **sk,
+                                                               const int8_t **v, int32_t count, int32_t cpb,
+                                                               int32_t rows) {
+    int32_t a0 = acc[0], a1 = acc[1];
+    uint32_t w_, e_, x0_, x1_;
+    const int32_t sb = 8 * rows * cpb;
+    if (rows == 1) {
+        if (cpb == 1) SE_SP_WALK(SE_SP_CHUNK1);
+        else if (cpb == 2) SE_SP_WALK(SE_X2(SE_SP_CHUNK1));
+        else SE_SP_WALK(SE_X4(SE_SP_CHUNK1));
+    } else {
+        if (cpb == 1) SE_SP_WALK(SE_SP_CHUNK2);
+        else if (cpb == 2) SE_SP_WALK(SE_X2(SE_SP_CHUNK2));
+        else SE_SP_WALK(SE_X4(SE_SP_CHUNK2));
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+#else
+static inline void se_sp_blocks(int32_t *acc, const uint32_t *wp, const uint8_t **sk, const int8_t **v,
+                                int32_t count, int32_t cpb, int32_t rows) {
+    const int32_t pitch = 2 * rows;
+    for (; count > 0; count--) {
+        wp += *(*sk)++ * pitch * cpb;
+        for (int32_t c = 0; c < cpb; c++, *v += 4, wp += pitch) {
+            const uint32_t wv = se_ld32(*v), e = se_sxtb16(wv), o = se_sxtb16_ror8(wv);
+            acc[0] = se_smlad(wp[1], o, se_smlad(wp[0], e, acc[0]));
+            if (rows == 2) acc[1] = se_smlad(wp[3], o, se_smlad(wp[2], e, acc[1]));
+        }
+    }
+}
+#endif
+
+/* The accumulators of all output channels for one widened row (rows = 1) or pair (rows = 2),
+ * blocks of 4 cpb values: acc[n] (and acc[n_out + n] for the second row). */
+static inline __attribute__((always_inline)) void se_sparse_dot(const se_sparse_fc_params_t *p, const uint32_t *wide,
+                                                                int32_t *acc, int32_t cpb, int32_t rows) {
+    const int32_t n_out = p->out_n;
+    const int32_t *bias = p->bias;
+    const uint16_t *counts = p->counts;
+    const uint8_t *skip = p->skips;
+    const int8_t *v = p->values;
+    for (int32_t n = 0; n < n_out; n++) {
+        int32_t a[2];
+        a[0] = a[1] = bias[n];
+        if (counts[n]) se_sp_blocks(a, wide, &skip, &v, counts[n], cpb, rows);
+        acc[n] = a[0];
+        if (rows == 2) acc[n_out + n] = a[1];
+    }
+}
+
+static void se_sparse_dot_rows(const se_sparse_fc_params_t *p, const uint32_t *wide, int32_t *acc, int32_t rows) {
+    switch (p->block * rows) {
+    case 4: se_sparse_dot(p, wide, acc, 1, 1); break;
+    case 8: if (rows == 1) se_sparse_dot(p, wide, acc, 2, 1); else se_sparse_dot(p, wide, acc, 1, 2); break;
+    case 16: if (rows == 1) se_sparse_dot(p, wide, acc, 4, 1); else se_sparse_dot(p, wide, acc, 2, 2); break;
+    default: se_sparse_dot(p, wide, acc, 4, 2); break;
+    }
+}
+
+void se_fc_sparse_s8_dsp(const se_sparse_fc_params_t *p, const int8_t *in, int8_t *out) {
+    const int32_t k = p->in_k, n_out = p->out_n;
+    int32_t *acc = (int32_t *)(void *)(p->scratch + SE_PAIR_LEN(k));
+    for (int32_t row = 0; row < p->rows; row += 2) {
+        const int8_t *x1 = row + 1 < p->rows ? in + (row + 1) * k : 0;
+        const se_wide_t w = se_wide_rows(p->scratch, in + row * k, x1, 1, k, -p->in_zp);
+        const int32_t rows = x1 ? 2 : 1;
+        se_sparse_dot_rows(p, w.wide, acc, rows);
+        for (int32_t q = 0; q < rows; q++) {
+            if (p->rq)
+                se_requant_table(acc + q * n_out, n_out, p->rq, p->out_zp, p->act_min, p->act_max, out);
+            else
+                se_requant_row(acc + q * n_out, n_out, p->mult, p->shift, p->out_zp, p->act_min, p->act_max, out);
+            out += n_out;
+        }
+    }
+}
+
 /* Depthwise, channel multiplier 1: four channels per input word, unpacked by SXTAB16 into the
  * halfword pairs (c0,c2) and (c1,c3) and multiplied by SMLABB/SMLATT. The weights are widened
  * offline (codegen.depthwise_dsp_weights): for each group of four channels and each tap the pairs
