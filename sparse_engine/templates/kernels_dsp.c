@@ -472,6 +472,9 @@ static inline __attribute__((always_inline)) void se_sparse_dot(const se_sparse_
     }
 }
 
+/* One se_sparse_dot instance per (chunks per block, rows), keyed by block * rows: 4 = (1, 1);
+ * 8 = (2, 1) or (1, 2); 16 = (4, 1) or (2, 2); 32 = (4, 2). (An if-ladder on the pair measured
+ * 1-2 % more instructions: GCC inlines it differently.) */
 static void se_sparse_dot_rows(const se_sparse_fc_params_t *p, const uint32_t *wide, int32_t *acc, int32_t rows) {
     switch (p->block * rows) {
     case 4: se_sparse_dot(p, wide, acc, 1, 1); break;
