@@ -161,6 +161,41 @@ class _Emitter:
         scratch = pair_len(enc.k) + 4 * enc.n if dsp else 0  # widened pair + two rows of int32 accumulators
         return fields, ("se_fc_sparse_s8_dsp" if dsp else "se_fc_sparse_s8"), scratch
 
+    @staticmethod
+    def conv_fields(p: dict, A, x, out, weights: str) -> dict:
+        """se_conv_params_t of a conv layer (portable form: no table, no scratch)."""
+        w = p["weights"]
+        return dict(batch=x.shape[0], in_h=x.shape[1], in_w=x.shape[2], in_c=x.shape[3], out_h=out.shape[1],
+                    out_w=out.shape[2], out_c=out.shape[3], k_h=w.shape[1], k_w=w.shape[2],
+                    stride_h=p["stride"][0], stride_w=p["stride"][1], pad_top=p["pad"][0],
+                    pad_left=p["pad"][1], dil_h=p["dilation"][0], dil_w=p["dilation"][1],
+                    depth_mult=p["depth_mult"], in_zp=p["in_zp"], out_zp=p["out_zp"], act_min=p["act_min"],
+                    act_max=p["act_max"], weights=weights, bias=A(p["bias"], np.int32, "bias"),
+                    mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
+                    rq="0", scratch="0", weights16="0")
+
+    def sparse_conv(self, p: dict, A, x, out) -> tuple[dict, str, int]:
+        """Fields, kernel and scratch of a kxk conv whose weights carry a BlockRLE coding (column
+        order). The DSP kernel needs blocks of 4m values, C % 4 == 0 and dilation 1 along x."""
+        enc: BlockRLE = p["sparse"]
+        conv = self.conv_fields(p, A, x, out, "0")
+        c, kh, kw = x.shape[3], p["weights"].shape[1], p["weights"].shape[2]
+        dsp = self.dsp and enc.block % 4 == 0 and c % 4 == 0 and p["dilation"][1] == 1
+        scratch = 0
+        if dsp:
+            ncol = (out.shape[2] - 1) * p["stride"][1] + kw
+            scratch = ncol * kh * c + 4 * out.shape[3]  # widened input columns + two pixels' accumulators
+            conv.update(scratch="scratch", rq=self.requant(p, A, True))
+            if conv["rq"] != "0":
+                conv.update(mult="0", shift="0")
+        fields = {f"conv.{f}": v for f, v in conv.items()}
+        fields.update(block=enc.block, counts=A(enc.counts, np.uint16, "counts"), skips=A(enc.skips, np.uint8, "skips"),
+                      values=A(enc.values, np.int8, "values"), hdr="0")
+        if dsp:  # the kernel reads bias and count of a channel with one LDRD
+            hdr = np.stack([np.asarray(p["bias"], np.int64), enc.counts.astype(np.int64)], axis=1)
+            fields.update({"conv.bias": "0", "counts": "0", "hdr": A(hdr, np.int32, "hdr")})
+        return fields, ("se_conv_sparse_s8_dsp" if dsp else "se_conv_sparse_s8"), scratch
+
     def layer(self, i: int, op: Op) -> dict:
         g, p = self.g, op.params
         ins = [g.tensors[n] for n in op.inputs]
@@ -184,17 +219,13 @@ class _Emitter:
                           bias=A(p["bias"], np.int32, "bias"), mult=A(p["mult"], np.int32, "mult"),
                           shift=A(p["shift"], np.int32, "shift"), rq=self.requant(p, A, True), scratch="scratch")
             fn, struct, scratch = "se_fc_s8_dsp", "se_fc_params_t", pair_len(kk)
+        elif k == "conv2d" and p.get("sparse") is not None:
+            fields, fn, scratch = self.sparse_conv(p, A, ins[0], out)
+            struct = "se_sparse_conv_params_t"
         elif k == "conv2d":
             x = ins[0]
             w = p["weights"]
-            fields = dict(batch=x.shape[0], in_h=x.shape[1], in_w=x.shape[2], in_c=x.shape[3], out_h=out.shape[1],
-                          out_w=out.shape[2], out_c=out.shape[3], k_h=w.shape[1], k_w=w.shape[2],
-                          stride_h=p["stride"][0], stride_w=p["stride"][1], pad_top=p["pad"][0],
-                          pad_left=p["pad"][1], dil_h=p["dilation"][0], dil_w=p["dilation"][1],
-                          depth_mult=p["depth_mult"], in_zp=p["in_zp"], out_zp=p["out_zp"], act_min=p["act_min"],
-                          act_max=p["act_max"], weights=A(w, np.int8, "weights"), bias=A(p["bias"], np.int32, "bias"),
-                          mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
-                          rq="0", scratch="0", weights16="0")
+            fields = self.conv_fields(p, A, x, out, A(w, np.int8, "weights"))
             fn, struct = ("se_depthwise_conv2d_s8" if p["depthwise"] else "se_conv2d_s8"), "se_conv_params_t"
             if self.dsp and p["depthwise"] and p["depth_mult"] == 1:
                 fn, scratch = fn + "_dsp", 2 * x.shape[3]

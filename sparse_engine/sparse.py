@@ -1,9 +1,11 @@
 """Block sparsity of int8 weights and its blockwise run-length coding (issue 5).
 
-A layer's weights are viewed as W[N, K]: N output channels, K inputs in memory order (FC: the
-input features; conv OHWI: kh * kw * C with C innermost). A block is `b` consecutive values
-along K inside one tap, so `b` must divide the input channels C; a block is kept if any of its
-values is nonzero.
+A layer's weights are viewed as W[N, K]: N output channels, K inputs (FC: the input features;
+conv OHWI [O, kh, kw, C]: K = kw * kh * C in *column order* (kx, ky, c), C innermost). A block is
+`b` consecutive values along K inside one tap, so `b` must divide the input channels C; a block is
+kept if any of its values is nonzero. Column order lets the DSP conv kernel address block j of an
+output pixel as column_base + j * b in its widened buffer of input columns (kernels_dsp.c,
+se_conv_sparse_s8_dsp); for 1x1 convs it is the memory order.
 
 Byte layout of one encoded layer (`BlockRLE`), three arrays the C kernels read as they are:
 - `counts`: uint16[N], the number of stored blocks of each output channel (0: all zero).
@@ -48,9 +50,20 @@ class BlockRLE:
 
 
 def as_matrix(w: np.ndarray) -> np.ndarray:
-    """Weights [N, ...] (FC [N, K], conv OHWI [O, kh, kw, C]) as W[N, K] in memory order."""
+    """Weights as the coded W[N, K]: FC [N, K] as they are, conv OHWI [O, kh, kw, C] in column
+    order [O, kw, kh, C]."""
     w = np.asarray(w)
+    if w.ndim == 4:
+        w = w.transpose(0, 2, 1, 3)
     return w.reshape(w.shape[0], -1)
+
+
+def from_matrix(m: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of `as_matrix`: W[N, K] back to the layer's weight shape."""
+    if len(shape) == 4:
+        o, kh, kw, c = shape
+        return m.reshape(o, kw, kh, c).transpose(0, 2, 1, 3)
+    return m.reshape(shape)
 
 
 def check_block(block: int, channels: int, layer: str) -> None:

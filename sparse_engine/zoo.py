@@ -43,13 +43,17 @@ class _Builder:
     def weight(self, shape, fan_in: int) -> str:
         return self.const(self.rng.normal(0, math.sqrt(2.0 / fan_in), size=shape), "w")
 
-    def conv(self, x: str, cin: int, cout: int, k: int = 3, stride: int = 1, pad: int | None = None,
-             group: int = 1, bias: bool = True, dilation: int = 1) -> str:
-        pad = (k // 2) * dilation if pad is None else pad
-        w = self.weight((cout, cin // group, k, k), cin // group * k * k)
+    def conv(self, x: str, cin: int, cout: int, k=3, stride=1, pad=None, group: int = 1, bias: bool = True,
+             dilation=1) -> str:
+        """Conv; k, stride and dilation are an int or (h, w), pad an int (all sides) or None (same)."""
+        kh, kw = (k, k) if isinstance(k, int) else k
+        sh, sw = (stride, stride) if isinstance(stride, int) else stride
+        dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
+        pads = [(kh // 2) * dh, (kw // 2) * dw] * 2 if pad is None else [pad] * 4
+        w = self.weight((cout, cin // group, kh, kw), cin // group * kh * kw)
         ins = [x, w] + ([self.const(self.rng.normal(0, 0.1, size=cout), "b")] if bias else [])
-        return self.op("Conv", ins, "conv", kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4,
-                       group=group, dilations=[dilation, dilation])
+        return self.op("Conv", ins, "conv", kernel_shape=[kh, kw], strides=[sh, sw], pads=pads,
+                       group=group, dilations=[dh, dw])
 
     def relu6(self, x: str) -> str:
         return self.op("Clip", [x, self.const(np.array(0.0)), self.const(np.array(6.0))], "relu6")

@@ -54,11 +54,14 @@ def test_all_zero_layer_and_single_block():
 
 
 def test_conv_blocks_stay_inside_a_tap():
-    # OHWI 3x3 with C = 8: a block of 8 is one tap; a zero tap is one skipped block
+    # OHWI 3x3 with C = 8: a block of 8 is one tap, coded in column order (kx, ky); a zero tap
+    # (ky=1, kx=2) is one skipped block, the 8th in column order
     w = np.ones((2, 3, 3, 8), np.int8)
     w[0, 1, 2] = 0
-    enc = sparse.encode(sparse.as_matrix(w), 8, channels=8)
-    assert list(enc.counts) == [8, 9] and list(enc.skips[:8]) == [0, 0, 0, 0, 0, 1, 0, 0]
+    m = sparse.as_matrix(w)
+    enc = sparse.encode(m, 8, channels=8)
+    assert list(enc.counts) == [8, 9] and list(enc.skips[:8]) == [0, 0, 0, 0, 0, 0, 0, 1]
+    np.testing.assert_array_equal(sparse.from_matrix(sparse.decode(enc), w.shape), w)
 
 
 @pytest.mark.parametrize("block, channels, msg", [(4, 6, "does not divide its 6 input channels"),
@@ -92,7 +95,7 @@ def sparse_layer(case: dict, models_dir, name: str, block: int, keep: float, see
     m = sparse.as_matrix(w)
     kept = np.random.default_rng(seed).random((m.shape[0], m.shape[1] // block)) < keep
     m = (m.reshape(m.shape[0], -1, block) * kept[:, :, None]).reshape(m.shape).astype(np.int8)
-    op.params["weights"] = m.reshape(w.shape)
+    op.params["weights"] = sparse.from_matrix(m, w.shape)
     op.params["sparse"] = sparse.encode(m, block, w.shape[-1], op.name)
     return g, op
 
@@ -141,3 +144,42 @@ def test_sparse_fc_gaps_over_255_blocks(models_dir, tmp_path):
     op.params["sparse"] = sparse.encode(w, 4, 1200, op.name)
     assert list(op.params["sparse"].skips) == [255, 43, 0]
     exact_on_host_and_qemu(g, tmp_path, "se_fc_sparse_s8_dsp")
+
+
+CONV_CASES = {
+    "conv3x3_pad": dict(op="conv", shape=(1, 16, 7, 6), cout=10, k=3, pad=1),
+    "conv3x3_stride2_odd": dict(op="conv", shape=(1, 8, 9, 7), cout=5, k=3, stride=2, pad=1, mean=0.7),
+    "conv5x3_dilated": dict(op="conv", shape=(1, 8, 9, 9), cout=6, k=(5, 3), dilation=(1, 2), pad=2),
+    "conv1x1_stride2": dict(op="conv", shape=(1, 16, 6, 6), cout=8, k=1, stride=2),
+}
+
+
+@pytest.mark.parametrize("kernels", ["dsp", "portable"])
+@pytest.mark.parametrize("block", sparse.BLOCK_SIZES)
+@pytest.mark.parametrize("name", sorted(CONV_CASES))
+def test_sparse_conv_bit_exact(name, block, kernels, models_dir, tmp_path):
+    case = CONV_CASES[name]
+    if case["shape"][1] % block:
+        pytest.skip("block does not divide the channels (rejected: test_bad_block_size_is_rejected)")
+    g, op = sparse_layer(case, models_dir, f"sp_{name}", block, keep=0.3, seed=block)
+    dsp = kernels == "dsp" and block % 4 == 0 and op.params["dilation"][1] == 1
+    exact_on_host_and_qemu(g, tmp_path, "se_conv_sparse_s8_dsp" if dsp else "se_conv_sparse_s8", kernels)
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_sparse_conv_requant_branches(left, models_dir, tmp_path):
+    """The sparse DSP conv's rarer requantization branches, forced in the IR: a channel with right
+    shift 0 and clamp bounds narrower than int8 (pair table loop without SSAT), or a channel
+    shifting left (no table: every output through se_req). Odd output width: the single-pixel path."""
+    from sparse_engine.codegen import requant_table
+    g, op = sparse_layer(dict(op="conv", shape=(1, 8, 5, 5), cout=6, k=3, pad=1), models_dir, "sp_conv_rq", 4,
+                         keep=0.5)
+    p = op.params
+    p["shift"], p["mult"] = np.asarray(p["shift"]).copy(), np.asarray(p["mult"]).copy()
+    p["shift"][[0, 5]] = [1 if left else 0, 0]
+    p["mult"][[0, 5]] = [1 << 30, (1 << 31) - 1]
+    p["act_min"], p["act_max"] = -100, 90
+    table = requant_table(p["mult"], p["shift"])
+    assert table is None if left else (table[:, 1] == 0).sum() == 2
+    _, ref, _ = exact_on_host_and_qemu(g, tmp_path, "se_conv_sparse_s8_dsp")
+    assert (ref == -100).any() and (ref == 90).any()

@@ -41,6 +41,17 @@ typedef struct {
     int16_t *scratch;
 } se_sparse_fc_params_t;
 
+/* kxk conv with block-sparse weights: the conv geometry, quantization and scratch in `conv`
+ * (conv.weights unused), the coding of W[O, kw*kh*C] in column order (kx, ky, c) (sparse.py). */
+typedef struct {
+    se_conv_params_t conv;
+    int32_t block;
+    const uint16_t *counts;
+    const uint8_t *skips;
+    const int8_t *values;
+    const int32_t *hdr; /* DSP kernel: per output channel {bias, count} (codegen.sparse_conv) */
+} se_sparse_conv_params_t;
+
 /* out[t][i][j] = sum_k (A[a_off[t] + i*a_rs + k*a_cs] - a_zp) * (B[b_off[t] + k*b_ks + j*b_ns] - b_zp):
  * the strides let a transposing copy in front of either operand be absorbed. */
 typedef struct {
@@ -97,6 +108,7 @@ void se_fc_sparse_s8(const se_sparse_fc_params_t *p, const int8_t *in, int8_t *o
 void se_matmul_s8(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 void se_add_s8(const se_binary_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 void se_mul_s8(const se_binary_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
+void se_conv_sparse_s8(const se_sparse_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_avgpool_s8(const se_pool_params_t *p, const int8_t *in, int8_t *out);
 void se_maxpool_s8(const se_pool_params_t *p, const int8_t *in, int8_t *out);
 void se_copy_s8(const se_copy_params_t *p, const int8_t *in, int8_t *out);
@@ -110,6 +122,7 @@ void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_fc_s8_dsp(const se_fc_params_t *p, const int8_t *in, int8_t *out);
 void se_fc_sparse_s8_dsp(const se_sparse_fc_params_t *p, const int8_t *in, int8_t *out);
+void se_conv_sparse_s8_dsp(const se_sparse_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_matmul_s8_dsp(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 void se_softmax_s8_dsp(const se_softmax_params_t *p, const int8_t *in, int8_t *out);
 
