@@ -23,6 +23,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--random-inputs", type=int, default=8, help="random int8 inputs for --verify")
     c.add_argument("--kernels", default="dsp", choices=("dsp", "portable"),
                    help="dsp: Cortex-M DSP kernels where a layer has one (default); portable: plain C only")
+    c.add_argument("--sparse", default="speed", choices=("speed", "size", "off"),
+                   help="layers with block-sparse weights: keep the coding measured fastest (speed, default) or "
+                        "smallest (size) among those faster than dense; off: all dense")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--quiet", action="store_true")
     return ap
@@ -33,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     try:
         rep = compile_model(args.model, args.out, args.target, profiles.get(args.profile), args.verify,
-                            args.input, args.random_inputs, args.seed, progress=log, kernels=args.kernels)
+                            args.input, args.random_inputs, args.seed, progress=log, kernels=args.kernels,
+                            sparse=args.sparse)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

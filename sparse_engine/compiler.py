@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import codegen, frontend, layout, passes, planner, report, toolchain, verify
+from . import codegen, frontend, layout, passes, planner, report, sparsity, toolchain, verify
 from .errors import EngineError
 from .ir import Graph
 from .profiles import MCUProfile
@@ -34,27 +34,72 @@ def check_budget(g: Graph, plan: planner.Plan, profile: MCUProfile) -> None:
                           f"{profile.stack_bytes:,}) > {profile.sram_bytes:,} B SRAM of {profile.name}")
 
 
+def measure_codings(g: Graph, plan: planner.Plan, layers: list[sparsity.LayerSparsity], profile: MCUProfile,
+                    kernels: str, inputs, work: Path, progress=print) -> dict:
+    """Per-layer Cortex-M instructions of the dense model and of one firmware per candidate block
+    size (every candidate layer coded with it), into `layers`; returns the dense firmware's totals."""
+    out_size = g.tensors[g.output].size
+    dense = {}
+    blocks = sparsity.blocks_to_measure(layers)
+    for step, b in enumerate([0] + blocks):
+        progress(f"[2/5] sparse choice: measuring {'dense' if not b else f'blocks of {b}'} "
+                 f"({step + 1}/{len(blocks) + 1})")
+        sparsity.apply(g, layers, b)
+        lib = work / f"b{b}"
+        codegen.generate(g, plan, lib / "lib", kernels)
+        build = toolchain.build_mcu(lib / "lib", lib / "build", profile)
+        run = toolchain.run_qemu(build, profile, inputs[:1], out_size)
+        for ls in layers:
+            if not b:
+                ls.dense_instructions = run.layer_instructions[ls.index]
+            elif b in ls.codings:
+                ls.instructions[b] = run.layer_instructions[ls.index]
+        if not b:
+            dense = dict(dense_flash_bytes=build.flash_bytes, dense_instructions=run.total_instructions)
+    shutil.rmtree(work, ignore_errors=True)
+    return dense
+
+
 def compile_model(model_path: str | Path, out_dir: str | Path, target: str, profile: MCUProfile,
                   verify_ladder: bool = False, input_file: str | Path | None = None, n_random: int = 8,
-                  seed: int = 0, progress=print, kernels: str = "dsp") -> dict:
+                  seed: int = 0, progress=print, kernels: str = "dsp", sparse: str = "speed") -> dict:
     """With `kernels="dsp"` and --verify on the Cortex-M, the portable build also runs in QEMU: it
-    must give the same bits, and the report shows its per-layer instructions next to the DSP ones."""
+    must give the same bits, and the report shows its per-layer instructions next to the DSP ones.
+    `sparse` (sparsity.OBJECTIVES): how layers with block-sparse weights are coded; the choice is
+    measured on the Cortex-M, so with --target host every layer stays dense."""
     model_path, out_dir = Path(model_path).resolve(), Path(out_dir).resolve()
     if target not in TARGETS:
         raise EngineError(f"--target {target}: choose one of {', '.join(TARGETS)}")
     if kernels not in codegen.KERNEL_SETS:
         raise EngineError(f"--kernels {kernels}: choose one of {', '.join(codegen.KERNEL_SETS)}")
+    if sparse not in sparsity.OBJECTIVES:
+        raise EngineError(f"--sparse {sparse}: choose one of {', '.join(sparsity.OBJECTIVES)}")
     progress(f"[1/5] import {model_path}")
     g = build_graph(model_path)
     plan = planner.plan(g)
+    layers = sparsity.detect(g)
+    candidates = [ls for ls in layers if ls.codings]
+    if target == "cortex-m7" and sparse != "off":
+        for ls in candidates:  # the budget with the most compact coding of each layer
+            g.ops[ls.index].params["sparse"] = min(ls.codings.values(), key=lambda c: c.nbytes)
     check_budget(g, plan, profile)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        progress(f"[2/5] generate C ({kernels} kernels): {len(g.ops)} layers, arena {plan.peak:,} B")
-        kernel_fns = codegen.generate(g, plan, tmp, kernels)
         tin, tout = g.tensors[g.input], g.tensors[g.output]
         inputs = verify.load_inputs(g, Path(input_file) if input_file else None, max(n_random, 1), seed)
+        dense_totals = {}
+        if target == "cortex-m7" and sparse != "off" and candidates:
+            dense_totals = measure_codings(g, plan, candidates, profile, kernels, inputs, tmp / "choice", progress)
+        sparsity.choose(layers, sparse if target == "cortex-m7" else "off")
+        sparsity.apply(g, layers)
+        check_budget(g, plan, profile)
+        if candidates and target != "cortex-m7":
+            g.notes.append("block-sparse weights found; the sparse coding is chosen by Cortex-M measurement, "
+                           "so with --target host every layer runs dense")
+        progress(f"[2/5] generate C ({kernels} kernels): {len(g.ops)} layers, arena {plan.peak:,} B, "
+                 f"{sum(ls.chosen is not None for ls in layers)} layers sparse")
+        kernel_fns = codegen.generate(g, plan, tmp, kernels)
         mcu, ladder = None, None
         ref = verify.simulate(g, inputs) if verify_ladder else None
         if verify_ladder:
@@ -73,7 +118,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
                        static_ram_bytes=build.static_ram_bytes, stack_bytes=run.stack_bytes,
                        instructions=run.total_instructions, layer_instructions=run.layer_instructions,
                        sections=build.sections, clock_mhz=profile.clock_hz // 1_000_000,
-                       cpi_assumed=profile.cpi_assumed)
+                       cpi_assumed=profile.cpi_assumed, **dense_totals)
             if mcu["sram_bytes"] > profile.sram_bytes:
                 raise EngineError(f"firmware is over the SRAM budget: {mcu['sram_bytes']:,} B > "
                                   f"{profile.sram_bytes:,} B of {profile.name}")
@@ -93,7 +138,8 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
             ort_out = verify.onnxruntime_outputs(model_path, g, inputs)
             if ort_out is not None:
                 ladder.append(verify.compare_reference(ref, ort_out))
-        rep = report.build(model_path.name, g, plan, profile, target, mcu, ladder, kernel_fns, kernels)
+        rep = report.build(model_path.name, g, plan, profile, target, mcu, ladder, kernel_fns, kernels,
+                           [ls.summary() for ls in layers], sparse)
         report.write(rep, tmp)
         failed = [r for r in (ladder or []) if r.get("exact") is False]
         if failed:

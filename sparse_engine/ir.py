@@ -48,6 +48,15 @@ class Op:
     macs: int = 0
 
 
+def param_bytes(op: Op) -> int:
+    """Flash bytes of an op's parameter arrays; weights carrying a sparse coding
+    (params["sparse"], sparse.BlockRLE) count as the coding."""
+    coded = op.params.get("sparse")
+    total = sum(v.nbytes for k, v in op.params.items()
+                if isinstance(v, np.ndarray) and not (coded is not None and k == "weights"))
+    return total + (coded.nbytes if coded is not None else 0)
+
+
 @dataclass
 class Graph:
     tensors: dict[str, Tensor]
@@ -62,11 +71,7 @@ class Graph:
 
     def const_bytes(self) -> int:
         """Bytes of weights, biases and tables that live in flash."""
-        total = 0
-        for op in self.ops:
-            for v in op.params.values():
-                if isinstance(v, np.ndarray):
-                    total += v.nbytes
+        total = sum(param_bytes(op) for op in self.ops)
         for t in self.tensors.values():
             if t.is_const:
                 total += t.data.nbytes

@@ -193,6 +193,47 @@ def hybrid(seed: int = 0, classes: int = 10) -> onnx.ModelProto:
     return b.model((1, 3, 32, 32), y)
 
 
+def prune_blocks(model: onnx.ModelProto, sparsity: float, block: int) -> onnx.ModelProto:
+    """Block magnitude pruning of a float model, before quantization: in every Conv (not grouped),
+    Gemm and MatMul with a constant weight whose input channels `block` divides, the share
+    `sparsity` of blocks (of `block` weights along the input channels inside one tap, the blocks
+    of sparse_engine.sparse) with the smallest L1 norm is set to zero. Other layers stay dense."""
+    from onnx import numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    inits = {t.name: t for t in m.graph.initializer}
+    for node in m.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or attrs.get("group", 1) != 1 or len(node.input) < 2 \
+                or node.input[1] not in inits:
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]]).copy()
+        if node.op_type == "Conv":
+            w_nk = w.transpose(0, 2, 3, 1)  # [O, kh, kw, I]: blocks along I inside a tap
+        elif node.op_type == "Gemm" and attrs.get("transB", 0):
+            w_nk = w
+        else:
+            w_nk = w.T
+        if w_nk.ndim < 2 or w_nk.shape[-1] % block:
+            continue
+        blocks = w_nk.reshape(w_nk.shape[0], -1, block)
+        norms = np.abs(blocks).sum(axis=2)
+        cut = int(round(sparsity * norms.size))
+        if cut:
+            drop = np.argsort(norms, axis=None, kind="stable")[:cut]
+            flat = blocks.reshape(-1, block)
+            flat[drop] = 0
+        pruned = flat.reshape(w_nk.shape) if cut else w_nk
+        if node.op_type == "Conv":
+            pruned = pruned.transpose(0, 3, 1, 2)
+        elif not (node.op_type == "Gemm" and attrs.get("transB", 0)):
+            pruned = pruned.T
+        inits[node.input[1]].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(pruned).astype(w.dtype),
+                                                              node.input[1]))
+    return m
+
+
 def quantize_qdq(model: onnx.ModelProto, out_path: str | Path, n_calib: int = 16, seed: int = 0,
                  mean: float = 0.0, calibration: np.ndarray | None = None, activation_type: str = "QInt8") -> Path:
     """onnxruntime quantize_static, QDQ, per-channel symmetric int8 weights; int8 activations by default."""
