@@ -120,3 +120,30 @@ def test_sparse_off_keeps_every_layer_dense(tmp_path, capsys):
     assert fc_off["kernel"] == "se_fc_s8_dsp" and not fc_off.get("sparse_block")
     assert fc_on["kernel"] == "se_fc_sparse_s8_dsp" and fc_on["sparse_block"] in (4, 8)
     assert on["totals"]["weight_bytes"] < off["totals"]["weight_bytes"]
+
+
+def test_bench_prune_matrix_drops_exactly_the_smallest_blocks():
+    from sparse_engine.bench.sparse import prune_matrix
+    m = np.random.default_rng(2).integers(-128, 128, size=(8, 64)).astype(np.int8)
+    p = prune_matrix(m, 4, 0.75)
+    zero = np.all(p.reshape(8, 16, 4) == 0, axis=2)
+    assert zero.sum() == 96
+    norms = np.abs(m.reshape(8, 16, 4).astype(np.int64)).sum(axis=2)
+    assert norms[~zero].min() >= norms[zero].max()
+    np.testing.assert_array_equal(p.reshape(8, 16, 4)[~zero], m.reshape(8, 16, 4)[~zero])
+
+
+def test_bench_sparse_case(tmp_path, monkeypatch):
+    """The benchmark's per-case run on a small FC: bit-exact variants, speedups from the measured counts."""
+    from sparse_engine.bench import sparse as bench
+    monkeypatch.setattr(bench, "SPARSITIES", (0.75, 0.9))
+    monkeypatch.setattr(bench, "BLOCKS", (4, 16))
+    res = bench.run_case("fc 2x128 -> 64", dict(op="gemm", shape=(2, 128), n=64), 100_000, "made up", tmp_path,
+                         progress=lambda *_: None)
+    assert res["bit_exact"] and len(res["rows"]) == 4
+    for r in res["rows"]:
+        assert r["kernel"] == "se_fc_sparse_s8_dsp"
+        assert r["speedup_vs_dense"] == round(res["dense_instructions"] / r["instructions"], 3)
+    r90 = {r["block"]: r for r in res["rows"] if r["sparsity"] == 0.9}
+    assert r90[16]["instructions"] < res["dense_instructions"] and r90[16]["weight_bytes"] < 0.15 * 128 * 64
+    assert res["meets_storage_target"]

@@ -1,4 +1,4 @@
-"""`python -m sparse_engine.bench kernels [--out benchmarks/kernels.json]`."""
+"""`python -m sparse_engine.bench kernels|sparse [--out benchmarks/NAME.json] [--case TEXT]`."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EngineError
-from . import kernels
+from . import kernels, sparse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,13 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--out", default="benchmarks/kernels.json", help="JSON results file")
     k.add_argument("--work", default="build/bench", help="folder for models and builds")
     k.add_argument("--case", action="append", help="run only these cases (repeatable)")
+    s = sub.add_parser("sparse", help="sparse kernels at 50-95 %% block sparsity, blocks of 1-16, vs dense and CMSIS-NN")
+    s.add_argument("--out", default="benchmarks/sparse.json", help="JSON results file")
+    s.add_argument("--work", default="build/bench-sparse", help="folder for models and builds")
+    s.add_argument("--case", action="append", help="run only these cases (repeatable)")
     args = ap.parse_args(argv)
+    mod = kernels if args.command == "kernels" else sparse
     try:
-        results = kernels.run(Path(args.work), args.case, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        results = mod.run(Path(args.work), args.case, progress=lambda m: print(m, file=sys.stderr, flush=True))
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(kernels.table(results))
+    print(mod.table(results))
     kernels.save(results, Path(args.out))
     print(f"\nwritten {args.out}")
     return 0 if all(r["bit_exact"] for r in results["cases"]) else 1

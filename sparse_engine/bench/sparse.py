@@ -1,0 +1,122 @@
+"""Sparse kernel benchmark: the weight-bearing cases of the dense benchmark, their int8 weights
+block-pruned by magnitude (the smallest-L1 share of blocks along the input channels set to zero)
+at 50/75/90/95 % and coded with blocks of 1, 4, 8, 16; each variant compiled with the sparse
+kernels, run in QEMU (-icount, exact) and checked bit-exact against the simulator (which runs the
+same zeroed weights dense). Speedups are against our dense DSP kernel on the same layer and the
+CMSIS-NN figure of ../shared/mcu-notes.md section 7. Depthwise, Q.K^T and softmax have no weight
+blocks along input channels and are not in it.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import codegen, planner, profiles, sparse, toolchain, verify, zoo
+from ..compiler import build_graph
+from .kernels import CMSIS_SOURCE, _slug
+
+SPARSITIES = (0.5, 0.75, 0.9, 0.95)
+BLOCKS = (1, 4, 8, 16)
+SPEEDUP_TARGET = 6.0  # x fewer instructions than CMSIS-NN at 90 % (issue 5)
+STORAGE_TARGET = 0.35  # coded bytes / dense int8 bytes at 75 %
+
+# (case, zoo case, CMSIS-NN instructions, what the CMSIS-NN figure is)
+CASES = [
+    ("conv 3x3, 32x32x16 -> 16, pad 1", dict(op="conv", shape=(1, 16, 32, 32), cout=16), 5_505_049,
+     "arm_convolve_wrapper_s8"),
+    ("pointwise 1x1, 8x8x256 -> 256", dict(op="conv", shape=(1, 256, 8, 8), cout=256, k=1), 6_698_212,
+     "arm_nn_mat_mult_nt_t_s8 64x256.(256x256)^T, the matmul of CMSIS-NN's 1x1 fast path"),
+    ("fully connected 1x256 -> 256", dict(op="gemm", shape=(1, 256), n=256), 135_688, "arm_fully_connected_s8"),
+    ("64 rows x 256 -> 256 (batched FC)", dict(op="gemm", shape=(64, 256), n=256), 6_698_212,
+     "arm_nn_mat_mult_nt_t_s8 64x256.(256x256)^T"),
+]
+
+
+def prune_matrix(m: np.ndarray, block: int, share: float) -> np.ndarray:
+    """W[N, K] with the `share` of its blocks of smallest L1 norm set to zero (exactly, ties by position)."""
+    blocks = m.reshape(m.shape[0], -1, block).copy()
+    norms = np.abs(blocks.astype(np.int64)).sum(axis=2)
+    drop = np.argsort(norms, axis=None, kind="stable")[:int(round(share * norms.size))]
+    blocks.reshape(-1, block)[drop] = 0
+    return blocks.reshape(m.shape)
+
+
+def _measure(g, work: Path, inputs: np.ndarray, index: int) -> tuple[str, int, bool]:
+    """Kernel, Cortex-M7 instructions of layer `index`, and bit-exactness of the QEMU outputs."""
+    ref = verify.simulate(g, inputs)
+    fns = codegen.generate(g, planner.plan(g), work / "lib", "dsp")
+    m7 = profiles.get("stm32f746")
+    run = toolchain.run_qemu(toolchain.build_mcu(work / "lib", work / "build", m7), m7, inputs, ref.shape[1])
+    return fns[index], run.layer_instructions[index], bool(np.array_equal(run.outputs, ref))
+
+
+def run_case(name: str, case: dict, cmsis: int, cmsis_what: str, work: Path, progress=print) -> dict:
+    slug = _slug(name)
+    model = work / "models" / f"{slug}.onnx"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    if not model.exists():
+        zoo.quantize_qdq(zoo.single_op(case), model)
+    g = build_graph(model)
+    index, op = next((i, o) for i, o in enumerate(g.ops) if o.kind in ("fc", "conv2d"))
+    w = op.params["weights"]
+    m = sparse.as_matrix(w)
+    inputs = verify.load_inputs(g, None, 2, 0)
+    kernel, dense, exact = _measure(g, work / slug / "dense", inputs, index)
+    rows = []
+    for share in SPARSITIES:
+        for b in BLOCKS:
+            pm = prune_matrix(m, b, share)
+            op.params["weights"] = sparse.from_matrix(pm, w.shape)
+            op.params["sparse"] = enc = sparse.encode(pm, b, w.shape[-1], op.name)
+            fn, ins, ok = _measure(g, work / slug / f"s{int(share * 100)}_b{b}", inputs, index)
+            progress(f"    {int(share * 100)} % b={b}: {ins:,} instructions, {enc.nbytes:,} B, "
+                     f"{'bit-exact' if ok else 'DIFFERS'}")
+            rows.append(dict(sparsity=share, block=b, kernel=fn, instructions=ins, weight_bytes=enc.nbytes,
+                             storage_ratio=round(enc.nbytes / w.nbytes, 4),
+                             speedup_vs_dense=round(dense / ins, 3), speedup_vs_cmsis_nn=round(cmsis / ins, 3),
+                             bit_exact=ok))
+    op.params["weights"], op.params["sparse"] = w, None
+    at90 = [r for r in rows if r["sparsity"] == 0.9]
+    best90 = max(at90, key=lambda r: r["speedup_vs_cmsis_nn"])
+    at75 = [r for r in rows if r["sparsity"] == 0.75 and r["block"] >= 4]
+    return dict(case=name, macs=int(op.macs), dense_kernel=kernel, dense_instructions=dense, dense_bit_exact=exact,
+                dense_weight_bytes=int(w.nbytes), cmsis_nn_instructions=cmsis, cmsis_nn_kernel=cmsis_what,
+                rows=rows, best_at_90=dict(block=best90["block"], speedup_vs_cmsis_nn=best90["speedup_vs_cmsis_nn"]),
+                meets_speedup_target=best90["speedup_vs_cmsis_nn"] >= SPEEDUP_TARGET,
+                meets_storage_target=all(r["storage_ratio"] <= STORAGE_TARGET for r in at75),
+                bit_exact=exact and all(r["bit_exact"] for r in rows))
+
+
+def run(work: Path, only: list[str] | None = None, progress=print) -> dict:
+    work = Path(work).resolve()
+    cases = []
+    for name, case, cmsis, what in CASES:
+        if only and not any(o.lower() in name.lower() for o in only):
+            continue
+        progress(f"[{len(cases) + 1}] {name}")
+        cases.append(run_case(name, case, cmsis, what, work, progress))
+    return dict(date=time.strftime("%Y-%m-%d"), counting="QEMU mps2-an500 -icount shift=7, empty mark pair subtracted",
+                pruning="per layer, the given share of blocks (along input channels) with the smallest L1 norm",
+                weight_bytes="coded weights: counts (uint16 per output channel) + skips + values",
+                targets=dict(speedup_vs_cmsis_at_90=SPEEDUP_TARGET, storage_ratio_at_75_blocks_4_8_16=STORAGE_TARGET),
+                cmsis_nn=CMSIS_SOURCE, cases=cases)
+
+
+def table(results: dict) -> str:
+    lines = []
+    for c in results["cases"]:
+        lines += [f"### {c['case']}", "",
+                  f"dense: {c['dense_instructions']:,} instructions ({c['dense_kernel']}), {c['dense_weight_bytes']:,} B; "
+                  f"CMSIS-NN {c['cmsis_nn_instructions']:,} ({c['cmsis_nn_kernel']})", "",
+                  "| sparsity | block | kernel | instructions | weight B | / dense B | x vs our dense | x vs CMSIS-NN "
+                  "| bit-exact |", "|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+        for r in c["rows"]:
+            lines.append(f"| {100 * r['sparsity']:.0f} % | {r['block']} | {r['kernel']} | {r['instructions']:,} | "
+                         f"{r['weight_bytes']:,} | {r['storage_ratio']:.3f} | {r['speedup_vs_dense']:.2f} | "
+                         f"{r['speedup_vs_cmsis_nn']:.2f} | {'yes' if r['bit_exact'] else 'NO'} |")
+        lines += ["", f"at 90 %: best {c['best_at_90']['speedup_vs_cmsis_nn']:.2f}x vs CMSIS-NN (b={c['best_at_90']['block']}), "
+                  f"target {SPEEDUP_TARGET:.0f}x: {'met' if c['meets_speedup_target'] else 'NOT MET'}; "
+                  f"storage at 75 % (b=4/8/16) <= {STORAGE_TARGET}: {'met' if c['meets_storage_target'] else 'NOT MET'}", ""]
+    return "\n".join(lines)
