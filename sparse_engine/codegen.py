@@ -176,11 +176,11 @@ class _Emitter:
 
     def sparse_conv(self, p: dict, A, x, out) -> tuple[dict, str, int]:
         """Fields, kernel and scratch of a kxk conv whose weights carry a BlockRLE coding (column
-        order). The DSP kernel needs blocks of 4m values, C % 4 == 0 and dilation 1 along x."""
+        order). The DSP kernel needs C % 4 == 0 and dilation 1 along x (any block size)."""
         enc: BlockRLE = p["sparse"]
         conv = self.conv_fields(p, A, x, out, "0")
         c, kh, kw = x.shape[3], p["weights"].shape[1], p["weights"].shape[2]
-        dsp = self.dsp and enc.block % 4 == 0 and c % 4 == 0 and p["dilation"][1] == 1
+        dsp = self.dsp and c % 4 == 0 and p["dilation"][1] == 1
         scratch = 0
         if dsp:
             ncol = (out.shape[2] - 1) * p["stride"][1] + kw

@@ -162,7 +162,7 @@ def test_sparse_conv_bit_exact(name, block, kernels, models_dir, tmp_path):
     if case["shape"][1] % block:
         pytest.skip("block does not divide the channels (rejected: test_bad_block_size_is_rejected)")
     g, op = sparse_layer(case, models_dir, f"sp_{name}", block, keep=0.3, seed=block)
-    dsp = kernels == "dsp" and block % 4 == 0 and op.params["dilation"][1] == 1
+    dsp = kernels == "dsp" and case["shape"][1] % 4 == 0 and op.params["dilation"][1] == 1
     exact_on_host_and_qemu(g, tmp_path, "se_conv_sparse_s8_dsp" if dsp else "se_conv_sparse_s8", kernels)
 
 
@@ -183,3 +183,22 @@ def test_sparse_conv_requant_branches(left, models_dir, tmp_path):
     assert table is None if left else (table[:, 1] == 0).sum() == 2
     _, ref, _ = exact_on_host_and_qemu(g, tmp_path, "se_conv_sparse_s8_dsp")
     assert (ref == -100).any() and (ref == 90).any()
+
+
+@pytest.mark.parametrize("keep", [0.0, "one"])
+def test_sparse_conv_all_zero_and_single_block(keep, models_dir, tmp_path):
+    """The DSP conv with no stored block at all (bias only) and with exactly one (one channel, one tap)."""
+    g, op = sparse_layer(CONV_CASES["conv3x3_pad"], models_dir, "sp_conv3x3_pad", 8, keep=0.0)
+    if keep == "one":
+        w = op.params["weights"].copy()
+        w[4, 2, 0, 8:16] = np.arange(1, 9, dtype=np.int8) * 9  # ky=2, kx=0, channels 8..15
+        op.params["weights"] = w
+        op.params["sparse"] = sparse.encode(sparse.as_matrix(w), 8, w.shape[-1], op.name)
+    assert op.params["sparse"].blocks == (1 if keep == "one" else 0)
+    _, ref, _ = exact_on_host_and_qemu(g, tmp_path, "se_conv_sparse_s8_dsp")
+    out = ref.reshape(ref.shape[0], 10, -1)  # NCHW, as onnxruntime
+    if keep == "one":
+        assert len(np.unique(out[:, 4])) > 1
+        assert all(len(np.unique(out[:, c])) == 1 for c in range(10) if c != 4)
+    else:
+        assert all(len(np.unique(out[:, c])) == 1 for c in range(10))

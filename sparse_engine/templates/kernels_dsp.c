@@ -508,7 +508,8 @@ void se_fc_sparse_s8_dsp(const se_sparse_fc_params_t *p, const int8_t *in, int8_
  * With the weights coded in column order (kx, ky, c), block j of output pixel ox lies at
  * column ox * stride_w, plus j * b values: the skip walk of the sparse FC, without im2col. Pixels go
  * in pairs (a second pointer, stride_w columns on), each unpacked weight word serving both. */
-static void se_columns(const se_conv_params_t *p, const int8_t *img, int32_t oy, int32_t ncol, uint32_t *dst) {
+static inline __attribute__((always_inline)) void se_columns(const se_conv_params_t *p, const int8_t *img,
+                                                             int32_t oy, int32_t ncol, uint32_t *dst, int natural) {
     const int32_t c = p->in_c, words = c >> 1, pitch = p->k_h * words;
     const uint32_t off2 = se_pair(-p->in_zp, -p->in_zp);
     const int32_t x0 = p->pad_left, x1 = p->pad_left + p->in_w < ncol ? p->pad_left + p->in_w : ncol;
@@ -523,9 +524,14 @@ static void se_columns(const se_conv_params_t *p, const int8_t *img, int32_t oy,
         uint32_t *o = dst + x0 * pitch;
         for (int32_t cx = x0; cx < x1; cx++, o += pitch - words) {
             for (int32_t q = 0; q < words; q += 2, x += 4, o += 2) {
-                const uint32_t w = se_ld32(x);
-                o[0] = se_sxtab16(off2, w);
-                o[1] = se_sxtab16_ror8(off2, w);
+                const uint32_t w = se_ld32(x), e = se_sxtab16(off2, w), d = se_sxtab16_ror8(off2, w);
+                if (natural) { /* (x0,x1),(x2,x3): blocks of 1 and 2 values */
+                    o[0] = (e & 0xFFFFu) | (d << 16);
+                    o[1] = (e >> 16) | (d & 0xFFFF0000u);
+                } else {
+                    o[0] = e;
+                    o[1] = d;
+                }
             }
         }
     }
@@ -540,7 +546,23 @@ static void se_columns(const se_conv_params_t *p, const int8_t *img, int32_t oy,
     "ldrd %[x0], %[x1], [%[wq]], #8\n\t"             \
     "smlad %[a1], %[x0], %[e], %[a1]\n\t"            \
     "smlad %[a1], %[x1], %[w], %[a1]\n\t"
-/* LOG2SB: log2 of the bytes of widened values per block (8 cpb) */
+/* Blocks of 1 and 2 read columns widened in natural order: one value (LDRSH, MLA) or one
+ * halfword pair (LDR, SMLAD with the SXTB16-unpacked weight pair) per pixel. */
+#define SE_SPC_B1                                    \
+    "ldrsb %[w], [%[v]], #1\n\t"                     \
+    "ldrsh %[x0], [%[wp]], #2\n\t"                   \
+    "ldrsh %[x1], [%[wq]], #2\n\t"                   \
+    "mla %[a0], %[w], %[x0], %[a0]\n\t"              \
+    "mla %[a1], %[w], %[x1], %[a1]\n\t"
+#define SE_SPC_B2                                    \
+    "ldrsb %[w], [%[v]], #1\n\t"                     \
+    "ldrsb %[e], [%[v]], #1\n\t"                     \
+    "ldr %[x0], [%[wp]], #4\n\t"                     \
+    "ldr %[x1], [%[wq]], #4\n\t"                     \
+    "pkhbt %[w], %[w], %[e], lsl #16\n\t"            \
+    "smlad %[a0], %[x0], %[w], %[a0]\n\t"            \
+    "smlad %[a1], %[x1], %[w], %[a1]\n\t"
+/* LOG2SB: log2 of the bytes of widened values per block (2 b) */
 #define SE_SPC_CHANNELS(LOG2SB, CHUNKS)                                                           \
     __asm__ volatile("1:\n\t"                                                                     \
                      "ldrd %[a0], %[cnt], [%[hdr]], #8\n\t"                                       \
@@ -566,14 +588,16 @@ static void se_columns(const se_conv_params_t *p, const int8_t *img, int32_t oy,
                      : [pix] "m"(pix), [end] "m"(end)                                             \
                      : "cc", "memory")
 static void se_spc_pairs(const se_sparse_conv_params_t *sp, const uint32_t *w0, const uint32_t *w1, int32_t *acc,
-                         int32_t cpb) {
+                         int32_t block) {
     const int32_t *hdr = sp->hdr, *end = sp->hdr + 2 * sp->conv.out_c;
     const uint8_t *sk = sp->skips;
     const int8_t *v = sp->values;
     const uint64_t pix = (uint32_t)w0 | (uint64_t)(uint32_t)w1 << 32;
     uint32_t a0_, a1_, cnt_, wp_, wq_, w_, e_, x0_, x1_;
-    if (cpb == 1) SE_SPC_CHANNELS("3", SE_SPC_CHUNK);
-    else if (cpb == 2) SE_SPC_CHANNELS("4", SE_X2(SE_SPC_CHUNK));
+    if (block == 1) SE_SPC_CHANNELS("1", SE_SPC_B1);
+    else if (block == 2) SE_SPC_CHANNELS("2", SE_SPC_B2);
+    else if (block == 4) SE_SPC_CHANNELS("3", SE_SPC_CHUNK);
+    else if (block == 8) SE_SPC_CHANNELS("4", SE_X2(SE_SPC_CHUNK));
     else SE_SPC_CHANNELS("5", SE_X4(SE_SPC_CHUNK));
 }
 
@@ -622,13 +646,25 @@ static void se_requant_pairs(const int32_t *acc, int32_t n, const int32_t *rq, i
 }
 #else
 static void se_spc_pairs(const se_sparse_conv_params_t *sp, const uint32_t *w0, const uint32_t *w1, int32_t *acc,
-                         int32_t cpb) {
-    const int32_t *hdr = sp->hdr;
+                         int32_t block) {
+    const int32_t *hdr = sp->hdr, cpb = block >> 2;
     const uint8_t *sk = sp->skips;
     const int8_t *v = sp->values;
     for (int32_t n = 0; n < sp->conv.out_c; n++, hdr += 2, acc += 2) {
         const uint32_t *wp = w0, *wq = w1;
         acc[0] = acc[1] = hdr[0];
+        if (block < 4) { /* natural order, int16 values */
+            const int16_t *xp = (const int16_t *)(const void *)w0, *xq = (const int16_t *)(const void *)w1;
+            for (int32_t count = hdr[1]; count > 0; count--, v += block, xp += block, xq += block) {
+                xp += *sk * block;
+                xq += *sk++ * block;
+                for (int32_t t = 0; t < block; t++) {
+                    acc[0] += v[t] * xp[t];
+                    acc[1] += v[t] * xq[t];
+                }
+            }
+            continue;
+        }
         for (int32_t count = hdr[1]; count > 0; count--) {
             const int32_t s = *sk++ * 2 * cpb;
             wp += s;
@@ -669,19 +705,21 @@ static void se_spc_single(const se_sparse_conv_params_t *sp, const uint32_t *w0,
 void se_conv_sparse_s8_dsp(const se_sparse_conv_params_t *sp, const int8_t *in, int8_t *out) {
     const se_conv_params_t *p = &sp->conv;
     const int32_t n = p->out_c, ncol = (p->out_w - 1) * p->stride_w + p->k_w, col = (p->k_h * p->in_c) >> 1;
-    const int32_t cpb = sp->block >> 2;
+    const int32_t cpb = sp->block >> 2, natural = sp->block < 4;
     const se_req_t r = {0, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max};
     uint32_t *cols = (uint32_t *)(void *)p->scratch;
     int32_t *acc = (int32_t *)(void *)(p->scratch + 2 * ncol * col);
     for (int32_t b = 0; b < p->batch; b++) {
         const int8_t *img = in + b * p->in_h * p->in_w * p->in_c;
         for (int32_t oy = 0; oy < p->out_h; oy++) {
-            se_columns(p, img, oy, ncol, cols);
+            if (natural) se_columns(p, img, oy, ncol, cols, 1); /* two instances, no test per chunk */
+            else se_columns(p, img, oy, ncol, cols, 0);
             for (int32_t ox = 0; ox < p->out_w; ox += 2) {
                 const uint32_t *w0 = cols + ox * p->stride_w * col;
                 const int32_t pair = ox + 1 < p->out_w;
                 int8_t *o = out + ((b * p->out_h + oy) * p->out_w + ox) * n;
-                if (pair) se_spc_pairs(sp, w0, w0 + p->stride_w * col, acc, cpb);
+                if (pair) se_spc_pairs(sp, w0, w0 + p->stride_w * col, acc, sp->block);
+                else if (natural) se_spc_pairs(sp, w0, w0, acc, sp->block); /* the pair kernel, second half unused */
                 else se_spc_single(sp, w0, acc, cpb);
                 if (pair && p->rq) {
                     se_requant_pairs(acc, n, p->rq, p->out_zp, p->act_min, p->act_max, o);
