@@ -50,6 +50,17 @@ def exact_on_host_and_qemu(g, tmp_path: Path, kernel: str, kernels: str = "dsp")
     return inputs, ref, mcu.layer_instructions
 
 
+def force_requant_branches(p: dict, left: bool):
+    """Edit a layer's params so the rarer requantization branches run: channel 0 with right shift 0
+    (or a left shift: then no table), channel 5 at shift 0 with the largest multiplier, and clamp
+    bounds narrower than int8. Returns codegen.requant_table of the result."""
+    p["shift"], p["mult"] = np.asarray(p["shift"]).copy(), np.asarray(p["mult"]).copy()
+    p["shift"][[0, 5]] = [1 if left else 0, 0]
+    p["mult"][[0, 5]] = [1 << 30, (1 << 31) - 1]
+    p["act_min"], p["act_max"] = -100, 90
+    return codegen.requant_table(p["mult"], p["shift"])
+
+
 MEASUREMENTS = ROOT / "build" / "test-measurements.jsonl"
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import compile_verified, exact_on_host_and_qemu, quantized, record
+from conftest import compile_verified, exact_on_host_and_qemu, force_requant_branches, quantized, record
 
 from sparse_engine.bench.kernels import kernel_code
-from sparse_engine.codegen import fast_requant, requant_table, softmax_dsp_fits
+from sparse_engine.codegen import fast_requant, softmax_dsp_fits
 from sparse_engine.compiler import build_graph
 
 CASES = {
@@ -58,11 +58,7 @@ def test_depthwise_requant_branches(models_dir, tmp_path, left):
     g = build_graph(quantized(dict(op="depthwise", shape=(1, 8, 6, 6)), models_dir, "k_dw_rq"))
     (op,) = [o for o in g.ops if o.kind == "conv2d"]
     p = op.params
-    p["shift"], p["mult"] = np.asarray(p["shift"]).copy(), np.asarray(p["mult"]).copy()
-    p["shift"][[0, 5]] = [1 if left else 0, 0]
-    p["mult"][[0, 5]] = [1 << 30, (1 << 31) - 1]
-    p["act_min"], p["act_max"] = -100, 90
-    table = requant_table(p["mult"], p["shift"])
+    table = force_requant_branches(p, left)
     assert fast_requant(p) and (table is None if left else (table[:, 1] == 0).sum() == 2)
     _, ref, _ = exact_on_host_and_qemu(g, tmp_path / "dw", "se_depthwise_conv2d_s8_dsp")
     assert (ref == -100).any() and (ref == 90).any()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import exact_on_host_and_qemu, quantized
+from conftest import exact_on_host_and_qemu, force_requant_branches, quantized
 
 from sparse_engine import sparse
 from sparse_engine.compiler import build_graph
@@ -171,15 +171,9 @@ def test_sparse_conv_requant_branches(left, models_dir, tmp_path):
     """The sparse DSP conv's rarer requantization branches, forced in the IR: a channel with right
     shift 0 and clamp bounds narrower than int8 (pair table loop without SSAT), or a channel
     shifting left (no table: every output through se_req). Odd output width: the single-pixel path."""
-    from sparse_engine.codegen import requant_table
     g, op = sparse_layer(dict(op="conv", shape=(1, 8, 5, 5), cout=6, k=3, pad=1), models_dir, "sp_conv_rq", 4,
                          keep=0.5)
-    p = op.params
-    p["shift"], p["mult"] = np.asarray(p["shift"]).copy(), np.asarray(p["mult"]).copy()
-    p["shift"][[0, 5]] = [1 if left else 0, 0]
-    p["mult"][[0, 5]] = [1 << 30, (1 << 31) - 1]
-    p["act_min"], p["act_max"] = -100, 90
-    table = requant_table(p["mult"], p["shift"])
+    table = force_requant_branches(op.params, left)
     assert table is None if left else (table[:, 1] == 0).sum() == 2
     _, ref, _ = exact_on_host_and_qemu(g, tmp_path, "se_conv_sparse_s8_dsp")
     assert (ref == -100).any() and (ref == 90).any()
