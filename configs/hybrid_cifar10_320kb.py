@@ -1,0 +1,40 @@
+"""Fixed CNN + transformer hybrid on CIFAR-10 for the STM32F746 (1 MB flash, 320 KB SRAM).
+
+Launch (the README's main job runs the `cpu` preset):
+
+    .venv/bin/python launch/run_hybrid.py --config=configs/hybrid_cifar10_320kb.py \\
+        --workdir=runs/hybrid [--data_dir=../shared/data/cifar10]
+    .venv/bin/python launch/run_hybrid.py --config=configs/hybrid_cifar10_320kb.py:cpu --workdir=runs/cpu
+
+Results (CIFAR-10 test set, 10,000 images; JPEG copy of ../shared/data/cifar10):
+  cpu preset (2 CPU cores): see benchmarks/hybrid_cifar10_cpu.json.
+  full budget on a GPU: not run yet (no GPU was lent); benchmarks/hybrid_cifar10_gpu.json will hold it.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+
+def get_config(preset: str = "full") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.data = ml_collections.ConfigDict(dict(dir="", limit_train=0))
+    c.model = ml_collections.ConfigDict(dict(
+        stem=16,
+        # ("ir", expansion, out channels, stride) | ("vit", embedding dim, heads, layers, MLP ratio)
+        blocks=(("ir", 1, 16, 1), ("ir", 4, 24, 2), ("ir", 4, 24, 1), ("ir", 4, 32, 2), ("ir", 4, 32, 1),
+                ("vit", 64, 4, 2, 2), ("ir", 4, 64, 2), ("ir", 4, 64, 1)),
+        head=256, classes=10))
+    c.train = ml_collections.ConfigDict(dict(
+        epochs=200.0, steps=0, batch_size=128, lr=2e-3, weight_decay=0.05, warmup_steps=1000,
+        label_smoothing=0.1, augment=True, log_every=100, ckpt_every=500))
+    c.qat = ml_collections.ConfigDict(dict(
+        epochs=10.0, steps=0, batch_size=128, lr=2e-4, weight_decay=0.0, warmup_steps=100,
+        label_smoothing=0.1, augment=True, log_every=100, ckpt_every=500, calib_batches=16))
+    c.deploy = ml_collections.ConfigDict(dict(profile="stm32f746", verify_images=8, workers=2))
+    if preset == "cpu":  # the README's main job: about 9 minutes of training on 2 cores
+        c.train.update(epochs=1.5, warmup_steps=200, log_every=50, ckpt_every=100)
+        c.qat.update(epochs=0.25, warmup_steps=20, log_every=25, ckpt_every=50)
+    elif preset != "full":
+        raise ValueError(f"config preset {preset!r}: choose full or cpu")
+    return c

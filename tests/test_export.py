@@ -1,0 +1,77 @@
+"""QAT model -> jax2onnx -> cleanup -> our QDQ insertion: a standard QDQ model that passes the
+full ONNX checker, that onnxruntime runs like the JAX fake-quant model, and that SparseEngine
+compiles and runs bit-exactly on the Cortex-M7."""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    import jax
+    from _train_tiny import MODEL, synthetic
+    from flax import nnx
+
+    from tinyformer_jax.models.hybrid import Hybrid
+    from tinyformer_jax.quant.calibrate import calibrate
+    from tinyformer_jax.quant.fold import fold_batchnorm
+    from tinyformer_jax.export.onnx_export import export_qdq
+    from tinyformer_jax.train.loop import predict
+    from tinyformer_jax.data.augment import normalize
+
+    data = synthetic(64, 5)
+    m = Hybrid(MODEL, rngs=nnx.Rngs(0))
+    m.train()
+    m(normalize(data.images[:32]))
+    qat = fold_batchnorm(m)
+    calibrate(qat, data.images, batches=4, batch_size=16, seed=0)
+    path = export_qdq(qat, tmp_path_factory.mktemp("export") / "tiny_qdq.onnx")
+    x = np.asarray(jax.jit(normalize)(data.images[:24]))
+    return path, x, predict(qat, data.images[:24])
+
+
+def test_export_is_standard_qdq_and_matches_fake_quant(exported):
+    import onnxruntime as ort
+
+    path, x, fq = exported
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["Identity"] == 0 and ops["ReduceMean"] == 0 and ops["Einsum"] == 0
+    assert ops["QuantizeLinear"] >= 20 and ops["LayerNormalization"] == 2 and ops["Softmax"] == 1
+    weights = [n for n in model.graph.node if n.op_type == "DequantizeLinear"
+               and any(i.name == n.input[0] for i in model.graph.initializer)]
+    inits = {i.name: i for i in model.graph.initializer}
+    assert all(inits[n.input[0]].data_type in (onnx.TensorProto.INT8, onnx.TensorProto.INT32) for n in weights)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = np.concatenate([sess.run(None, {"image": x[i:i + 1]})[0] for i in range(len(x))])
+    out_q = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == "logits")
+    step = float(onnx.numpy_helper.to_array(inits[out_q.input[1]]))
+    # same quantization points and scales: only float rounding inside ops differs (a few output steps)
+    assert np.max(np.abs(got - fq)) <= 4 * step + 1e-6
+    assert np.mean(got.argmax(1) == fq.argmax(1)) >= 0.9
+
+
+def test_export_compiles_and_runs_bit_exactly_on_cortex_m7(exported, tmp_path):
+    from sparse_engine import profiles
+    from sparse_engine.compiler import compile_model
+
+    path, x, _ = exported
+    np.save(tmp_path / "x.npy", x[:2])
+    rep = compile_model(path, tmp_path / "c", "cortex-m7", profiles.get("stm32f746"), verify_ladder=True,
+                        n_random=1, input_file=tmp_path / "x.npy", progress=lambda *_: None)
+    exact = [r for r in rep["verification"] if "exact" in r]
+    assert len(exact) == 3 and all(r["exact"] for r in exact)
+    ort_rung = next(r for r in rep["verification"] if r["rung"] == "onnxruntime")
+    assert ort_rung["max_abs_diff"] <= 4
+    kinds = Counter(layer["kind"] for layer in rep["layers"])
+    assert kinds["layernorm"] == 2 and kinds["softmax"] == 1 and kinds["matmul"] == 2

@@ -1,0 +1,127 @@
+"""The fixed CNN + transformer hybrid of the first end-to-end run (NCHW, CIFAR-10 sized).
+
+stem conv 3x3 -> MobileNetV2 inverted residuals -> one MobileViT-style block (local conv 3x3,
+1x1 to the embedding, unfold into tokens, transformer layers with multi-head self-attention,
+LayerNorm and GELU, fold, 1x1 back, concat with the block input, fuse conv 3x3) -> inverted
+residuals -> 1x1 head conv -> global average pool -> classifier.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from .layers import ActQuant, Conv, LayerNorm, Linear, Residual
+
+
+class InvertedResidual(nnx.Module):
+    def __init__(self, cin: int, cout: int, expand: int, stride: int, *, rngs: nnx.Rngs):
+        hidden = cin * expand
+        self.expand = nnx.data(Conv(cin, hidden, 1, rngs=rngs) if expand != 1 else None)
+        self.dw = Conv(hidden, hidden, 3, stride=stride, depthwise=True, rngs=rngs)
+        self.project = Conv(hidden, cout, 1, relu6=False, rngs=rngs)
+        self.residual = nnx.data(Residual() if stride == 1 and cin == cout else None)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = self.expand(x) if self.expand is not None else x
+        h = self.project(self.dw(h))
+        return self.residual(x, h) if self.residual is not None else h
+
+
+def _perm(lead: int, order: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(range(lead)) + tuple(lead + i for i in order)
+
+
+class Attention(nnx.Module):
+    """Multi-head self-attention on tokens [*lead, S, E]; the 1/sqrt(d) scale rides on W_Q."""
+
+    def __init__(self, dim: int, heads: int, *, rngs: nnx.Rngs):
+        if dim % heads:
+            raise ValueError(f"embedding dim {dim} is not a multiple of heads {heads}")
+        self.heads, self.head_dim = heads, dim // heads
+        self.q = Linear(dim, dim, post_scale=self.head_dim ** -0.5, rngs=rngs)
+        self.k = Linear(dim, dim, rngs=rngs)
+        self.v = Linear(dim, dim, rngs=rngs)
+        self.scores, self.probs, self.context = ActQuant(), ActQuant(), ActQuant()
+        self.o = Linear(dim, dim, rngs=rngs)
+
+    def __call__(self, t: jax.Array) -> jax.Array:
+        *lead, s, e = t.shape
+        n = len(lead)
+        split = lambda z: z.reshape(*lead, s, self.heads, self.head_dim)  # noqa: E731
+        q = split(self.q(t)).transpose(_perm(n, (1, 0, 2)))        # [*, H, S, D]
+        k = split(self.k(t)).transpose(_perm(n, (1, 2, 0)))        # [*, H, D, S]
+        v = split(self.v(t)).transpose(_perm(n, (1, 0, 2)))        # [*, H, S, D]
+        a = self.probs(jax.nn.softmax(self.scores(jnp.matmul(q, k)), axis=-1))
+        c = self.context(jnp.matmul(a, v)).transpose(_perm(n, (1, 0, 2))).reshape(*lead, s, e)
+        return self.o(c)
+
+
+class TransformerLayer(nnx.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, *, rngs: nnx.Rngs):
+        self.ln1, self.attn, self.res1 = LayerNorm(dim, rngs=rngs), Attention(dim, heads, rngs=rngs), Residual()
+        self.ln2, self.res2 = LayerNorm(dim, rngs=rngs), Residual()
+        self.fc1 = Linear(dim, dim * mlp_ratio, rngs=rngs)
+        self.gelu = ActQuant()
+        self.fc2 = Linear(dim * mlp_ratio, dim, rngs=rngs)
+
+    def __call__(self, t: jax.Array) -> jax.Array:
+        t = self.res1(t, self.attn(self.ln1(t)))
+        h = self.fc2(self.gelu(jax.nn.gelu(self.fc1(self.ln2(t)), approximate=False)))
+        return self.res2(t, h)
+
+
+class MobileViTBlock(nnx.Module):
+    """Local 3x3 conv, 1x1 to `dim`, every pixel a token (patch 1x1), transformer layers, fold,
+    1x1 back to the input channels, concat with the input, fuse 3x3."""
+
+    def __init__(self, channels: int, dim: int, heads: int, depth: int, mlp_ratio: int, *, rngs: nnx.Rngs):
+        self.local = Conv(channels, channels, 3, rngs=rngs)
+        self.embed = Conv(channels, dim, 1, relu6=False, rngs=rngs)
+        self.layers = nnx.List([TransformerLayer(dim, heads, mlp_ratio, rngs=rngs) for _ in range(depth)])
+        self.unembed = Conv(dim, channels, 1, rngs=rngs)
+        self.cat = ActQuant()
+        self.fuse = Conv(2 * channels, channels, 3, rngs=rngs)
+        self.mode = "float"
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        b, _, h, w = x.shape
+        y = self.embed(self.local(x))
+        e = y.shape[1]
+        if self.mode == "export":  # batch 1: tokens as a 2-D [S, E] matrix (Gemm in ONNX)
+            t = y.reshape(e, h * w).T
+        else:
+            t = y.reshape(b, e, h * w).transpose(0, 2, 1)
+        for layer in self.layers:
+            t = layer(t)
+        y = (t.T if self.mode == "export" else t.transpose(0, 2, 1)).reshape(b, e, h, w)
+        return self.fuse(self.cat(jnp.concatenate([x, self.unembed(y)], axis=1)))
+
+
+class Hybrid(nnx.Module):
+    def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+        self.input = ActQuant()
+        self.stem = Conv(3, cfg.stem, 3, rngs=rngs)
+        c = cfg.stem
+        blocks = []
+        for kind, *args in cfg.blocks:
+            if kind == "ir":
+                expand, cout, stride = args
+                blocks.append(InvertedResidual(c, cout, expand, stride, rngs=rngs))
+                c = cout
+            elif kind == "vit":
+                dim, heads, depth, mlp_ratio = args
+                blocks.append(MobileViTBlock(c, dim, heads, depth, mlp_ratio, rngs=rngs))
+            else:
+                raise ValueError(f"config model.blocks: unknown block kind {kind!r} (ir or vit)")
+        self.blocks = nnx.List(blocks)
+        self.head = Conv(c, cfg.head, 1, rngs=rngs)
+        self.pool = ActQuant()
+        self.classifier = Linear(cfg.head, cfg.classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.stem(self.input(x))
+        for block in self.blocks:
+            x = block(x)
+        return self.classifier(self.pool(jnp.mean(self.head(x), axis=(2, 3))))

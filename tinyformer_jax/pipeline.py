@@ -1,0 +1,133 @@
+"""The first end-to-end run: data -> float training -> BatchNorm folding, calibration, QAT ->
+QDQ export -> SparseEngine compile --verify -> int8 accuracy on the whole test set -> summary.
+
+Every stage resumes: training stages from their newest checkpoint (a finished stage only
+restores), the rest is recomputed from the QAT checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+from tqdm import tqdm
+
+from .data import cifar10
+from .data.augment import normalize
+from .export.onnx_export import export_qdq
+from .models.hybrid import Hybrid
+from .quant.calibrate import calibrate
+from .quant.fold import fold_batchnorm
+from .train.checkpoint import Checkpoints
+from .train.loop import accuracy, fit, predict
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def float_inputs(images: np.ndarray) -> np.ndarray:
+    """The exported model's input: normalized float32 NCHW."""
+    return np.asarray(jax.jit(normalize)(images))
+
+
+def train_and_quantize(cfg: ml_collections.ConfigDict, data: cifar10.Cifar10, workdir: Path,
+                       progress: bool = True) -> tuple[nnx.Module, dict]:
+    """Float training then QAT; returns the QAT model (mode `quant`) and the stage figures."""
+    model = Hybrid(cfg.model, rngs=nnx.Rngs(cfg.seed))
+    n_params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    _say(f"model: {n_params:,} parameters; {jax.device_count()} device(s): {jax.devices()[0].platform}")
+    fl = fit(model, data.train, data.test, cfg.train, workdir, "float", cfg.seed, progress=progress)
+    qat = fold_batchnorm(model)
+    if Checkpoints(workdir / "qat" / "checkpoints", every=1).latest() is None:
+        calibrate(qat, data.train.images, cfg.qat.calib_batches, cfg.qat.batch_size, cfg.seed)
+    else:
+        from .models.layers import set_mode
+        set_mode(qat, "quant")
+    q = fit(qat, data.train, data.test, cfg.qat, workdir, "qat", cfg.seed + 1, progress=progress)
+    figures = dict(parameters=int(n_params), float_accuracy=fl.test_accuracy, float_steps=fl.steps,
+                   float_images_per_second=fl.images_per_second, fake_quant_accuracy=q.test_accuracy,
+                   qat_steps=q.steps, qat_images_per_second=q.images_per_second,
+                   resumed_from={"float": fl.resumed_from, "qat": q.resumed_from})
+    return qat, figures
+
+
+def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | None = None,
+        progress: bool = True) -> dict:
+    from . import deploy
+
+    t0 = time.perf_counter()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = cifar10.load(data_dir or cfg.data.dir or None, limit_train=cfg.data.limit_train or None)
+    _say(f"data: {data.source}: {len(data.train.labels):,} train / {len(data.test.labels):,} test images")
+    qat, figures = train_and_quantize(cfg, data, workdir, progress)
+
+    onnx_path = export_qdq(qat, workdir / "export" / "model_qdq.onnx")
+    _say(f"export: {onnx_path}")
+    x_test = float_inputs(data.test.images)
+    fq_logits = predict(qat, data.test.images)
+    ort_logits = deploy.onnxruntime_logits(onnx_path, x_test)
+    figures["onnxruntime_accuracy"] = float(np.mean(ort_logits.argmax(-1) == data.test.labels))
+    figures["onnxruntime_vs_fake_quant"] = dict(
+        top1_agreement=float(np.mean(ort_logits.argmax(-1) == fq_logits.argmax(-1))),
+        max_abs_logit_difference=float(np.max(np.abs(ort_logits - fq_logits))))
+
+    engine_dir = workdir / "engine"
+    rep = deploy.compile_verified(onnx_path, engine_dir, cfg.deploy.profile, x_test[:cfg.deploy.verify_images],
+                                  progress=_say)
+    bar = tqdm(total=len(x_test), desc="int8 simulator", unit="img", disable=not progress, file=sys.stderr,
+               mininterval=2.0)
+    sim = deploy.simulate(onnx_path, x_test, workers=cfg.deploy.workers, progress=bar.update)
+    bar.close()
+    figures["int8_simulator_accuracy"] = float(np.mean(sim.argmax(-1) == data.test.labels))
+    figures["int8_minus_fake_quant_points"] = 100 * (figures["int8_simulator_accuracy"] -
+                                                     figures["fake_quant_accuracy"])
+    mcu = rep["mcu"]
+    figures.update(flash_bytes=mcu["flash_bytes"], sram_bytes=mcu["sram_bytes"],
+                   instructions_per_inference=mcu["instructions"], ladder=rep["verification"],
+                   profile=cfg.deploy.profile, test_images=len(data.test.labels),
+                   train_images=len(data.train.labels), data=data.source,
+                   seconds=round(time.perf_counter() - t0, 1), onnx=str(onnx_path), engine=str(engine_dir))
+    write_summary(figures, workdir)
+    return figures
+
+
+def _rung(r: dict) -> str:
+    if "exact" in r:
+        return f"{r['rung']} {'bit-exact' if r['exact'] else 'DIFFERS'}"
+    if r["rung"] == "onnxruntime":
+        return (f"onnxruntime {100 * r['share_differing']:.1f} % of elements differ, largest {r['max_abs_diff']}, "
+                f"top-1 agreement {r.get('top1_agreement', 1.0):.3f}")
+    return f"{r['rung']} on {r.get('inputs', '?')} inputs"
+
+
+def summary_lines(f: dict) -> list[str]:
+    n = f"{f['test_images']:,}"
+    rows = [
+        (f"float accuracy (JAX, {n} test images)", f"{100 * f['float_accuracy']:.2f} %"),
+        ("fake-quant accuracy (JAX QAT model)", f"{100 * f['fake_quant_accuracy']:.2f} %"),
+        (f"int8 accuracy, SparseEngine simulator ({n} images)", f"{100 * f['int8_simulator_accuracy']:.2f} %"
+         f"   ({f['int8_minus_fake_quant_points']:+.2f} points vs fake-quant)"),
+        (f"int8 accuracy, onnxruntime ({n} images)", f"{100 * f['onnxruntime_accuracy']:.2f} %"),
+        ("flash (linked firmware)", f"{f['flash_bytes']:,} B   ({f['profile']})"),
+        ("SRAM (.data + .bss + stack high-water mark)", f"{f['sram_bytes']:,} B"),
+        ("Cortex-M7 instructions per inference (exact)", f"{f['instructions_per_inference']:,}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return [f"{k:<{width}}  {v}" for k, v in rows] + ["verification ladder: " + "; ".join(_rung(r) for r in f["ladder"])]
+
+
+def write_summary(figures: dict, workdir: Path) -> None:
+    tmp = workdir / ".summary.json.tmp"
+    tmp.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    os.replace(tmp, workdir / "summary.json")
+    (workdir / "summary.md").write_text("# TinyFormer-JAX hybrid on CIFAR-10\n\n```\n" +
+                                        "\n".join(summary_lines(figures)) + "\n```\n")
+    _say("\n".join(["", "== summary " + "=" * 60, *summary_lines(figures)]))

@@ -1,0 +1,1 @@
+"""Fake quantization that follows SparseEngine's integer contract, and BatchNorm folding."""

@@ -1,0 +1,1 @@
+"""Training: data-parallel steps, checkpoints that resume, metrics, evaluation."""
