@@ -65,7 +65,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     t0 = time.perf_counter()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    data = cifar10.load(data_dir or cfg.data.dir or None, limit_train=cfg.data.limit_train or None)
+    data = cifar10.load(data_dir or cfg.data.dir or None, limit_train=cfg.data.limit_train or None,
+                        expected=cifar10.SIZES if cfg.data.get("check_sizes", True) else None)
     _say(f"data: {data.source}: {len(data.train.labels):,} train / {len(data.test.labels):,} test images")
     qat, figures = train_and_quantize(cfg, data, workdir, progress)
 
@@ -87,6 +88,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     sim = deploy.simulate(onnx_path, x_test, workers=cfg.deploy.workers, progress=bar.update)
     bar.close()
     figures["int8_simulator_accuracy"] = float(np.mean(sim.argmax(-1) == data.test.labels))
+    figures["int8_vs_fake_quant_top1_agreement"] = float(np.mean(sim.argmax(-1) == fq_logits.argmax(-1)))
     figures["int8_minus_fake_quant_points"] = 100 * (figures["int8_simulator_accuracy"] -
                                                      figures["fake_quant_accuracy"])
     mcu = rep["mcu"]
@@ -110,12 +112,16 @@ def _rung(r: dict) -> str:
 
 def summary_lines(f: dict) -> list[str]:
     n = f"{f['test_images']:,}"
+    agree = f["onnxruntime_vs_fake_quant"]
     rows = [
         (f"float accuracy (JAX, {n} test images)", f"{100 * f['float_accuracy']:.2f} %"),
         ("fake-quant accuracy (JAX QAT model)", f"{100 * f['fake_quant_accuracy']:.2f} %"),
         (f"int8 accuracy, SparseEngine simulator ({n} images)", f"{100 * f['int8_simulator_accuracy']:.2f} %"
-         f"   ({f['int8_minus_fake_quant_points']:+.2f} points vs fake-quant)"),
+         f"   ({f['int8_minus_fake_quant_points']:+.2f} points vs fake-quant, top-1 agreement "
+         f"{f.get('int8_vs_fake_quant_top1_agreement', float('nan')):.4f})"),
         (f"int8 accuracy, onnxruntime ({n} images)", f"{100 * f['onnxruntime_accuracy']:.2f} %"),
+        ("onnxruntime vs JAX fake-quant", f"top-1 agreement {agree['top1_agreement']:.4f}, largest logit "
+                                          f"difference {agree['max_abs_logit_difference']:.4f}"),
         ("flash (linked firmware)", f"{f['flash_bytes']:,} B   ({f['profile']})"),
         ("SRAM (.data + .bss + stack high-water mark)", f"{f['sram_bytes']:,} B"),
         ("Cortex-M7 instructions per inference (exact)", f"{f['instructions_per_inference']:,}"),

@@ -1,0 +1,62 @@
+"""The whole first end-to-end run on a tiny synthetic CIFAR-10 folder: train, QAT, export,
+compile --verify (bit-exact on the host and the Cortex-M7), int8 accuracy, summary; and the
+launch script's one-line error for a missing data set."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def tiny_config():
+    from _train_tiny import MODEL
+
+    from configs.hybrid_cifar10_320kb import get_config
+
+    c = get_config("cpu")
+    c.data.check_sizes = False
+    c.model = MODEL
+    c.train.update(steps=4, batch_size=8, ckpt_every=2, log_every=2, warmup_steps=1)
+    c.qat.update(steps=2, batch_size=8, ckpt_every=2, log_every=1, warmup_steps=1, calib_batches=2)
+    c.deploy.update(verify_images=1, workers=1)
+    return c
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_on_tiny_data(tmp_path):
+    from test_data import _write_batches
+
+    from tinyformer_jax.pipeline import run
+
+    _write_batches(tmp_path / "data" / "cifar-10-batches-py")
+    f = run(tiny_config(), tmp_path / "work", str(tmp_path / "data"), progress=False)
+    assert f["test_images"] == 4 and f["train_images"] == 20
+    assert all(r["exact"] for r in f["ladder"] if "exact" in r) and len(f["ladder"]) == 5
+    assert f["flash_bytes"] > 0 and f["sram_bytes"] > 0 and f["instructions_per_inference"] > 100_000
+    for key in ("float_accuracy", "fake_quant_accuracy", "int8_simulator_accuracy", "onnxruntime_accuracy"):
+        assert 0.0 <= f[key] <= 1.0
+    saved = json.loads((tmp_path / "work" / "summary.json").read_text())
+    assert saved["instructions_per_inference"] == f["instructions_per_inference"]
+    assert "int8 accuracy, SparseEngine simulator" in (tmp_path / "work" / "summary.md").read_text()
+    assert (tmp_path / "work" / "engine" / "model.c").exists()
+    assert list((tmp_path / "work" / "tensorboard" / "float").glob("events.out.tfevents.*"))
+    again = run(tiny_config(), tmp_path / "work", str(tmp_path / "data"), progress=False)
+    assert again["resumed_from"] == {"float": 4, "qat": 2}  # finished stages only restore
+    assert again["fake_quant_accuracy"] == f["fake_quant_accuracy"]
+
+
+def test_launch_reports_missing_data_in_one_line(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "launch" / "run_hybrid.py"),
+                          f"--config={ROOT / 'configs' / 'hybrid_cifar10_320kb.py'}:cpu",
+                          f"--workdir={tmp_path / 'w'}", f"--data_dir={tmp_path / 'none'}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: CIFAR-10 not found:") and str(tmp_path / "none") in last
