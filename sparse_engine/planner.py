@@ -1,16 +1,24 @@
 """Static memory plan: every intermediate tensor gets an arena offset from its lifetime.
 
-Lifetimes are [index of the producing op, index of the last consuming op]. Tensors are placed
-largest first at the lowest 8-byte aligned offset that overlaps no placed tensor alive at the
-same time. The model input and output live in the caller's buffers, constants in flash.
+Lifetimes are [index of the producing op, index of the last consuming op]. In place: an
+elementwise or row-wise op (INPLACE) writes its output over an input of the same shape whose
+lifetime ends at that op; the kernels read index i (or its whole row) before they write it.
+Such chains share one buffer whose lifetime is the union. Buffers are then placed at the
+lowest 8-byte aligned offset that overlaps no placed buffer alive at the same time, in several
+orders (largest first, longest-lived first, earliest first, largest size x duration first); the
+order with the lowest peak wins. The model input and output live in the caller's buffers,
+constants in flash.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .ir import Graph
 
 ALIGN = 8
+
+
+INPLACE = {"add", "mul", "lut", "affine", "softmax", "layernorm", "copy"}
 
 
 @dataclass
@@ -19,13 +27,22 @@ class Plan:
     lifetimes: dict[str, tuple[int, int]]
     sizes: dict[str, int]
     peak: int
+    aliases: dict[str, str] = field(default_factory=dict)  # output -> the input it overwrites in place
+
+    def buffer(self, name: str) -> str:
+        while name in self.aliases:
+            name = self.aliases[name]
+        return name
 
     def overlaps(self) -> list[tuple[str, str]]:
-        """Pairs of tensors alive together whose bytes overlap (must be empty)."""
+        """Pairs of tensors alive together whose bytes overlap (must be empty); an in-place
+        output and the input it overwrites are one buffer, not a pair."""
         bad = []
         names = list(self.offsets)
         for i, a in enumerate(names):
             for b in names[i + 1:]:
+                if self.buffer(a) == self.buffer(b):
+                    continue
                 la, lb = self.lifetimes[a], self.lifetimes[b]
                 if la[0] <= lb[1] and lb[0] <= la[1]:
                     oa, ob = self.offsets[a], self.offsets[b]
@@ -46,9 +63,16 @@ def lifetimes(g: Graph) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in life.items() if k not in skip and not g.tensors[k].is_const}
 
 
-def place(sizes: dict[str, int], life: dict[str, tuple[int, int]]) -> tuple[dict[str, int], int]:
-    """Greedy by size, first fit, over lifetimes."""
-    order = sorted(sizes, key=lambda k: (-sizes[k], life[k][0], k))
+ORDERS = {
+    "size": lambda sizes, life: lambda k: (-sizes[k], life[k][0], k),
+    "duration": lambda sizes, life: lambda k: (-(life[k][1] - life[k][0]), -sizes[k], k),
+    "start": lambda sizes, life: lambda k: (life[k][0], -sizes[k], k),
+    "area": lambda sizes, life: lambda k: (-sizes[k] * (life[k][1] - life[k][0] + 1), k),
+}
+
+
+def first_fit(sizes: dict[str, int], life: dict[str, tuple[int, int]], order: list[str]) -> tuple[dict[str, int], int]:
+    """Each buffer in `order` at the lowest aligned offset clear of the placed buffers it lives with."""
     placed: list[tuple[int, int, tuple[int, int]]] = []
     offsets: dict[str, int] = {}
     for name in order:
@@ -65,8 +89,50 @@ def place(sizes: dict[str, int], life: dict[str, tuple[int, int]]) -> tuple[dict
     return offsets, -(-peak // ALIGN) * ALIGN
 
 
-def plan(g: Graph) -> Plan:
+def place(sizes: dict[str, int], life: dict[str, tuple[int, int]]) -> tuple[dict[str, int], int]:
+    """The lowest peak of first fit over the ORDERS."""
+    best: tuple[dict[str, int], int] | None = None
+    for key in ORDERS.values():
+        offsets, peak = first_fit(sizes, life, sorted(sizes, key=key(sizes, life)))
+        if best is None or peak < best[1]:
+            best = (offsets, peak)
+    return best if best is not None else ({}, 0)
+
+
+def inplace_aliases(g: Graph, life: dict[str, tuple[int, int]]) -> dict[str, str]:
+    """output -> input for ops that may overwrite an input dying at them (same shape)."""
+    aliases: dict[str, str] = {}
+    taken: set[str] = set()
+    for i, op in enumerate(g.ops):
+        out = op.outputs[0]
+        if op.kind not in INPLACE or out not in life:
+            continue
+        if op.kind == "copy" and tuple(op.params["perm"]) != tuple(range(len(op.params["perm"]))):
+            continue
+        for name in op.inputs:
+            if (name in life and life[name][1] == i and name not in taken
+                    and g.tensors[name].shape == g.tensors[out].shape):
+                aliases[out] = name
+                taken.add(name)
+                break
+    return aliases
+
+
+def plan(g: Graph, inplace: bool = True) -> Plan:
     life = lifetimes(g)
     sizes = {k: g.tensors[k].size for k in life}
-    offsets, peak = place(sizes, life)
-    return Plan(offsets, life, sizes, peak)
+    aliases = inplace_aliases(g, life) if inplace else {}
+    root = {}
+    for k in life:
+        r = k
+        while r in aliases:
+            r = aliases[r]
+        root[k] = r
+    buf_life: dict[str, tuple[int, int]] = {}
+    buf_size: dict[str, int] = {}
+    for k, r in root.items():
+        lo, hi = buf_life.get(r, life[k])
+        buf_life[r] = (min(lo, life[k][0]), max(hi, life[k][1]))
+        buf_size[r] = max(buf_size.get(r, 0), sizes[k])
+    buf_off, peak = place(buf_size, buf_life)
+    return Plan({k: buf_off[root[k]] for k in life}, life, sizes, peak, aliases)
