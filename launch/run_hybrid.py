@@ -12,6 +12,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sparse_engine.errors import EngineError  # noqa: E402
 from tinyformer_jax.errors import TinyFormerError  # noqa: E402
 from tinyformer_jax.pipeline import run  # noqa: E402
 
@@ -26,7 +27,7 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax and jax2onnx log every save / conversion at INFO
     try:
         run(_CONFIG.value, _WORKDIR.value, _DATA_DIR.value)
-    except TinyFormerError as exc:
+    except (TinyFormerError, EngineError) as exc:  # bad data / config / model: one line, no traceback
         sys.exit(f"error: {exc}")
 
 

@@ -60,3 +60,18 @@ def test_launch_reports_missing_data_in_one_line(tmp_path):
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("error: CIFAR-10 not found:") and str(tmp_path / "none") in last
+
+
+def test_bad_model_config_is_one_clear_error():
+    import ml_collections
+    from flax import nnx
+
+    from tinyformer_jax.errors import TinyFormerError
+    from tinyformer_jax.models.hybrid import Hybrid
+
+    cfg = ml_collections.ConfigDict(dict(stem=8, blocks=(("vit", 30, 4, 1, 2),), head=16, classes=10))
+    with pytest.raises(TinyFormerError, match="vit embedding dim 30 is not a multiple of heads 4"):
+        Hybrid(cfg, rngs=nnx.Rngs(0))
+    cfg.blocks = (("se", 1, 8, 1),)
+    with pytest.raises(TinyFormerError, match="unknown block kind 'se'"):
+        Hybrid(cfg, rngs=nnx.Rngs(0))

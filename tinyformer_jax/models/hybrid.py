@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from ..errors import TinyFormerError
 from .layers import ActQuant, Conv, LayerNorm, Linear, Residual
 
 
@@ -38,7 +39,7 @@ class Attention(nnx.Module):
 
     def __init__(self, dim: int, heads: int, *, rngs: nnx.Rngs):
         if dim % heads:
-            raise ValueError(f"embedding dim {dim} is not a multiple of heads {heads}")
+            raise TinyFormerError(f"config model.blocks: vit embedding dim {dim} is not a multiple of heads {heads}")
         self.heads, self.head_dim = heads, dim // heads
         self.q = Linear(dim, dim, post_scale=self.head_dim ** -0.5, rngs=rngs)
         self.k = Linear(dim, dim, rngs=rngs)
@@ -114,7 +115,7 @@ class Hybrid(nnx.Module):
                 dim, heads, depth, mlp_ratio = args
                 blocks.append(MobileViTBlock(c, dim, heads, depth, mlp_ratio, rngs=rngs))
             else:
-                raise ValueError(f"config model.blocks: unknown block kind {kind!r} (ir or vit)")
+                raise TinyFormerError(f"config model.blocks: unknown block kind {kind!r} (ir or vit)")
         self.blocks = nnx.List(blocks)
         self.head = Conv(c, cfg.head, 1, rngs=rngs)
         self.pool = ActQuant()
