@@ -172,7 +172,7 @@ class _Emitter:
                     depth_mult=p["depth_mult"], in_zp=p["in_zp"], out_zp=p["out_zp"], act_min=p["act_min"],
                     act_max=p["act_max"], weights=weights, bias=A(p["bias"], np.int32, "bias"),
                     mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
-                    rq="0", scratch="0", weights16="0")
+                    rq="0", scratch="0", weights16="0", hold_rows=0, ring="0")
 
     def sparse_conv(self, p: dict, A, x, out) -> tuple[dict, str, int]:
         """Fields, kernel and scratch of a kxk conv whose weights carry a BlockRLE coding (column
@@ -231,6 +231,10 @@ class _Emitter:
                 fn, scratch = fn + "_dsp", 2 * x.shape[3]
                 fields.update(weights="0", weights16=A(depthwise_dsp_weights(w), np.int16, "weights16"),
                               scratch="scratch", rq=self.requant(p, A, True))
+            if p["depthwise"] and self.plan.aliases.get(out.name) == x.name:  # in place: rows wait in a ring
+                hold = p["pad"][0] + 1
+                fields.update(hold_rows=hold, ring=f"(int8_t *)(void *)(scratch + {scratch})")
+                scratch += -(-hold * out.shape[2] * out.shape[3] // 2)
             elif self.dsp and not p["depthwise"]:
                 kk = w.shape[1] * w.shape[2] * w.shape[3]
                 fn, scratch = fn + "_dsp", pair_len(kk) + (0 if x.shape[3] % 4 == 0 else (kk + 1) // 2)

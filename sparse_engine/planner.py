@@ -2,7 +2,8 @@
 
 Lifetimes are [index of the producing op, index of the last consuming op]. In place: an
 elementwise or row-wise op (INPLACE) writes its output over an input of the same shape whose
-lifetime ends at that op; the kernels read index i (or its whole row) before they write it.
+lifetime ends at that op; the kernels read index i (or its whole row) before they write it. A
+stride-1 depthwise conv does too, holding a few output rows in scratch (inplace_depthwise).
 Such chains share one buffer whose lifetime is the union. Buffers are then placed at the
 lowest 8-byte aligned offset that overlaps no placed buffer alive at the same time, in several
 orders (largest first, longest-lived first, earliest first, largest size x duration first); the
@@ -18,7 +19,18 @@ from .ir import Graph
 ALIGN = 8
 
 
-INPLACE = {"add", "mul", "lut", "affine", "softmax", "layernorm", "copy"}
+INPLACE = {"add", "mul", "lut", "affine", "softmax", "layernorm", "copy", "conv2d"}
+
+
+def inplace_depthwise(op, g: Graph) -> bool:
+    """A depthwise conv can overwrite its input when each output row lands on the input row of the
+    same index: stride 1, no dilation, one image, same shape; the kernel holds pad_top + 1 output
+    rows in scratch until the input rows below them are read (se_dw_row_begin / se_dw_row_end)."""
+    p = op.params
+    x, y = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    return (bool(p.get("depthwise")) and p.get("depth_mult") == 1 and tuple(p["stride"]) == (1, 1)
+            and tuple(p["dilation"]) == (1, 1) and x.shape == y.shape and x.shape[0] == 1
+            and p.get("sparse") is None)
 
 
 @dataclass
@@ -108,6 +120,8 @@ def inplace_aliases(g: Graph, life: dict[str, tuple[int, int]]) -> dict[str, str
         if op.kind not in INPLACE or out not in life:
             continue
         if op.kind == "copy" and tuple(op.params["perm"]) != tuple(range(len(op.params["perm"]))):
+            continue
+        if op.kind == "conv2d" and not inplace_depthwise(op, g):
             continue
         for name in op.inputs:
             if (name in life and life[name][1] == i and name not in taken

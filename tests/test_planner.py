@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sparse_engine import planner
 from sparse_engine.ir import Graph
@@ -111,3 +112,26 @@ def test_in_place_reuse_on_the_hybrid_model(models_dir):
     kinds = {g.ops[i].kind for i, op in enumerate(g.ops) if op.outputs[0] in p.aliases}
     assert {"add", "lut", "softmax"} <= kinds  # residual adds, tables and softmax overwrite their dying input
     assert p.peak <= tflm_greedy_by_size(g)
+
+
+@pytest.mark.parametrize("k,c,hw", [(3, 16, (9, 7)), (5, 8, (6, 10)), (3, 6, (5, 5))])
+def test_depthwise_in_place_is_bit_exact(k, c, hw, tmp_path):
+    """conv -> depthwise (in place over the conv's output, pad_top + 1 rows held in scratch) -> conv:
+    host C and QEMU, DSP and portable kernels, equal the simulator."""
+    from conftest import exact_on_host_and_qemu
+
+    from sparse_engine import zoo
+    from sparse_engine.compiler import build_graph
+
+    b = zoo._Builder(k)
+    y = b.conv(b.conv("x", 3, c, 1), c, c, k, group=c)
+    model = b.model((1, 3, *hw), b.conv(y, c, 4, 1))
+    path = zoo.quantize_qdq(model, tmp_path / "dw.onnx")
+    g = build_graph(path)
+    p = planner.plan(g)
+    dw = next(op for op in g.ops if op.params.get("depthwise"))
+    assert p.aliases.get(dw.outputs[0]) == dw.inputs[0]
+    assert p.peak < tflm_greedy_by_size(g)
+    for kernels in ("dsp", "portable"):
+        fn = "se_depthwise_conv2d_s8" + ("_dsp" if kernels == "dsp" else "")
+        exact_on_host_and_qemu(g, tmp_path / kernels, fn, kernels)

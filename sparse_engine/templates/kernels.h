@@ -21,6 +21,10 @@ typedef struct {
     const int32_t *bias, *mult, *shift;
     const int32_t *rq;
     int16_t *scratch;
+    /* depthwise in place (out == in): output rows wait in `ring` (hold_rows rows) until no later
+     * output row reads the input row they overwrite; 0 = out is a separate buffer */
+    int32_t hold_rows;
+    int8_t *ring;
 } se_conv_params_t;
 
 typedef struct {
@@ -103,6 +107,8 @@ typedef struct {
 
 void se_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_depthwise_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
+int8_t *se_dw_row_begin(const se_conv_params_t *p, int8_t *out, int32_t oy);
+void se_dw_row_end(const se_conv_params_t *p, int8_t *out, int32_t oy);
 void se_fc_s8(const se_fc_params_t *p, const int8_t *in, int8_t *out);
 void se_fc_sparse_s8(const se_sparse_fc_params_t *p, const int8_t *in, int8_t *out);
 void se_matmul_s8(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);

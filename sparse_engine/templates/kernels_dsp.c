@@ -805,7 +805,7 @@ void se_conv_sparse_s8_dsp(const se_sparse_conv_params_t *sp, const int8_t *in, 
     } while (0)
 #endif
 
-void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out) {
+void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out_base) {
     const int32_t c = p->in_c, off = -p->in_zp, kw = p->k_w, taps = p->k_h * p->k_w;
     const int32_t groups = c >> 2, tail_c = c & 3;
     const uint32_t off2 = se_pair(off, off);
@@ -814,7 +814,9 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
     const int16_t *wtail = p->weights16 + groups * taps * 4;
     for (int32_t b = 0; b < p->batch; b++) {
         const int8_t *img = in + b * p->in_h * p->in_w * c;
+        int8_t *dst = out_base + b * p->out_h * p->out_w * p->out_c;
         for (int32_t oy = 0; oy < p->out_h; oy++) {
+            int8_t *out = se_dw_row_begin(p, dst, oy);
             const int32_t y0 = oy * p->stride_h - p->pad_top;
             int32_t ky0 = 0, ky1 = p->k_h;
             while (ky0 < ky1 && y0 + ky0 * p->dil_h < 0) ky0++;
@@ -870,6 +872,7 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
                     se_requant_row(acc, c, p->mult, p->shift, p->out_zp, p->act_min, p->act_max, out);
                 out += c;
             }
+            se_dw_row_end(p, dst, oy);
         }
     }
 }
