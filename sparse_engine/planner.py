@@ -111,7 +111,7 @@ def place(sizes: dict[str, int], life: dict[str, tuple[int, int]]) -> tuple[dict
     return best if best is not None else ({}, 0)
 
 
-def inplace_aliases(g: Graph, life: dict[str, tuple[int, int]]) -> dict[str, str]:
+def inplace_aliases(g: Graph, life: dict[str, tuple[int, int]], depthwise: bool = True) -> dict[str, str]:
     """output -> input for ops that may overwrite an input dying at them (same shape)."""
     aliases: dict[str, str] = {}
     taken: set[str] = set()
@@ -121,7 +121,7 @@ def inplace_aliases(g: Graph, life: dict[str, tuple[int, int]]) -> dict[str, str
             continue
         if op.kind == "copy" and tuple(op.params["perm"]) != tuple(range(len(op.params["perm"]))):
             continue
-        if op.kind == "conv2d" and not inplace_depthwise(op, g):
+        if op.kind == "conv2d" and not (depthwise and inplace_depthwise(op, g)):
             continue
         for name in op.inputs:
             if (name in life and life[name][1] == i and name not in taken
@@ -133,9 +133,31 @@ def inplace_aliases(g: Graph, life: dict[str, tuple[int, int]]) -> dict[str, str
 
 
 def plan(g: Graph, inplace: bool = True) -> Plan:
+    """In-place depthwise convs are kept only when they lower the peak by more than the largest
+    ring they add to the scratch buffer."""
+    if not inplace:
+        return _plan(g, {})
+    life = lifetimes(g)
+    with_dw = inplace_aliases(g, life)
+    without = inplace_aliases(g, life, depthwise=False)
+    if with_dw == without:
+        return _plan(g, with_dw)
+    a, b = _plan(g, with_dw), _plan(g, without)
+    producers = {op.outputs[0]: op for op in g.ops}
+    ring = max((dw_ring_bytes(producers[o], g) for o in set(with_dw) - set(without)
+                if producers[o].kind == "conv2d"), default=0)
+    return a if b.peak - a.peak > ring else b
+
+
+def dw_ring_bytes(op, g: Graph) -> int:
+    """Scratch bytes an in-place depthwise conv holds back: pad_top + 1 output rows (NHWC)."""
+    _, _, w, c = g.tensors[op.outputs[0]].shape
+    return (op.params["pad"][0] + 1) * w * c
+
+
+def _plan(g: Graph, aliases: dict[str, str]) -> Plan:
     life = lifetimes(g)
     sizes = {k: g.tensors[k].size for k in life}
-    aliases = inplace_aliases(g, life) if inplace else {}
     root = {}
     for k in life:
         r = k
