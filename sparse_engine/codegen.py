@@ -17,7 +17,7 @@ import numpy as np
 
 from .ir import Graph, Op, contiguous_strides
 from .passes import operand_view
-from .planner import Plan
+from .planner import Plan, dw_ring_bytes
 from .sparse import BlockRLE
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -231,14 +231,13 @@ class _Emitter:
                 fn, scratch = fn + "_dsp", 2 * x.shape[3]
                 fields.update(weights="0", weights16=A(depthwise_dsp_weights(w), np.int16, "weights16"),
                               scratch="scratch", rq=self.requant(p, A, True))
-            if p["depthwise"] and self.plan.aliases.get(out.name) == x.name:  # in place: rows wait in a ring
-                hold = p["pad"][0] + 1
-                fields.update(hold_rows=hold, ring=f"(int8_t *)(void *)(scratch + {scratch})")
-                scratch += -(-hold * out.shape[2] * out.shape[3] // 2)
             elif self.dsp and not p["depthwise"]:
                 kk = w.shape[1] * w.shape[2] * w.shape[3]
                 fn, scratch = fn + "_dsp", pair_len(kk) + (0 if x.shape[3] % 4 == 0 else (kk + 1) // 2)
                 fields.update(scratch="scratch", rq=self.requant(p, A, True))
+            if p["depthwise"] and self.plan.aliases.get(out.name) == x.name:  # in place: rows wait in a ring
+                fields.update(hold_rows=p["pad"][0] + 1, ring=f"(int8_t *)(void *)(scratch + {scratch})")
+                scratch += -(-dw_ring_bytes(op, g) // 2)
         elif k == "fc":
             kk = p["weights"].shape[1]
             fields = dict(rows=ins[0].size // kk, in_k=kk, out_n=p["weights"].shape[0], in_zp=p["in_zp"],

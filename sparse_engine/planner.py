@@ -42,9 +42,7 @@ class Plan:
     aliases: dict[str, str] = field(default_factory=dict)  # output -> the input it overwrites in place
 
     def buffer(self, name: str) -> str:
-        while name in self.aliases:
-            name = self.aliases[name]
-        return name
+        return root_buffer(self.aliases, name)
 
     def overlaps(self) -> list[tuple[str, str]]:
         """Pairs of tensors alive together whose bytes overlap (must be empty); an in-place
@@ -61,6 +59,13 @@ class Plan:
                     if oa < ob + self.sizes[b] and ob < oa + self.sizes[a]:
                         bad.append((a, b))
         return bad
+
+
+def root_buffer(aliases: dict[str, str], name: str) -> str:
+    """The tensor whose bytes `name` ends up in, following in-place aliases."""
+    while name in aliases:
+        name = aliases[name]
+    return name
 
 
 def lifetimes(g: Graph) -> dict[str, tuple[int, int]]:
@@ -135,14 +140,14 @@ def inplace_aliases(g: Graph, life: dict[str, tuple[int, int]], depthwise: bool 
 def plan(g: Graph, inplace: bool = True) -> Plan:
     """In-place depthwise convs are kept only when they lower the peak by more than the largest
     ring they add to the scratch buffer."""
-    if not inplace:
-        return _plan(g, {})
     life = lifetimes(g)
+    if not inplace:
+        return _plan(g, life, {})
     with_dw = inplace_aliases(g, life)
     without = inplace_aliases(g, life, depthwise=False)
     if with_dw == without:
-        return _plan(g, with_dw)
-    a, b = _plan(g, with_dw), _plan(g, without)
+        return _plan(g, life, with_dw)
+    a, b = _plan(g, life, with_dw), _plan(g, life, without)
     producers = {op.outputs[0]: op for op in g.ops}
     ring = max((dw_ring_bytes(producers[o], g) for o in set(with_dw) - set(without)
                 if producers[o].kind == "conv2d"), default=0)
@@ -155,15 +160,9 @@ def dw_ring_bytes(op, g: Graph) -> int:
     return (op.params["pad"][0] + 1) * w * c
 
 
-def _plan(g: Graph, aliases: dict[str, str]) -> Plan:
-    life = lifetimes(g)
+def _plan(g: Graph, life: dict[str, tuple[int, int]], aliases: dict[str, str]) -> Plan:
     sizes = {k: g.tensors[k].size for k in life}
-    root = {}
-    for k in life:
-        r = k
-        while r in aliases:
-            r = aliases[r]
-        root[k] = r
+    root = {k: root_buffer(aliases, k) for k in life}
     buf_life: dict[str, tuple[int, int]] = {}
     buf_size: dict[str, int] = {}
     for k, r in root.items():

@@ -26,7 +26,7 @@ def _batch(seed: int) -> tuple[bytes, np.ndarray, np.ndarray]:
 def _write_batches(folder) -> tuple[np.ndarray, np.ndarray]:
     folder.mkdir(parents=True)
     train = []
-    for i, name in enumerate((*cifar10.TRAIN_BATCHES, "test_batch")):
+    for i, name in enumerate(cifar10.BATCHES):
         blob, images, labels = _batch(i)
         (folder / name).write_bytes(blob)
         train.append((images, labels))

@@ -3,6 +3,7 @@ int8 accuracy on the whole test set from SparseEngine's simulator and from onnxr
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
 from pathlib import Path
 
@@ -27,20 +28,14 @@ def _simulate_chunk(model_path: str, x: np.ndarray) -> np.ndarray:
 def simulate(model_path: Path, x: np.ndarray, workers: int = 2, chunk: int = 250, progress=None) -> np.ndarray:
     """Simulator outputs for every row of `x`, in `workers` spawned processes (no JAX in them)."""
     parts = [x[i:i + chunk] for i in range(0, len(x), chunk)]
-    if workers <= 1:
+    pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) if workers > 1 else None
+    with pool or contextlib.nullcontext():
+        results = (pool.map if pool else map)(_simulate_chunk, [str(model_path)] * len(parts), parts)
         outs = []
-        for p in parts:
-            outs.append(_simulate_chunk(str(model_path), p))
+        for part, out in zip(parts, results):
+            outs.append(out)
             if progress:
-                progress(len(p))
-        return np.concatenate(outs)
-    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_simulate_chunk, str(model_path), p) for p in parts]
-        outs = []
-        for f, p in zip(futures, parts):
-            outs.append(f.result())
-            if progress:
-                progress(len(p))
+                progress(len(part))
     return np.concatenate(outs)
 
 

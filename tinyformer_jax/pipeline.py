@@ -22,10 +22,11 @@ from .data import cifar10
 from .data.augment import normalize
 from .export.onnx_export import export_qdq
 from .models.hybrid import Hybrid
+from .models.layers import set_mode
 from .quant.calibrate import calibrate
 from .quant.fold import fold_batchnorm
 from .train.checkpoint import Checkpoints
-from .train.loop import accuracy, fit, predict
+from .train.loop import fit, predict
 
 
 def _say(msg: str) -> None:
@@ -47,8 +48,7 @@ def train_and_quantize(cfg: ml_collections.ConfigDict, data: cifar10.Cifar10, wo
     qat = fold_batchnorm(model)
     if Checkpoints(workdir / "qat" / "checkpoints", every=1).latest() is None:
         calibrate(qat, data.train.images, cfg.qat.calib_batches, cfg.qat.batch_size, cfg.seed)
-    else:
-        from .models.layers import set_mode
+    else:  # the ranges come with the checkpoint
         set_mode(qat, "quant")
     q = fit(qat, data.train, data.test, cfg.qat, workdir, "qat", cfg.seed + 1, progress=progress)
     figures = dict(parameters=int(n_params), float_accuracy=fl.test_accuracy, float_steps=fl.steps,

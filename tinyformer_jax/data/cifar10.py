@@ -23,6 +23,7 @@ ENV_VAR = "TINYFORMER_DATA"
 DEFAULT_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+BATCHES = (*TRAIN_BATCHES, "test_batch")
 SIZES = {"train": 50_000, "test": 10_000}
 HELP = ("put cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html), its extracted "
         "cifar-10-batches-py/ folder, or train.npz + test.npz of the JPEG copy there, or point "
@@ -104,17 +105,17 @@ def _python_batches(root: Path) -> dict[str, Split]:
     for folder in (root / "cifar-10-batches-py", root):
         if (folder / "test_batch").exists():
             return {name: _decode_batch(folder / name, (folder / name).read_bytes() if (folder / name).exists()
-                                        else None) for name in (*TRAIN_BATCHES, "test_batch")}
+                                        else None) for name in BATCHES}
     tar_path = root / "cifar-10-python.tar.gz" if root.is_dir() else root
     if not tar_path.is_file():
         raise TinyFormerError(f"CIFAR-10 not found in {root}; {HELP}")
     try:
         with tarfile.open(tar_path, "r:gz") as tar:
             blobs = {Path(m.name).name: tar.extractfile(m).read() for m in tar.getmembers()
-                     if m.isfile() and Path(m.name).name in (*TRAIN_BATCHES, "test_batch")}
+                     if m.isfile() and Path(m.name).name in BATCHES}
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise TinyFormerError(f"{tar_path}: corrupt or truncated archive ({exc}); {HELP}") from None
-    return {name: _decode_batch(tar_path / name, blobs.get(name)) for name in (*TRAIN_BATCHES, "test_batch")}
+    return {name: _decode_batch(tar_path / name, blobs.get(name)) for name in BATCHES}
 
 
 def _decode_batch(path: Path, blob: bytes | None) -> Split:

@@ -56,9 +56,7 @@ def insert_qdq(model: onnx.ModelProto, qparams: list[tuple[float, int]]) -> onnx
                 continue
             raw = f"{src}_float"
             prod.output[list(prod.output).index(src)] = raw
-            at = list(gr.g.node).index(node)
-            for k, n in enumerate(_qdq_nodes(gr, raw, src, *marked[node.output[0]], f"{src}_pre")):
-                gr.g.node.insert(at + k, n)
+            gr.insert(gr.index(node), _qdq_nodes(gr, raw, src, *marked[node.output[0]], f"{src}_pre"))
             act[src] = marked[node.output[0]]
     for node in list(gr.g.node):
         if node.op_type in MOVES and node.input[0] in act and node.output[0] not in act | marked:
@@ -66,10 +64,7 @@ def insert_qdq(model: onnx.ModelProto, qparams: list[tuple[float, int]]) -> onnx
             scale, zp = act[node.input[0]]
             out = node.output[0]
             node.output[0] = raw
-            nodes = list(gr.g.node)
-            at = nodes.index(node) + 1
-            for k, n in enumerate(_qdq_nodes(gr, raw, out, scale, zp, f"{out}_copy")):
-                gr.g.node.insert(at + k, n)
+            gr.insert(gr.index(node) + 1, _qdq_nodes(gr, raw, out, scale, zp, f"{out}_copy"))
             act[out] = (scale, zp)
     for node in list(gr.g.node):
         if node.op_type not in ("Conv", "Gemm", "MatMul") or node.input[1] not in gr.inits:
@@ -96,12 +91,6 @@ def insert_qdq(model: onnx.ModelProto, qparams: list[tuple[float, int]]) -> onnx
             new.append(helper.make_node("DequantizeLinear", [f"{btag}_int32", f"{btag}_bscale", f"{btag}_bzp"],
                                         [f"{btag}_dq"], name=f"{btag}_DQ", axis=0))
             node.input[2] = f"{btag}_dq"
-        nodes = list(gr.g.node)
-        at = nodes.index(node)
-        for k, n in enumerate(new):
-            gr.g.node.insert(at + k, n)
+        gr.insert(gr.index(node), new)
     gr.prune_initializers()
     return gr.model
-
-
-

@@ -7,6 +7,7 @@ steps an uninterrupted one takes.
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from dataclasses import dataclass
@@ -48,12 +49,15 @@ def optimizer(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Gradien
                        optax.adamw(sched, weight_decay=cfg.weight_decay))
 
 
+@functools.lru_cache(maxsize=1)
+def _epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
 def batch_indices(seed: int, step: int, n: int, batch: int) -> np.ndarray:
     """The images of `step`: epoch-wise permutations drawn from (seed, epoch)."""
-    spe = steps_per_epoch(n, batch)
-    epoch, i = divmod(step, spe)
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
-    return perm[i * batch:(i + 1) * batch]
+    epoch, i = divmod(step, steps_per_epoch(n, batch))
+    return _epoch_permutation(seed, epoch, n)[i * batch:(i + 1) * batch]
 
 
 def make_train_step(graphdef, tx: optax.GradientTransformation, label_smoothing: float, augment: bool):
@@ -77,22 +81,23 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, label_smoothing:
     return jax.jit(step, donate_argnums=(0, 1, 2))
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(graphdef, state, images):
+    """Compiled once per model structure (graphdef), not per call of predict."""
+    return nnx.merge(graphdef, state)(normalize(images))
+
+
 def predict(model: nnx.Module, images: np.ndarray, batch: int = 500) -> np.ndarray:
     """Logits for uint8 NHWC images, in eval mode (BatchNorm running statistics)."""
     model.eval()
     graphdef, state = nnx.split(model)
-
-    @jax.jit
-    def fwd(state, x):
-        return nnx.merge(graphdef, state)(normalize(x))
-
     out = []
     for i in range(0, len(images), batch):
         chunk = images[i:i + batch]
         pad = batch - len(chunk)
         if pad:
             chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-        out.append(np.asarray(fwd(state, chunk))[:batch - pad])
+        out.append(np.asarray(_forward(graphdef, state, chunk))[:batch - pad])
     return np.concatenate(out)
 
 
@@ -128,7 +133,7 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
     key = jax.random.key(seed)
     bar = tqdm(total=total, initial=start, desc=stage, unit="step", disable=not progress, file=sys.stderr,
                mininterval=2.0, dynamic_ncols=True)
-    t0, imgs, rate = time.perf_counter(), 0, None
+    t0, imgs, rate, test_acc = time.perf_counter(), 0, None, None
     loss_sum, acc_sum, n_sum = 0.0, 0.0, 0
     for step in range(start, total):
         idx = batch_indices(seed, step, len(train.labels), cfg.batch_size)
@@ -152,7 +157,8 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
         ckpt.save(done, dict(params=params, rest=rest, opt=opt_state), force=done == total)
     bar.close()
     nnx.update(model, params, rest)
-    test_acc = accuracy(model, test)
+    if test_acc is None:  # a finished stage that only restored: the loop did not evaluate
+        test_acc = accuracy(model, test)
     log.close()
     ckpt.close()
     return StageResult(total, resumed, test_acc, rate)
