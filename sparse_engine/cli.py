@@ -26,6 +26,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--sparse", default="speed", choices=("speed", "size", "off"),
                    help="layers with block-sparse weights: keep the coding measured fastest (speed, default) or "
                         "smallest (size) among those faster than dense; off: all dense")
+    c.add_argument("--attention", default="fused", choices=("fused", "unfused"),
+                   help="fused (default): recognized multi-head attention runs as one depth-first tiled layer; "
+                        "unfused: as the graph's separate layers (the whole score map in memory)")
+    c.add_argument("--fwsa", default="auto", choices=("auto", "on", "off"),
+                   help="fused-weight self-attention: fold W_Q W_K^T per head where it saves parameters or "
+                        "MACs (auto, default), always (on) or never (off); calibrated on the --verify inputs")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--quiet", action="store_true")
     return ap
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rep = compile_model(args.model, args.out, args.target, profiles.get(args.profile), args.verify,
                             args.input, args.random_inputs, args.seed, progress=log, kernels=args.kernels,
-                            sparse=args.sparse)
+                            sparse=args.sparse, fuse=args.attention == "fused", fwsa=args.fwsa)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from .attention import workspace
 from .ir import Graph, Op, contiguous_strides
 from .passes import operand_view
 from .planner import Plan, dw_ring_bytes
@@ -161,6 +162,68 @@ class _Emitter:
         scratch = pair_len(enc.k) + 4 * enc.n if dsp else 0  # widened pair + two rows of int32 accumulators
         return fields, ("se_fc_sparse_s8_dsp" if dsp else "se_fc_sparse_s8"), scratch
 
+    def fc_fields(self, p: dict, A, rows: int) -> tuple[dict, str, int]:
+        """se_fc_params_t fields, kernel and scratch of a dense FC over `rows` rows."""
+        kk = p["weights"].shape[1]
+        fields = dict(rows=rows, in_k=kk, out_n=p["weights"].shape[0], in_zp=p["in_zp"],
+                      out_zp=p["out_zp"], act_min=p["act_min"], act_max=p["act_max"],
+                      weights=A(p["weights"], np.int8, "weights"), bias=A(p["bias"], np.int32, "bias"),
+                      mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
+                      rq=self.requant(p, A, self.dsp), scratch="scratch" if self.dsp else "0")
+        if fields["rq"] != "0":
+            fields.update(mult="0", shift="0")  # the table replaces them; --gc-sections drops the arrays
+        return fields, ("se_fc_s8_dsp" if self.dsp else "se_fc_s8"), (pair_len(kk) if self.dsp else 0)
+
+    def softmax_fields(self, p: dict, A, rows: int, n: int) -> tuple[dict, str]:
+        right = max(-int(p["shift"]), 0)
+        fields = dict(rows=rows, n=n, mult=_c_int(p["mult"]), shift=p["shift"], out_zp=p["out_zp"],
+                      right=right, rnd=(1 << right) >> 1, exp_table=A(p["exp_table"], np.int32, "exp_table"))
+        return fields, ("se_softmax_s8_dsp" if self.dsp and softmax_dsp_fits(p, n) else "se_softmax_s8")
+
+    def matmul_fields(self, p: dict, A, m: int, k: int, n: int, a_rs: int, a_cs: int, b_ks: int, b_ns: int,
+                      a_off: list[int], b_off: list[int]) -> tuple[dict, str, int]:
+        dsp = self.dsp and (b_ks == 1 or a_cs == 1)
+        fields = dict(batch=len(a_off), m=m, k=k, n=n, a_zp=p["a_zp"], b_zp=p["b_zp"], out_zp=p["out_zp"],
+                      mult=_c_int(p["mult"]), shift=p["shift"], act_min=p["act_min"], act_max=p["act_max"],
+                      a_rs=a_rs, a_cs=a_cs, b_ks=b_ks, b_ns=b_ns,
+                      a_offsets=A(a_off, np.int32, "a_offsets"), b_offsets=A(b_off, np.int32, "b_offsets"),
+                      rq=self.requant(p, A, dsp), scratch="scratch" if dsp else "0")
+        return fields, ("se_matmul_s8_dsp" if dsp else "se_matmul_s8"), (pair_len(k) if dsp else 0)
+
+    def attention_fields(self, p: dict, A) -> tuple[dict, int]:
+        """se_attention_params_t: the sub-layers' structs with the full weights (the kernel offsets
+        them per head), their kernels, and the workspace offsets of attention.workspace."""
+        seq, dim, pd, tile = p["seq"], p["dim"], p["head_dim"], p["tile"]
+        f = p["fwsa"]
+        q_n = dim if f else pd
+        ws = workspace(p, tile)
+        off = ws["offsets"]
+        fields = dict(heads=p["heads"], seq=seq, dim=dim, head_dim=pd, out_dim=p["out_dim"], q_n=q_n, tile=tile,
+                      fused=int(f is not None), ctx_stride=ws["ctx_stride"], ctx_off=off["ctx"], k_off=off["k"],
+                      v_off=off["v"], q_off=off["q"], s_off=off["s"], c_off=off["c"], o_off=off["o"])
+        scratch = 0
+        subs = dict(q=f["t"] if f else p["q"], k=None if f else p["k"], v=p["v"], o=p["o"])
+        for name, sp in subs.items():
+            if sp is None:
+                fields[f"fc_{name}"] = "0"
+                continue
+            sub, fn, sc = self.fc_fields(sp, lambda v, dt, what: A(v, dt, f"{name}_{what}"), 0)
+            fields.update({f"{name}.{k}": v for k, v in sub.items()})
+            fields[f"fc_{name}"] = fn
+            scratch = max(scratch, sc)
+        mm = [("scores", f["scores"] if f else p["scores"], q_n, seq, q_n, 1, 1, dim if f else pd),
+              ("ctx", p["ctx"], seq, pd, seq, 1, pd, 1)]
+        for name, mp, k, n, a_rs, a_cs, b_ks, b_ns in mm:
+            sub, fn, sc = self.matmul_fields(mp, lambda v, dt, what: A(v, dt, f"{name}_{what}"), tile, k, n,
+                                             a_rs, a_cs, b_ks, b_ns, [0], [0])
+            fields.update({f"{name}.{k2}": v for k2, v in sub.items()})
+            fields[f"mm_{name}"] = fn
+            scratch = max(scratch, sc)
+        sub, fn = self.softmax_fields(f["softmax"] if f else p["softmax"], A, tile, seq)
+        fields.update({f"softmax.{k}": v for k, v in sub.items()})
+        fields["sm"] = fn
+        return fields, scratch
+
     @staticmethod
     def conv_fields(p: dict, A, x, out, weights: str) -> dict:
         """se_conv_params_t of a conv layer (portable form: no table, no scratch)."""
@@ -239,29 +302,18 @@ class _Emitter:
                 fields.update(hold_rows=p["pad"][0] + 1, ring=f"(int8_t *)(void *)(scratch + {scratch})")
                 scratch += -(-dw_ring_bytes(op, g) // 2)
         elif k == "fc":
-            kk = p["weights"].shape[1]
-            fields = dict(rows=ins[0].size // kk, in_k=kk, out_n=p["weights"].shape[0], in_zp=p["in_zp"],
-                          out_zp=p["out_zp"], act_min=p["act_min"], act_max=p["act_max"],
-                          weights=A(p["weights"], np.int8, "weights"), bias=A(p["bias"], np.int32, "bias"),
-                          mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
-                          rq=self.requant(p, A, self.dsp), scratch="scratch" if self.dsp else "0")
-            fn, struct = "se_fc_s8", "se_fc_params_t"
-            if self.dsp:
-                fn, scratch = "se_fc_s8_dsp", pair_len(kk)
+            fields, fn, scratch = self.fc_fields(p, A, ins[0].size // p["weights"].shape[1])
+            struct = "se_fc_params_t"
+        elif k == "attention":
+            fields, scratch = self.attention_fields(p, A)
+            fn, struct = "se_attention_s8", "se_attention_params_t"
+            args = f"{ptrs[0]}, {self.ptr(out.name)}, {self.ptr(op.outputs[1])}"
         elif k == "matmul":
             va, vb = operand_view(g, op, 0), operand_view(g, op, 1)
-            m, kk, n = va["shape"][-2], va["shape"][-1], vb["shape"][-1]
             a_off, b_off = (_batch_offsets(v, tuple(out.shape[:-2])) for v in (va, vb))
-            a_rs, a_cs = va["strides"][-2:]
-            b_ks, b_ns = vb["strides"][-2:]
-            dsp = self.dsp and (b_ks == 1 or a_cs == 1)
-            fields = dict(batch=len(a_off), m=m, k=kk, n=n, a_zp=p["a_zp"], b_zp=p["b_zp"], out_zp=p["out_zp"],
-                          mult=_c_int(p["mult"]), shift=p["shift"], act_min=p["act_min"], act_max=p["act_max"],
-                          a_rs=a_rs, a_cs=a_cs, b_ks=b_ks, b_ns=b_ns,
-                          a_offsets=A(a_off, np.int32, "a_offsets"), b_offsets=A(b_off, np.int32, "b_offsets"),
-                          rq=self.requant(p, A, dsp), scratch="scratch" if dsp else "0")
-            fn, struct = ("se_matmul_s8_dsp" if dsp else "se_matmul_s8"), "se_matmul_params_t"
-            scratch = pair_len(kk) if dsp else 0
+            fields, fn, scratch = self.matmul_fields(p, A, va["shape"][-2], va["shape"][-1], vb["shape"][-1],
+                                                     *va["strides"][-2:], *vb["strides"][-2:], a_off, b_off)
+            struct = "se_matmul_params_t"
             args = f"{ptrs[0]}, {ptrs[1]}, {self.ptr(out.name)}"
         elif k in ("add", "mul"):
             shape = out.shape
@@ -309,12 +361,8 @@ class _Emitter:
             args = "(const int8_t *const[]){" + ", ".join(ptrs) + "}, " + self.ptr(out.name)
         elif k == "softmax":
             n = out.shape[-1]
-            right = max(-int(p["shift"]), 0)
-            fields = dict(rows=out.size // n, n=n, mult=_c_int(p["mult"]), shift=p["shift"], out_zp=p["out_zp"],
-                          right=right, rnd=(1 << right) >> 1, exp_table=A(p["exp_table"], np.int32, "exp_table"))
-            fn, struct = "se_softmax_s8", "se_softmax_params_t"
-            if self.dsp and softmax_dsp_fits(p, n):
-                fn = "se_softmax_s8_dsp"
+            fields, fn = self.softmax_fields(p, A, out.size // n, n)
+            struct = "se_softmax_params_t"
         elif k in ("layernorm", "affine"):
             n = out.shape[-1]
             fields = dict(rows=out.size // n, n=n, in_zp=p["in_zp"], out_zp=p["out_zp"],

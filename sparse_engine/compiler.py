@@ -9,7 +9,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import codegen, frontend, layout, passes, planner, report, sparsity, toolchain, verify
+import numpy as np
+
+from . import attention, codegen, frontend, layout, passes, planner, report, simulator, sparsity, toolchain, verify
 from .errors import EngineError
 from .ir import Graph
 from .profiles import MCUProfile
@@ -19,6 +21,34 @@ TARGETS = ("host", "cortex-m7")
 
 def build_graph(model_path: Path) -> Graph:
     return passes.absorb_copies(layout.to_physical(frontend.import_model(frontend.load(model_path))))
+
+
+def fuse_attention(g: Graph, fwsa: str, inputs: np.ndarray, invert: bool = False) -> Graph:
+    """attention.fuse with FWSA calibrated on the simulator's values of each block's input."""
+    def trace(names: list[str]) -> dict[str, np.ndarray]:
+        seen: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        for x in inputs:
+            tr: dict = {}
+            simulator.run(g, x, tr)
+            for n in names:
+                seen[n].append(tr[n])
+        return {n: np.stack(v) for n, v in seen.items()}
+
+    return attention.fuse(g, fwsa, calib_trace=trace, invert=invert)
+
+
+def measure_other_fwsa(model_path: Path, fwsa: str, inputs, profile: MCUProfile, kernels: str, work: Path,
+                       blocks: list[dict]) -> None:
+    """Build the model with every attention block's FWSA choice flipped and put each block's
+    Cortex-M instructions into `blocks` (other_instructions): the report's "both ways"."""
+    g = fuse_attention(build_graph(model_path), fwsa, inputs, invert=True)
+    plan = planner.plan_with_tiles(g)
+    codegen.generate(g, plan, work / "lib", kernels)
+    build = toolchain.build_mcu(work / "lib", work / "build", profile)
+    run = toolchain.run_qemu(build, profile, inputs[:1], g.tensors[g.output].size)
+    for b in blocks:
+        b["other_instructions"] = run.layer_instructions[b["index"]]
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def check_budget(g: Graph, plan: planner.Plan, profile: MCUProfile) -> None:
@@ -62,11 +92,14 @@ def measure_codings(g: Graph, plan: planner.Plan, layers: list[sparsity.LayerSpa
 
 def compile_model(model_path: str | Path, out_dir: str | Path, target: str, profile: MCUProfile,
                   verify_ladder: bool = False, input_file: str | Path | None = None, n_random: int = 8,
-                  seed: int = 0, progress=print, kernels: str = "dsp", sparse: str = "speed") -> dict:
+                  seed: int = 0, progress=print, kernels: str = "dsp", sparse: str = "speed",
+                  fuse: bool = True, fwsa: str = "auto") -> dict:
     """With `kernels="dsp"` and --verify on the Cortex-M, the portable build also runs in QEMU: it
     must give the same bits, and the report shows its per-layer instructions next to the DSP ones.
     `sparse` (sparsity.OBJECTIVES): how layers with block-sparse weights are coded; the choice is
-    measured on the Cortex-M, so with --target host every layer stays dense."""
+    measured on the Cortex-M, so with --target host every layer stays dense. `fuse`: recognized
+    attention blocks become one depth-first tiled op (attention.py); `fwsa` (auto|on|off): where
+    they fold W_Q·W_Kᵀ, calibrated on the verification inputs."""
     model_path, out_dir = Path(model_path).resolve(), Path(out_dir).resolve()
     if target not in TARGETS:
         raise EngineError(f"--target {target}: choose one of {', '.join(TARGETS)}")
@@ -74,9 +107,16 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
         raise EngineError(f"--kernels {kernels}: choose one of {', '.join(codegen.KERNEL_SETS)}")
     if sparse not in sparsity.OBJECTIVES:
         raise EngineError(f"--sparse {sparse}: choose one of {', '.join(sparsity.OBJECTIVES)}")
+    if fwsa not in attention.FWSA_MODES:
+        raise EngineError(f"--fwsa {fwsa}: choose one of {', '.join(attention.FWSA_MODES)}")
     progress(f"[1/5] import {model_path}")
     g = build_graph(model_path)
-    plan = planner.plan(g)
+    inputs = verify.load_inputs(g, Path(input_file) if input_file else None, max(n_random, 1), seed)
+    unfused_arena = planner.plan(g).peak
+    if fuse:
+        g = fuse_attention(g, fwsa, inputs)
+    plan = planner.plan_with_tiles(g)
+    blocks = [attention.summary(g, i, op) for i, op in enumerate(g.ops) if op.kind == "attention"]
     layers = sparsity.detect(g)
     candidates = [ls for ls in layers if ls.codings]
     if target == "cortex-m7" and sparse != "off":
@@ -87,7 +127,6 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         tin, tout = g.tensors[g.input], g.tensors[g.output]
-        inputs = verify.load_inputs(g, Path(input_file) if input_file else None, max(n_random, 1), seed)
         dense_totals = {}
         if target == "cortex-m7" and sparse != "off" and candidates:
             dense_totals = measure_codings(g, plan, candidates, profile, kernels, inputs, tmp / "choice", progress)
@@ -133,13 +172,19 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
                 mcu.update(portable_layer_instructions=prun.layer_instructions,
                            portable_instructions=prun.total_instructions, portable_flash_bytes=pbuild.flash_bytes)
                 ladder.append(verify.compare_exact(f"{profile.core} in QEMU, portable kernels", prun.outputs, ref))
+        if mcu is not None and blocks:
+            progress(f"[4/5] {profile.core} build and QEMU run, attention with the other FWSA choice")
+            measure_other_fwsa(model_path, fwsa, inputs, profile, kernels, tmp / "other-fwsa", blocks)
+        for b in blocks:
+            b.update(instructions=mcu["layer_instructions"][b["index"]] if mcu else None,
+                     model_arena=plan.peak, unfused_model_arena=unfused_arena)
         if ladder is not None:
             progress("[5/5] onnxruntime reference")
             ort_out = verify.onnxruntime_outputs(model_path, g, inputs)
             if ort_out is not None:
                 ladder.append(verify.compare_reference(ref, ort_out))
         rep = report.build(model_path.name, g, plan, profile, target, mcu, ladder, kernel_fns, kernels,
-                           [ls.summary() for ls in layers], sparse)
+                           [ls.summary() for ls in layers], sparse, blocks)
         report.write(rep, tmp)
         failed = [r for r in (ladder or []) if r.get("exact") is False]
         if failed:

@@ -51,9 +51,20 @@ class Op:
 def param_bytes(op: Op) -> int:
     """Flash bytes of an op's parameter arrays; weights carrying a sparse coding
     (params["sparse"], sparse.BlockRLE) count as the coding."""
-    coded = op.params.get("sparse")
-    total = sum(v.nbytes for k, v in op.params.items()
-                if isinstance(v, np.ndarray) and not (coded is not None and k == "weights"))
+    return _dict_bytes(op.params)
+
+
+def _dict_bytes(params: dict) -> int:
+    """Arrays of a params dict and of the sub-layers' dicts in it (attention: q, k, v, o...);
+    an FWSA attention's unfused q/k are not linked, so they do not count."""
+    coded = params.get("sparse")
+    skip = {"q", "k", "scores", "softmax"} if params.get("fwsa") is not None else set()
+    total = 0
+    for k, v in params.items():
+        if isinstance(v, np.ndarray) and not (coded is not None and k == "weights"):
+            total += v.nbytes
+        elif isinstance(v, dict) and k not in skip:
+            total += _dict_bytes(v)
     return total + (coded.nbytes if coded is not None else 0)
 
 

@@ -35,7 +35,7 @@ def attr(node: "onnx.NodeProto", name: str, default=None):
     return default
 
 
-def _mults(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pairs = [qmath.quantize_multiplier(float(r)) for r in np.asarray(reals, dtype=np.float64).reshape(-1)]
     return (np.array([p[0] for p in pairs], np.int32), np.array([p[1] for p in pairs], np.int32))
 
@@ -91,7 +91,7 @@ def conv(imp, node, out, clamp):
     acc_scales = x.scale * ws
     bias = imp.bias(node.input[2] if len(node.input) > 2 else None, node, acc_scales)
     bound = _check_acc(node, kred, int(np.max(np.abs(wq.astype(np.int32)))) if wq.size else 0, bias)
-    mult, shift = _mults(acc_scales / out.scale)
+    mult, shift = multipliers(acc_scales / out.scale)
     oh, ow = out.shape[2], out.shape[3]
     params = dict(weights=w, bias=bias, mult=mult, shift=shift, stride=(int(strides[0]), int(strides[1])),
                   pad=(int(pads[0]), int(pads[1]), int(pads[2]), int(pads[3])),
@@ -109,12 +109,14 @@ def _fc(imp, node, x: Tensor, w_nk: np.ndarray, ws: np.ndarray, bias_name, out, 
     acc_scales = x.scale * ws
     bias = imp.bias(bias_name, node, acc_scales / beta if beta else acc_scales) if beta else np.zeros(n, np.int32)
     bound = _check_acc(node, k, int(np.max(np.abs(w_nk.astype(np.int32)))) if w_nk.size else 0, bias)
-    mult, shift = _mults(alpha * acc_scales / out.scale)
+    mult, shift = multipliers(alpha * acc_scales / out.scale)
     if alpha != 1.0:  # bias was quantized at s_in*s_w; alpha scales the whole accumulator
         bias = np.rint(bias / alpha).astype(np.int32)
     rows = int(np.prod(x.shape[:-1], dtype=np.int64))
+    # w_scale: the real value of one accumulator step is s_in * w_scale[n] (FWSA folds from it)
     params = dict(weights=np.ascontiguousarray(w_nk), bias=bias, mult=mult, shift=shift, in_zp=x.zero_point,
-                  out_zp=out.zero_point, act_min=clamp[0], act_max=clamp[1], acc_bound=bound)
+                  out_zp=out.zero_point, act_min=clamp[0], act_max=clamp[1], acc_bound=bound,
+                  w_scale=tuple(float(v) for v in alpha * np.broadcast_to(ws, (n,))))
     _add_op(imp, "fc", node, [x.name], out, params, macs=rows * n * k)
 
 
@@ -144,7 +146,7 @@ def matmul(imp, node, out, clamp):
     n = b.shape[-1]
     if b.shape[-2] != k:
         raise node_error(node.name, node.op_type, f"inner dimensions differ: {k} vs {b.shape[-2]}")
-    mult, shift = _mults([a.scale * b.scale / out.scale])
+    mult, shift = multipliers([a.scale * b.scale / out.scale])
     bound = k * 255 * 255
     if bound >= 2**31:
         raise node_error(node.name, node.op_type, f"int32 accumulator may overflow (K={k})")
@@ -159,9 +161,9 @@ def add(imp, node, out, clamp):
     b = imp.act(node.input[1], node)
     left_shift = 20
     twice_max = 2.0 * max(a.scale, b.scale)
-    ma, sa = _mults([a.scale / twice_max])
-    mb, sb = _mults([b.scale / twice_max])
-    mo, so = _mults([twice_max / ((1 << left_shift) * out.scale)])
+    ma, sa = multipliers([a.scale / twice_max])
+    mb, sb = multipliers([b.scale / twice_max])
+    mo, so = multipliers([twice_max / ((1 << left_shift) * out.scale)])
     params = dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, left_shift=left_shift,
                   a_mult=int(ma[0]), a_shift=int(sa[0]), b_mult=int(mb[0]), b_shift=int(sb[0]),
                   out_mult=int(mo[0]), out_shift=int(so[0]), act_min=clamp[0], act_max=clamp[1])
@@ -171,7 +173,7 @@ def add(imp, node, out, clamp):
 def mul(imp, node, out, clamp):
     a = imp.act(node.input[0], node)
     b = imp.act(node.input[1], node)
-    m, s = _mults([a.scale * b.scale / out.scale])
+    m, s = multipliers([a.scale * b.scale / out.scale])
     params = dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, mult=int(m[0]), shift=int(s[0]),
                   act_min=clamp[0], act_max=clamp[1])
     _add_op(imp, "mul", node, [a.name, b.name], out, params)
@@ -181,7 +183,7 @@ def _requant(x: Tensor, out: Tensor) -> dict:
     """Parameters of a plain int8 -> int8 rescale; identity when the quantization is shared."""
     if (x.scale, x.zero_point) == (out.scale, out.zero_point):
         return dict(requant=False, mult=0, shift=0, in_zp=x.zero_point, out_zp=out.zero_point)
-    m, s = _mults([x.scale / out.scale])
+    m, s = multipliers([x.scale / out.scale])
     return dict(requant=True, mult=int(m[0]), shift=int(s[0]), in_zp=x.zero_point, out_zp=out.zero_point)
 
 
@@ -209,7 +211,7 @@ def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool) 
     area = kernel[0] * kernel[1]
     fixed = include_pad or not any(pad)
     counts = [area] if fixed else list(range(area + 1))
-    m, s = _mults([x.scale / (out.scale * c) if c else 0.0 for c in counts])
+    m, s = multipliers([x.scale / (out.scale * c) if c else 0.0 for c in counts])
     return dict(kernel=kernel, stride=stride, pad=pad, fixed_count=fixed, count_mult=m, count_shift=s,
                 in_zp=x.zero_point, out_zp=out.zero_point, acc_bound=255 * area)
 
@@ -270,11 +272,15 @@ def softmax(imp, node, out, clamp):
     axis = axis + len(x.shape) if axis < 0 else axis
     if axis != len(x.shape) - 1:
         raise node_error(node.name, node.op_type, f"softmax over axis {axis} (not the last) is not supported")
+    _add_op(imp, "softmax", node, [x.name], out, softmax_params(x.scale, out))
+
+
+def softmax_params(in_scale: float, out: Tensor) -> dict:
+    """Exp table in Q16 for input steps of `in_scale`, and the Q30 -> output requantization."""
     d = np.arange(256, dtype=np.float64)
-    table = np.rint(np.exp(-d * x.scale) * (1 << SOFTMAX_EXP_BITS)).astype(np.int32)
-    m, s = _mults([2.0 ** -30 / out.scale])
-    params = dict(exp_table=table, mult=int(m[0]), shift=int(s[0]), out_zp=out.zero_point)
-    _add_op(imp, "softmax", node, [x.name], out, params)
+    table = np.rint(np.exp(-d * in_scale) * (1 << SOFTMAX_EXP_BITS)).astype(np.int32)
+    m, s = multipliers([2.0 ** -30 / out.scale])
+    return dict(exp_table=table, mult=int(m[0]), shift=int(s[0]), out_zp=out.zero_point)
 
 
 def _affine_out_stage(scale_real: np.ndarray, bias_real: np.ndarray, out: Tensor, frac_bits: int,
@@ -287,7 +293,7 @@ def _affine_out_stage(scale_real: np.ndarray, bias_real: np.ndarray, out: Tensor
     if np.any(np.abs(reals) * vmax >= 2.0**30):
         raise node_error(node.name, node.op_type, "output scale too small for the integer output stage "
                          f"(gain {float(np.max(np.abs(reals))):.3g} per LSB)")
-    m, s = _mults(reals)
+    m, s = multipliers(reals)
     bq = np.clip(np.rint(bias_real / out.scale * 2 ** AFFINE_OUT_BITS), -(2**30), 2**30).astype(np.int32)
     return dict(mult=m, shift=s, bias_q8=bq, out_zp=out.zero_point)
 

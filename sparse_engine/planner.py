@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .attention import set_tile
 from .ir import Graph
 
 ALIGN = 8
@@ -171,3 +172,25 @@ def _plan(g: Graph, life: dict[str, tuple[int, int]], aliases: dict[str, str]) -
         buf_size[r] = max(buf_size.get(r, 0), sizes[k])
     buf_off, peak = place(buf_size, buf_life)
     return Plan({k: buf_off[root[k]] for k in life}, life, sizes, peak, aliases)
+
+
+def tile_candidates(seq: int) -> list[int]:
+    """Query-row tiles tried for an attention op: S, then the powers of two below it."""
+    return [seq] + [1 << b for b in range(seq.bit_length() - 1, -1, -1) if (1 << b) < seq]
+
+
+def plan_with_tiles(g: Graph) -> Plan:
+    """Choose each attention op's query-row tile (attention.py, DFT), then plan: per op, the
+    largest tile among those giving the lowest whole-model peak (a larger tile means fewer kernel
+    calls; a smaller one only pays where the attention's workspace sets the peak)."""
+    for op in g.ops:
+        if op.kind != "attention":
+            continue
+        peaks = {}
+        for t in tile_candidates(op.params["seq"]):
+            set_tile(g, op, t)
+            peaks[t] = plan(g).peak
+        low = min(peaks.values())
+        set_tile(g, op, max(t for t, pk in peaks.items() if pk == low))
+        op.params["tile_peaks"] = peaks
+    return plan(g)

@@ -30,8 +30,9 @@ def layer_rows(g: Graph, plan: Plan, instructions: list[int] | None, kernel_fns:
 
 def build(model: str, g: Graph, plan: Plan, profile: MCUProfile, target: str, mcu: dict | None,
           ladder: list[dict] | None, kernel_fns: list[str] | None = None, kernels: str = "dsp",
-          sparse_layers: list[dict] | None = None, sparse: str = "off") -> dict:
-    """`sparse_layers`: sparsity.LayerSparsity.summary() of every codable layer."""
+          sparse_layers: list[dict] | None = None, sparse: str = "off", attention: list[dict] | None = None) -> dict:
+    """`sparse_layers`: sparsity.LayerSparsity.summary() of every codable layer; `attention`:
+    attention.summary() of every fused attention block (with measured instructions)."""
     instr = mcu["layer_instructions"] if mcu else None
     rows = layer_rows(g, plan, instr, kernel_fns, (mcu or {}).get("portable_layer_instructions"))
     for s in sparse_layers or []:
@@ -50,7 +51,8 @@ def build(model: str, g: Graph, plan: Plan, profile: MCUProfile, target: str, mc
     return dict(model=model, profile=profile.name, core=profile.core, target=target, kernels=kernels, layers=rows,
                 totals=total,
                 budget=dict(flash_bytes=profile.flash_bytes, sram_bytes=profile.sram_bytes),
-                mcu=mcu, verification=ladder, notes=g.notes, sparse_objective=sparse, sparse_layers=sparse_layers or [])
+                mcu=mcu, verification=ladder, notes=g.notes, sparse_objective=sparse, sparse_layers=sparse_layers or [],
+                attention=attention or [])
 
 
 def _fmt(v) -> str:
@@ -98,6 +100,8 @@ def markdown(rep: dict) -> str:
                   f" fewer instructions, {t['dense_flash_bytes'] - t['flash_bytes']:,} B less flash"]
     if rep.get("sparse_layers"):
         lines += sparse_section(rep)
+    if rep.get("attention"):
+        lines += attention_section(rep)
     if rep["verification"]:
         lines += ["", "## Verification ladder", ""]
         for r in rep["verification"]:
@@ -137,6 +141,31 @@ def sparse_section(rep: dict) -> list[str]:
         lines.append(f"| {s['index']} | {s['name']} | {sp} | {s['dense_bytes']:,} | {_fmt(s['dense_instructions'])} | "
                      f"{cands} | {chosen} | {s['chosen_bytes']:,} | {_fmt(r['instructions'])} | "
                      f"{_gain(r['instructions'], s['dense_instructions'])} |")
+    return lines
+
+
+def attention_section(rep: dict) -> list[str]:
+    """Per fused attention block: FWSA choice with parameters, MACs and instructions both ways;
+    DFT tile and working memory against the materialized form; the model arena both ways."""
+    lines = ["", "## Attention (fused: depth-first tiled; FWSA where it pays)", "",
+             "Parameters = weights + biases of the four projections. Materialized = Q, K, V and all heads' "
+             "S x S scores live at once (the unfused layers); DFT = this layer's workspace at the chosen "
+             "query-row tile (the context shares the output buffer when it fits).", "",
+             "| # | block | H / S / E / P | FWSA | params unfused / FWSA | MACs unfused / FWSA | instructions "
+             "unfused / FWSA | tile | working B materialized / DFT | model arena unfused / fused |",
+             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for b in rep["attention"]:
+        mine, other = b.get("instructions"), b.get("other_instructions")
+        unf, fw = (other, mine) if b["fwsa"] else (mine, other)
+        choice = ("on" if b["fwsa"] else "off") + (" (pays)" if b["fwsa_pays"] else " (does not pay)")
+        lines.append(f"| {b['index']} | {b['name']} | {b['heads']} / {b['seq']} / {b['dim']} / {b['head_dim']} | "
+                     f"{choice} | {b['params_unfused']:,} / {b['params_fwsa']:,} | {b['macs_unfused']:,} / "
+                     f"{b['macs_fwsa']:,} | {_fmt(unf)} / {_fmt(fw)} | {b['tile']} | "
+                     f"{b['materialized_bytes']:,} / {b['workspace_bytes']:,} | "
+                     f"{_fmt(b.get('unfused_model_arena'))} / {_fmt(b.get('model_arena'))} |")
+    tiles = "; ".join(f"{b['name']}: " + ", ".join(f"{t}: {pk:,}" for t, pk in b["tile_peaks"].items())
+                      for b in rep["attention"])
+    lines += ["", f"Model arena per candidate tile (bytes; the largest tile at the lowest peak is kept): {tiles}"]
     return lines
 
 

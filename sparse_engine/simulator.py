@@ -62,17 +62,25 @@ def conv2d(op: Op, xs, out: Tensor) -> np.ndarray:
     return clamp_int8(mbqm(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"])
 
 
+def fc_rows(p: dict, x: np.ndarray) -> np.ndarray:
+    """Fully connected over the rows of x [..., K] with FC params p."""
+    acc = (_i64(x) - p["in_zp"]) @ _i64(p["weights"]).T + _i64(p["bias"])
+    return clamp_int8(mbqm(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"])
+
+
 def fc(op: Op, xs, out: Tensor) -> np.ndarray:
-    p = op.params
-    acc = (_i64(xs[0]) - p["in_zp"]) @ _i64(p["weights"]).T + _i64(p["bias"])
-    return clamp_int8(mbqm(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"]).reshape(out.shape)
+    return fc_rows(op.params, xs[0].reshape(-1, op.params["weights"].shape[1])).reshape(out.shape)
 
 
 def matmul(op: Op, xs, out: Tensor) -> np.ndarray:
     p = op.params
     a, b = (x.reshape(-1)[view_indices(p[key])] if key in p else x for x, key in zip(xs, VIEW_KEYS))
+    return matmul_int(p, a, b).reshape(out.shape)
+
+
+def matmul_int(p: dict, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     acc = np.matmul(_i64(a) - p["a_zp"], _i64(b) - p["b_zp"])
-    return clamp_int8(mbqm(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"]).reshape(out.shape)
+    return clamp_int8(mbqm(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"])
 
 
 def add(op: Op, xs, out: Tensor) -> np.ndarray:
@@ -148,8 +156,11 @@ def concat(op: Op, xs, out: Tensor) -> np.ndarray:
 
 
 def softmax(op: Op, xs, out: Tensor) -> np.ndarray:
-    p = op.params
-    x = _i64(xs[0])
+    return softmax_rows(op.params, xs[0])
+
+
+def softmax_rows(p: dict, x: np.ndarray) -> np.ndarray:
+    x = _i64(x)
     e = _i64(p["exp_table"])[x.max(axis=-1, keepdims=True) - x]
     r = (np.int64(1) << 46) // e.sum(axis=-1, keepdims=True)
     y = (e * r) >> 16
@@ -176,12 +187,32 @@ def affine(op: Op, xs, out: Tensor) -> np.ndarray:
     return _affine_out(op.params, _i64(xs[0]) - op.params["in_zp"])
 
 
+def attention(op: Op, xs, out: Tensor) -> np.ndarray:
+    """Multi-head self-attention (attention.py): the unfused chain's arithmetic, or FWSA's."""
+    p = op.params
+    heads, seq, dim, pd = p["heads"], p["seq"], p["dim"], p["head_dim"]
+    x = xs[0].reshape(seq, dim)
+    f = p["fwsa"]
+    v = fc_rows(p["v"], x)
+    q = fc_rows(f["t"] if f else p["q"], x)
+    k = None if f else fc_rows(p["k"], x)
+    qn = dim if f else pd
+    ctx = np.zeros((seq, heads * pd), np.int8)
+    for h in range(heads):
+        keys = x if f else k[:, h * pd:(h + 1) * pd]
+        scores = matmul_int(f["scores"] if f else p["scores"], q[:, h * qn:(h + 1) * qn], keys.T)
+        probs = softmax_rows(f["softmax"] if f else p["softmax"], scores)
+        ctx[:, h * pd:(h + 1) * pd] = matmul_int(p["ctx"], probs, v[:, h * pd:(h + 1) * pd])
+    return fc_rows(p["o"], ctx).reshape(out.shape)
+
+
 def lut(op: Op, xs, out: Tensor) -> np.ndarray:
     return op.params["table"][_i64(xs[0]) + 128]
 
 
 KERNELS = dict(conv2d=conv2d, fc=fc, matmul=matmul, add=add, mul=mul, avgpool=avgpool, maxpool=maxpool,
-               copy=copy, concat=concat, softmax=softmax, layernorm=layernorm, affine=affine, lut=lut)
+               copy=copy, concat=concat, softmax=softmax, layernorm=layernorm, affine=affine, lut=lut,
+               attention=attention)
 
 
 def run(g: Graph, x: np.ndarray, trace: dict | None = None) -> np.ndarray:

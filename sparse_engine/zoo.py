@@ -144,27 +144,41 @@ def single_op(case: dict, seed: int = 0) -> onnx.ModelProto:
     return b.model(shape, y)
 
 
-def attention(b: _Builder, x: str, tokens: int, dim: int, heads: int) -> str:
-    """Multi-head self-attention on [1, tokens, dim], as PyTorch/JAX export it (1/sqrt(P) folded into W_Q)."""
-    p = dim // heads
-    wq = b.rng.normal(0, math.sqrt(1.0 / dim), size=(dim, dim)) / math.sqrt(p)
+def attention(b: _Builder, x: str, tokens: int, dim: int, heads: int, head_dim: int | None = None,
+              bias: bool = False) -> str:
+    """Multi-head self-attention on [1, tokens, dim], as PyTorch/JAX export it (1/sqrt(P) folded into W_Q);
+    head_dim P defaults to dim / heads (P = dim is the EEGFormer form, where FWSA pays)."""
+    p = head_dim or dim // heads
+    width = heads * p
+    wq = b.rng.normal(0, math.sqrt(1.0 / dim), size=(dim, width)) / math.sqrt(p)
 
     def heads_of(t: str) -> str:
         r = b.op("Reshape", [t, b.const(np.array([1, tokens, heads, p], np.int64))])
         return b.op("Transpose", [r], perm=[0, 2, 1, 3])
 
-    q = heads_of(b.op("MatMul", [x, b.const(wq, "wq")]))
-    k = heads_of(b.linear(x, dim, dim, bias=False))
-    v = heads_of(b.linear(x, dim, dim, bias=False))
+    q = b.op("MatMul", [x, b.const(wq, "wq")])
+    if bias:
+        q = b.op("Add", [q, b.const(b.rng.normal(0, 0.1, size=width), "b")], "bias")
+    q = heads_of(q)
+    k = heads_of(b.linear(x, dim, width, bias=bias))
+    v = heads_of(b.linear(x, dim, width, bias=bias))
     kt = b.op("Transpose", [k], perm=[0, 1, 3, 2])
     att = b.op("Softmax", [b.op("MatMul", [q, kt])], axis=-1)
     o = b.op("Transpose", [b.op("MatMul", [att, v])], perm=[0, 2, 1, 3])
-    o = b.op("Reshape", [o, b.const(np.array([1, tokens, dim], np.int64))])
-    return b.linear(o, dim, dim)
+    o = b.op("Reshape", [o, b.const(np.array([1, tokens, width], np.int64))])
+    return b.linear(o, width, dim)
 
 
-def hybrid(seed: int = 0, classes: int = 10) -> onnx.ModelProto:
-    """MobileNetV2-style CNN with one MobileViT-style attention block, 1x3x32x32 -> 10 logits."""
+def attention_block(tokens: int, dim: int, heads: int, head_dim: int | None = None, seed: int = 0,
+                    bias: bool = False) -> onnx.ModelProto:
+    """An attention layer alone, [1, tokens, dim] -> [1, tokens, dim] (the attention benchmark)."""
+    b = _Builder(seed)
+    return b.model((1, tokens, dim), attention(b, "x", tokens, dim, heads, head_dim, bias))
+
+
+def hybrid(seed: int = 0, classes: int = 10, head_dim: int = 32) -> onnx.ModelProto:
+    """MobileNetV2-style CNN with one MobileViT-style attention block (E = 32, two heads of P = 32,
+    the EEGFormer form, so that FWSA pays), 1x3x32x32 -> 10 logits."""
     b = _Builder(seed)
     x = b.relu6(b.conv("x", 3, 16, 3, 2))                                    # 16x16x16
 
@@ -182,7 +196,7 @@ def hybrid(seed: int = 0, classes: int = 10) -> onnx.ModelProto:
     local = b.conv(b.relu6(b.conv(x, 24, 24, 3)), 24, dim, 1)
     t = b.op("Transpose", [b.op("Reshape", [local, b.const(np.array([1, dim, tokens], np.int64))])], perm=[0, 2, 1])
     ln = lambda v: b.op("LayerNormalization", [v, b.const(np.ones(dim)), b.const(np.zeros(dim))], axis=-1)  # noqa: E731
-    t = b.op("Add", [t, attention(b, ln(t), tokens, dim, heads=2)], "res")
+    t = b.op("Add", [t, attention(b, ln(t), tokens, dim, heads=2, head_dim=head_dim)], "res")
     mlp = b.linear(b.op("Gelu", [b.linear(ln(t), dim, 2 * dim)]), 2 * dim, dim)
     t = b.op("Add", [t, mlp], "res")
     fold = b.op("Reshape", [b.op("Transpose", [t], perm=[0, 2, 1]), b.const(np.array([1, dim, 8, 8], np.int64))])

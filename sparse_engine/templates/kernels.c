@@ -321,3 +321,53 @@ void se_affine_s8(const se_norm_params_t *p, const int8_t *in, int8_t *out) {
 void se_lut_s8(const se_lut_params_t *p, const int8_t *in, int8_t *out) {
     for (int32_t i = 0; i < p->size; i++) out[i] = p->table[in[i] + 128];
 }
+
+/* FC params of head h's slice of `n` output channels over `rows` input rows. */
+static se_fc_params_t se_head_fc(const se_fc_params_t *p, int32_t h, int32_t n, int32_t rows) {
+    se_fc_params_t r = *p;
+    r.rows = rows;
+    r.out_n = n;
+    r.weights += h * n * p->in_k;
+    if (r.bias) r.bias += h * n;
+    if (r.mult) r.mult += h * n;
+    if (r.shift) r.shift += h * n;
+    if (r.rq) r.rq += 2 * h * n;
+    return r;
+}
+
+void se_attention_s8(const se_attention_params_t *p, const int8_t *in, int8_t *out, int8_t *work) {
+    const int32_t S = p->seq, E = p->dim, P = p->head_dim, T = p->tile, cs = p->ctx_stride;
+    int8_t *ctx = p->ctx_off < 0 ? out : work + p->ctx_off;
+    int8_t *kh = work + p->k_off, *vh = work + p->v_off, *qt = work + p->q_off;
+    int8_t *st = work + p->s_off, *ct = work + p->c_off, *ot = work + p->o_off;
+    for (int32_t h = 0; h < p->heads; h++) {
+        se_fc_params_t f = se_head_fc(&p->v, h, P, S);
+        p->fc_v(&f, in, vh);
+        if (!p->fused) {
+            f = se_head_fc(&p->k, h, P, S);
+            p->fc_k(&f, in, kh);
+        }
+        for (int32_t i0 = 0; i0 < S; i0 += T) {
+            const int32_t t = S - i0 < T ? S - i0 : T;
+            f = se_head_fc(&p->q, h, p->q_n, t);
+            p->fc_q(&f, in + i0 * E, qt);
+            se_matmul_params_t m = p->scores;
+            m.m = t;
+            p->mm_scores(&m, qt, p->fused ? in : kh, st);
+            se_softmax_params_t sm = p->softmax;
+            sm.rows = t;
+            p->sm(&sm, st, st);
+            m = p->ctx;
+            m.m = t;
+            p->mm_ctx(&m, st, vh, ct);
+            for (int32_t r = 0; r < t; r++) memcpy(ctx + (i0 + r) * cs + h * P, ct + r * P, (size_t)P);
+        }
+    }
+    const int32_t hp = p->heads * P;
+    for (int32_t i0 = 0; i0 < S; i0 += T) {
+        const int32_t t = S - i0 < T ? S - i0 : T;
+        for (int32_t r = 0; r < t; r++) memcpy(ot + r * hp, ctx + (i0 + r) * cs, (size_t)hp);
+        se_fc_params_t f = se_head_fc(&p->o, 0, p->out_dim, t);
+        p->fc_o(&f, ot, out + i0 * p->out_dim);
+    }
+}

@@ -105,6 +105,29 @@ typedef struct {
     const int8_t *table;
 } se_lut_params_t;
 
+typedef void (*se_fc_fn)(const se_fc_params_t *p, const int8_t *in, int8_t *out);
+typedef void (*se_matmul_fn)(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
+typedef void (*se_softmax_fn)(const se_softmax_params_t *p, const int8_t *in, int8_t *out);
+
+/* Multi-head self-attention (sparse_engine/attention.py), depth-first: per head, K_h and V_h, then
+ * per tile of `tile` query rows the Q (or, with FWSA, T) rows, scores, softmax, context rows into
+ * the merged context; then the output projection over row tiles, in place when the context lives
+ * in `out` (ctx_off < 0, row stride ctx_stride = out_dim). Sub-layers run through the kernels the
+ * generator picked (portable or DSP). q: the per-head projection of q_n outputs per head (P, or E
+ * with FWSA: the fused matrix A_h, the keys are then the input rows); k unused with FWSA. The
+ * work_* fields are byte offsets into `work` (arena). */
+typedef struct {
+    int32_t heads, seq, dim, head_dim, out_dim, q_n, tile, fused, ctx_stride;
+    int32_t ctx_off, k_off, v_off, q_off, s_off, c_off, o_off;
+    se_fc_params_t q, k, v, o;
+    se_matmul_params_t scores, ctx;
+    se_softmax_params_t softmax;
+    se_fc_fn fc_q, fc_k, fc_v, fc_o;
+    se_matmul_fn mm_scores, mm_ctx;
+    se_softmax_fn sm;
+} se_attention_params_t;
+
+void se_attention_s8(const se_attention_params_t *p, const int8_t *in, int8_t *out, int8_t *work);
 void se_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_depthwise_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 int8_t *se_dw_row_begin(const se_conv_params_t *p, int8_t *out, int32_t oy);
