@@ -145,35 +145,39 @@ def single_op(case: dict, seed: int = 0) -> onnx.ModelProto:
 
 
 def attention(b: _Builder, x: str, tokens: int, dim: int, heads: int, head_dim: int | None = None,
-              bias: bool = False) -> str:
-    """Multi-head self-attention on [1, tokens, dim], as PyTorch/JAX export it (1/sqrt(P) folded into W_Q);
-    head_dim P defaults to dim / heads (P = dim is the EEGFormer form, where FWSA pays)."""
+              gemm: bool = False) -> str:
+    """Multi-head self-attention as PyTorch/JAX export it (1/sqrt(P) folded into W_Q); head_dim P
+    defaults to dim / heads (P = dim is the EEGFormer form, where FWSA pays). Tokens [1, tokens, dim]
+    with bias-free MatMul projections, or with `gemm` [tokens, dim] and Gemm projections with
+    biases (tinyformer_jax's export)."""
     p = head_dim or dim // heads
     width = heads * p
+    lead = [] if gemm else [1]
     wq = b.rng.normal(0, math.sqrt(1.0 / dim), size=(dim, width)) / math.sqrt(p)
 
-    def heads_of(t: str) -> str:
-        r = b.op("Reshape", [t, b.const(np.array([1, tokens, heads, p], np.int64))])
-        return b.op("Transpose", [r], perm=[0, 2, 1, 3])
+    def proj(t: str, cin: int, cout: int, w=None) -> str:
+        w = b.rng.normal(0, math.sqrt(1.0 / cin), size=(cin, cout)) if w is None else w
+        if not gemm:
+            return b.op("MatMul", [t, b.const(w, "w")])
+        return b.op("Gemm", [t, b.const(w, "w"), b.const(b.rng.normal(0, 0.1, size=cout), "b")], "gemm")
 
-    q = b.op("MatMul", [x, b.const(wq, "wq")])
-    if bias:
-        q = b.op("Add", [q, b.const(b.rng.normal(0, 0.1, size=width), "b")], "bias")
-    q = heads_of(q)
-    k = heads_of(b.linear(x, dim, width, bias=bias))
-    v = heads_of(b.linear(x, dim, width, bias=bias))
-    kt = b.op("Transpose", [k], perm=[0, 1, 3, 2])
+    def heads_of(t: str) -> str:
+        r = b.op("Reshape", [t, b.const(np.array(lead + [tokens, heads, p], np.int64))])
+        return b.op("Transpose", [r], perm=[0, 2, 1, 3] if lead else [1, 0, 2])
+
+    q, k, v = heads_of(proj(x, dim, width, wq)), heads_of(proj(x, dim, width)), heads_of(proj(x, dim, width))
+    kt = b.op("Transpose", [k], perm=[0, 1, 3, 2] if lead else [0, 2, 1])
     att = b.op("Softmax", [b.op("MatMul", [q, kt])], axis=-1)
-    o = b.op("Transpose", [b.op("MatMul", [att, v])], perm=[0, 2, 1, 3])
-    o = b.op("Reshape", [o, b.const(np.array([1, tokens, width], np.int64))])
-    return b.linear(o, width, dim)
+    o = b.op("Transpose", [b.op("MatMul", [att, v])], perm=[0, 2, 1, 3] if lead else [1, 0, 2])
+    o = b.op("Reshape", [o, b.const(np.array(lead + [tokens, width], np.int64))])
+    return proj(o, width, dim)
 
 
 def attention_block(tokens: int, dim: int, heads: int, head_dim: int | None = None, seed: int = 0,
-                    bias: bool = False) -> onnx.ModelProto:
-    """An attention layer alone, [1, tokens, dim] -> [1, tokens, dim] (the attention benchmark)."""
+                    gemm: bool = False) -> onnx.ModelProto:
+    """An attention layer alone (the attention benchmark and tests), tokens as in `attention`."""
     b = _Builder(seed)
-    return b.model((1, tokens, dim), attention(b, "x", tokens, dim, heads, head_dim, bias))
+    return b.model(([] if gemm else [1]) + [tokens, dim], attention(b, "x", tokens, dim, heads, head_dim, gemm))
 
 
 def hybrid(seed: int = 0, classes: int = 10, head_dim: int = 32) -> onnx.ModelProto:

@@ -1,4 +1,4 @@
-"""`python -m sparse_engine.bench kernels|sparse [--out benchmarks/NAME.json] [--case TEXT]`."""
+"""`python -m sparse_engine.bench kernels|sparse|attention [--out benchmarks/NAME.json] [--case TEXT]`."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EngineError
-from . import kernels, sparse
+from . import attention, kernels, sparse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,8 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", default="benchmarks/sparse.json", help="JSON results file")
     s.add_argument("--work", default="build/bench-sparse", help="folder for models and builds")
     s.add_argument("--case", action="append", help="run only these cases (repeatable)")
+    a = sub.add_parser("attention", help="attention layer: naive vs FWSA vs DFT vs both (memory, parameters, "
+                                         "instructions)")
+    a.add_argument("--out", default="benchmarks/attention.json", help="JSON results file")
+    a.add_argument("--work", default="build/bench-attention", help="folder for models and builds")
+    a.add_argument("--case", action="append", help="run only cases whose name contains this (repeatable)")
     args = ap.parse_args(argv)
-    mod = kernels if args.command == "kernels" else sparse
+    mod = dict(kernels=kernels, sparse=sparse, attention=attention)[args.command]
     try:
         results = mod.run(Path(args.work), args.case, progress=lambda m: print(m, file=sys.stderr, flush=True))
     except EngineError as exc:
@@ -30,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     print(mod.table(results))
     kernels.save(results, Path(args.out))
     print(f"\nwritten {args.out}")
+    if args.command == "attention":
+        return 0 if attention.all_exact(results) else 1
     return 0 if all(r["bit_exact"] for r in results["cases"]) else 1
 
 

@@ -1,0 +1,132 @@
+"""Attention as one op (sparse_engine/attention.py): recognition, DFT tiles and FWSA.
+
+The fused op without FWSA must give the unfused chain's bits; the C kernel (portable and DSP
+sub-kernels, several tile sizes, with and without FWSA) must give the simulator's bits on the
+host and in QEMU; FWSA must cut the parameters by 25 % where P = E and stay within
+quantization noise of the unfused block; DFT's working memory must stay under 1/4 of the
+materialized form over the benchmark's configurations."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import compile_verified, exact_on_host_and_qemu, record
+
+from sparse_engine import attention, planner, verify, zoo
+from sparse_engine.compiler import build_graph, fuse_attention
+
+
+def _block(tmp_path, tokens, dim, heads, head_dim=None, gemm=False, name="att"):
+    path = zoo.quantize_qdq(zoo.attention_block(tokens, dim, heads, head_dim, seed=3, gemm=gemm),
+                            tmp_path / f"{name}.onnx")
+    g = build_graph(path)
+    return path, g, verify.load_inputs(g, None, 6, 1)
+
+
+@pytest.mark.parametrize("tokens,dim,heads,head_dim,gemm", [(16, 32, 4, None, True), (12, 16, 2, 16, False),
+                                                            (10, 8, 1, None, True)])
+def test_fused_op_equals_the_unfused_chain(tmp_path, tokens, dim, heads, head_dim, gemm):
+    path, g, inputs = _block(tmp_path, tokens, dim, heads, head_dim, gemm)
+    ref = verify.simulate(g, inputs)
+    fused = fuse_attention(build_graph(path), "off", inputs)
+    kinds = [op.kind for op in fused.ops]
+    assert kinds.count("attention") == 1 and "softmax" not in kinds and "matmul" not in kinds
+    np.testing.assert_array_equal(verify.simulate(fused, inputs), ref)
+
+
+def test_a_chain_with_other_consumers_is_left_alone(tmp_path):
+    """The scores feed a second consumer: the pattern does not hold, nothing is fused."""
+    b = zoo._Builder(1)
+    att = zoo.attention(b, "x", 8, 16, 2)
+    soft = next(n for n in b.nodes if n.op_type == "Softmax")
+    extra = b.op("Transpose", [soft.output[0]], perm=[0, 2, 1, 3])  # [1, 8, 2, 8]
+    y = b.op("Add", [att, b.op("Reshape", [extra, b.const(np.array([1, 8, 16], np.int64))])], "mix")
+    path = zoo.quantize_qdq(b.model((1, 8, 16), y), tmp_path / "shared.onnx")
+    g = build_graph(path)
+    n_ops = len(g.ops)
+    g2 = fuse_attention(g, "auto", verify.load_inputs(g, None, 2, 0))
+    assert len(g2.ops) == n_ops and all(op.kind != "attention" for op in g2.ops)
+
+
+@pytest.mark.parametrize("fwsa", ["off", "on"])
+def test_attention_kernel_bit_exact_for_every_tile(tmp_path, fwsa):
+    """Host C and QEMU, DSP and portable sub-kernels, tiles S, an odd one and 1."""
+    path, g, inputs = _block(tmp_path, 12, 16, 2, 16, gemm=True)
+    for tile in (12, 5, 1):
+        g = fuse_attention(build_graph(path), fwsa, inputs)
+        op = next(op for op in g.ops if op.kind == "attention")
+        assert (op.params["fwsa"] is not None) == (fwsa == "on")
+        attention.set_tile(g, op, tile)
+        for kernels in ("dsp", "portable"):
+            exact_on_host_and_qemu(g, tmp_path / f"{fwsa}{tile}{kernels}", "se_attention_s8", kernels)
+
+
+def test_fwsa_saves_a_quarter_of_the_parameters_within_quantization_noise(tmp_path):
+    """P = E: Q, K, V, O weights 4E^2 per head -> 3E^2. FWSA changes the arithmetic (the fused matrix
+    is quantized, not W_Q and W_K), so both int8 forms are compared with the float model on inputs
+    drawn like the calibration data: FWSA's error must stay within the unfused form's noise."""
+    import onnxruntime as ort
+
+    from sparse_engine.qmath import quantize
+
+    c = attention.costs(2, 16, 32, 32, 32)
+    assert attention.fwsa_pays(c)
+    assert c["params_fwsa"] / c["params_unfused"] == pytest.approx(0.75, abs=0.01)
+    path, g, _ = _block(tmp_path, 16, 32, 2, 32, gemm=True)
+    xs = np.random.default_rng(7).normal(0, 1, size=(48, 16, 32)).astype(np.float32)
+    tin, tout = g.tensors[g.input], g.tensors[g.output]
+    inputs = quantize(xs, tin.scale, tin.zero_point).reshape(len(xs), -1)
+    sess = ort.InferenceSession(str(path.with_suffix(".float.onnx")))
+    ref = np.stack([sess.run(None, {"x": x})[0].reshape(-1) for x in xs]) / tout.scale
+    unfused = verify.simulate(g, inputs).astype(np.float64) - tout.zero_point
+    fused = fuse_attention(build_graph(path), "auto", inputs)
+    assert next(op for op in fused.ops if op.kind == "attention").params["fwsa"] is not None  # auto: it pays
+    fwsa = verify.simulate(fused, inputs).astype(np.float64) - tout.zero_point
+    e_unfused, e_fwsa = np.abs(unfused - ref).mean(), np.abs(fwsa - ref).mean()
+    record("FWSA vs float, mean |error| in output steps (S=16, E=P=32, H=2, random weights)",
+           dict(unfused=round(float(e_unfused), 3), fwsa=round(float(e_fwsa), 3)))
+    assert e_fwsa <= 1.1 * e_unfused and e_unfused < 1.5
+
+
+def test_fwsa_auto_keeps_the_unfused_form_where_it_does_not_pay(tmp_path):
+    path, g, inputs = _block(tmp_path, 16, 32, 4)  # P = 8: E >= 2P and E(E+S) > P(2E+S)
+    assert not attention.fwsa_pays(attention.costs(4, 16, 32, 8, 32))
+    op = next(op for op in fuse_attention(g, "auto", inputs).ops if op.kind == "attention")
+    assert op.params["fwsa"] is None
+
+
+@pytest.mark.parametrize("seq", [64, 128, 256])
+@pytest.mark.parametrize("dim", [64, 128])
+@pytest.mark.parametrize("heads", [4, 8])
+def test_dft_working_memory_under_a_quarter_of_materialized(seq, dim, heads):
+    p = dict(heads=heads, seq=seq, dim=dim, head_dim=dim // heads, out_dim=dim, fwsa=None)
+    for tile in planner.tile_candidates(seq):
+        assert attention.workspace(p, tile)["bytes"] <= attention.workspace(p, seq)["bytes"]
+    assert attention.workspace(p, 8)["bytes"] * 4 <= attention.materialized_bytes(p)
+
+
+def test_planner_picks_the_largest_tile_at_the_lowest_peak(tmp_path):
+    path, g, inputs = _block(tmp_path, 32, 16, 2)
+    g = fuse_attention(g, "off", inputs)
+    p = planner.plan_with_tiles(g)
+    op = next(op for op in g.ops if op.kind == "attention")
+    peaks = op.params["tile_peaks"]
+    assert p.peak == min(peaks.values()) and op.params["tile"] == max(t for t, v in peaks.items() if v == p.peak)
+    assert p.overlaps() == []
+
+
+def test_hybrid_model_with_fwsa_and_dft_on_the_cortex_m7(tmp_path):
+    """Done-when 2: the test suite's CNN + attention model compiles with FWSA and DFT, bit-exact on host
+    and QEMU (DSP and portable), and the report shows both savings."""
+    model = zoo.quantize_qdq(zoo.hybrid(), tmp_path / "hybrid_qdq.onnx")
+    rep = compile_verified(model, tmp_path / "out", n_random=3)
+    assert all(r["exact"] for r in rep["verification"] if "exact" in r)
+    (b,) = rep["attention"]
+    assert b["fwsa"] and b["params_fwsa"] < 0.8 * b["params_unfused"]
+    assert b["instructions"] < b["other_instructions"]  # measured both ways
+    assert b["workspace_bytes"] < b["materialized_bytes"]
+    assert b["model_arena"] < b["unfused_model_arena"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Attention" in md and "on (pays)" in md
+    record("hybrid attention block", {k: b[k] for k in ("params_unfused", "params_fwsa", "instructions",
+                                                        "other_instructions", "tile", "workspace_bytes",
+                                                        "materialized_bytes", "model_arena", "unfused_model_arena")})
