@@ -18,8 +18,10 @@ constant of row i, which softmax ignores, so the scores are T_i·x_j with T = X 
 A_h = Wk_hᵀ Wq_h (E×E) and c_h = Wk_hᵀ bq_h: one E×E matrix replaces the two P×E ones. A_h is
 quantized per output channel (symmetric int8); T and the fused scores get int8 (scale, zero point)
 calibrated on the attention's input over calibration inputs (the float min/max, as onnxruntime's
-MinMax calibration), and the softmax table is rebuilt for the new score scale. It pays in
-parameters when E < 2P and in MACs when E(E + S) < P(2E + S).
+MinMax calibration), and the softmax table is rebuilt for the new score scale. The op's q,
+scores and softmax params are then the fused ones (q has E outputs per head), k is None, and
+params["fwsa"] keeps the calibrated scales. It pays in parameters when E < 2P and in MACs when
+E(E + S) < P(2E + S).
 """
 from __future__ import annotations
 
@@ -167,8 +169,8 @@ def _asym(lo: float, hi: float) -> tuple[float, int]:
 
 def fold_fwsa(p: dict, x: Tensor, calib: np.ndarray) -> dict:
     """The FWSA parameters of a fused attention: fused per-head projection `t` (an FC of E*H
-    outputs, head h's rows h*E..), fused `scores` matmul and `softmax` params. `calib`: int8
-    samples of X, [N, S, E]."""
+    outputs, head h's rows h*E..), fused `scores` matmul and `softmax` params, and the calibrated
+    scales. `calib`: int8 samples of X, [N, S, E]."""
     heads, seq, dim, pd = p["heads"], p["seq"], p["dim"], p["head_dim"]
     q, k = p["q"], p["k"]
     sx, zx = x.scale, x.zero_point
@@ -209,7 +211,7 @@ def workspace(p: dict, tile: int) -> dict:
     fused = p.get("fwsa") is not None
     hp = heads * pd
     up = lambda n: -(-n // ALIGN) * ALIGN  # noqa: E731
-    off, pos = {}, 0
+    off = {}
     ctx_in_out = od >= hp
     off["ctx"] = -1 if ctx_in_out else 0
     pos = 0 if ctx_in_out else up(seq * hp)
@@ -245,29 +247,27 @@ def fuse(g: Graph, fwsa: str = "auto", calib_trace=None, invert: bool = False) -
     matches = [m for m in (_match(g, op, producers, consumers) for op in g.ops if op.kind == "softmax") if m]
     if not matches:
         return g
-    want = []
-    for m in matches:
-        c = costs(m.heads, m.seq, g.tensors[m.q.inputs[0]].shape[-1], m.head_dim, m.out.params["weights"].shape[0])
-        want.append((fwsa == "on" or (fwsa == "auto" and fwsa_pays(c))) != invert)
+    cs = [costs(m.heads, m.seq, g.tensors[m.q.inputs[0]].shape[-1], m.head_dim, m.out.params["weights"].shape[0])
+          for m in matches]
+    want = [(fwsa == "on" or (fwsa == "auto" and fwsa_pays(c))) != invert for c in cs]
     traces = calib_trace([m.q.inputs[0] for m, w in zip(matches, want) if w]) if any(want) else {}
-    for m, use in zip(matches, want):
+    for m, c, use in zip(matches, cs, want):
         x = g.tensors[m.q.inputs[0]]
         out = g.tensors[m.out.outputs[0]]
-        dim, od = x.shape[-1], m.out.params["weights"].shape[0]
         name = f"attention_{m.softmax.name}"
-        params = dict(heads=m.heads, seq=m.seq, dim=dim, head_dim=m.head_dim, out_dim=od,
+        params = dict(heads=m.heads, seq=m.seq, dim=x.shape[-1], head_dim=m.head_dim,
+                      out_dim=m.out.params["weights"].shape[0],
                       q=_fc_part(m.q), k=_fc_part(m.k), v=_fc_part(m.v), o=_fc_part(m.out),
                       scores=_mm_part(m.scores), softmax=dict(m.softmax.params), ctx=_mm_part(m.ctx),
                       softmax_out_scale=g.tensors[m.softmax.outputs[0]].scale,
-                      costs=costs(m.heads, m.seq, dim, m.head_dim, od), fwsa=None,
-                      sources=[o.name for o in m.ops], tile=m.seq)
-        if use:
-            params["fwsa"] = fold_fwsa(params, x, traces[x.name])
+                      costs=c, fwsa=None, sources=[o.name for o in m.ops], tile=m.seq)
+        if use:  # the fused projection, scores and softmax replace the unfused ones; no K projection
+            f = fold_fwsa(params, x, traces[x.name])
+            params.update(q=f.pop("t"), k=None, scores=f.pop("scores"), softmax=f.pop("softmax"), fwsa=f)
         work = g.add_tensor(Tensor(f"{name}.work", (0,)))
         fused = Op("attention", name, "MultiHeadAttention", [x.name], [out.name, work.name], params,
                    macs=sum(o.macs for o in m.ops))
         if use:
-            c = params["costs"]
             fused.macs += c["macs_fwsa"] - c["macs_unfused"]
         set_tile(g, fused, m.seq)
         pos = g.ops.index(m.out)
@@ -278,7 +278,7 @@ def fuse(g: Graph, fwsa: str = "auto", calib_trace=None, invert: bool = False) -
                 for t in o.outputs:
                     g.tensors.pop(t, None)
         g.notes.append(f"{name}: multi-head self-attention recognized ({len(m.ops)} layers -> 1; H={m.heads}, "
-                       f"S={m.seq}, E={dim}, P={m.head_dim}); FWSA {'on' if use else 'off'}")
+                       f"S={m.seq}, E={x.shape[-1]}, P={m.head_dim}); FWSA {'on' if use else 'off'}")
     return g
 
 

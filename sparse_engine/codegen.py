@@ -193,17 +193,16 @@ class _Emitter:
     def attention_fields(self, p: dict, A) -> tuple[dict, int]:
         """se_attention_params_t: the sub-layers' structs with the full weights (the kernel offsets
         them per head), their kernels, and the workspace offsets of attention.workspace."""
-        seq, dim, pd, tile = p["seq"], p["dim"], p["head_dim"], p["tile"]
-        f = p["fwsa"]
-        q_n = dim if f else pd
+        seq, pd, tile, fused = p["seq"], p["head_dim"], p["tile"], p["k"] is None
+        q_n = p["q"]["weights"].shape[0] // p["heads"]
         ws = workspace(p, tile)
         off = ws["offsets"]
-        fields = dict(heads=p["heads"], seq=seq, dim=dim, head_dim=pd, out_dim=p["out_dim"], q_n=q_n, tile=tile,
-                      fused=int(f is not None), ctx_stride=ws["ctx_stride"], ctx_off=off["ctx"], k_off=off["k"],
+        fields = dict(heads=p["heads"], seq=seq, dim=p["dim"], head_dim=pd, out_dim=p["out_dim"], q_n=q_n,
+                      tile=tile, fused=int(fused), ctx_stride=ws["ctx_stride"], ctx_off=off["ctx"], k_off=off["k"],
                       v_off=off["v"], q_off=off["q"], s_off=off["s"], c_off=off["c"], o_off=off["o"])
         scratch = 0
-        subs = dict(q=f["t"] if f else p["q"], k=None if f else p["k"], v=p["v"], o=p["o"])
-        for name, sp in subs.items():
+        for name in ("q", "k", "v", "o"):
+            sp = p[name]
             if sp is None:
                 fields[f"fc_{name}"] = "0"
                 continue
@@ -211,7 +210,7 @@ class _Emitter:
             fields.update({f"{name}.{k}": v for k, v in sub.items()})
             fields[f"fc_{name}"] = fn
             scratch = max(scratch, sc)
-        mm = [("scores", f["scores"] if f else p["scores"], q_n, seq, q_n, 1, 1, dim if f else pd),
+        mm = [("scores", p["scores"], q_n, seq, q_n, 1, 1, p["dim"] if fused else pd),
               ("ctx", p["ctx"], seq, pd, seq, 1, pd, 1)]
         for name, mp, k, n, a_rs, a_cs, b_ks, b_ns in mm:
             sub, fn, sc = self.matmul_fields(mp, lambda v, dt, what: A(v, dt, f"{name}_{what}"), tile, k, n,
@@ -219,7 +218,7 @@ class _Emitter:
             fields.update({f"{name}.{k2}": v for k2, v in sub.items()})
             fields[f"mm_{name}"] = fn
             scratch = max(scratch, sc)
-        sub, fn = self.softmax_fields(f["softmax"] if f else p["softmax"], A, tile, seq)
+        sub, fn = self.softmax_fields(p["softmax"], A, tile, seq)
         fields.update({f"softmax.{k}": v for k, v in sub.items()})
         fields["sm"] = fn
         return fields, scratch

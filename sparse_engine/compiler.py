@@ -5,6 +5,7 @@ output folder only when every step succeeded; on failure nothing is left behind.
 """
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,11 +38,11 @@ def fuse_attention(g: Graph, fwsa: str, inputs: np.ndarray, invert: bool = False
     return attention.fuse(g, fwsa, calib_trace=trace, invert=invert)
 
 
-def measure_other_fwsa(model_path: Path, fwsa: str, inputs, profile: MCUProfile, kernels: str, work: Path,
+def measure_other_fwsa(unfused: Graph, fwsa: str, inputs, profile: MCUProfile, kernels: str, work: Path,
                        blocks: list[dict]) -> None:
     """Build the model with every attention block's FWSA choice flipped and put each block's
     Cortex-M instructions into `blocks` (other_instructions): the report's "both ways"."""
-    g = fuse_attention(build_graph(model_path), fwsa, inputs, invert=True)
+    g = fuse_attention(unfused, fwsa, inputs, invert=True)
     plan = planner.plan_with_tiles(g)
     codegen.generate(g, plan, work / "lib", kernels)
     build = toolchain.build_mcu(work / "lib", work / "build", profile)
@@ -112,6 +113,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
     progress(f"[1/5] import {model_path}")
     g = build_graph(model_path)
     inputs = verify.load_inputs(g, Path(input_file) if input_file else None, max(n_random, 1), seed)
+    unfused = copy.deepcopy(g) if fuse else None  # fusing edits g; the report builds the other FWSA form
     unfused_arena = planner.plan(g).peak
     if fuse:
         g = fuse_attention(g, fwsa, inputs)
@@ -174,7 +176,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
                 ladder.append(verify.compare_exact(f"{profile.core} in QEMU, portable kernels", prun.outputs, ref))
         if mcu is not None and blocks:
             progress(f"[4/5] {profile.core} build and QEMU run, attention with the other FWSA choice")
-            measure_other_fwsa(model_path, fwsa, inputs, profile, kernels, tmp / "other-fwsa", blocks)
+            measure_other_fwsa(unfused, fwsa, inputs, profile, kernels, tmp / "other-fwsa", blocks)
         for b in blocks:
             b.update(instructions=mcu["layer_instructions"][b["index"]] if mcu else None,
                      model_arena=plan.peak, unfused_model_arena=unfused_arena)

@@ -55,15 +55,13 @@ def param_bytes(op: Op) -> int:
 
 
 def _dict_bytes(params: dict) -> int:
-    """Arrays of a params dict and of the sub-layers' dicts in it (attention: q, k, v, o...);
-    an FWSA attention's unfused q/k are not linked, so they do not count."""
+    """Arrays of a params dict and of the sub-layers' dicts in it (attention: q, k, v, o...)."""
     coded = params.get("sparse")
-    skip = {"q", "k", "scores", "softmax"} if params.get("fwsa") is not None else set()
     total = 0
     for k, v in params.items():
         if isinstance(v, np.ndarray) and not (coded is not None and k == "weights"):
             total += v.nbytes
-        elif isinstance(v, dict) and k not in skip:
+        elif isinstance(v, dict):
             total += _dict_bytes(v)
     return total + (coded.nbytes if coded is not None else 0)
 

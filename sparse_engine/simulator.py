@@ -192,16 +192,15 @@ def attention(op: Op, xs, out: Tensor) -> np.ndarray:
     p = op.params
     heads, seq, dim, pd = p["heads"], p["seq"], p["dim"], p["head_dim"]
     x = xs[0].reshape(seq, dim)
-    f = p["fwsa"]
     v = fc_rows(p["v"], x)
-    q = fc_rows(f["t"] if f else p["q"], x)
-    k = None if f else fc_rows(p["k"], x)
-    qn = dim if f else pd
+    q = fc_rows(p["q"], x)
+    k = None if p["k"] is None else fc_rows(p["k"], x)  # FWSA: no K projection, the keys are X
+    qn = q.shape[1] // heads
     ctx = np.zeros((seq, heads * pd), np.int8)
     for h in range(heads):
-        keys = x if f else k[:, h * pd:(h + 1) * pd]
-        scores = matmul_int(f["scores"] if f else p["scores"], q[:, h * qn:(h + 1) * qn], keys.T)
-        probs = softmax_rows(f["softmax"] if f else p["softmax"], scores)
+        keys = x if k is None else k[:, h * pd:(h + 1) * pd]
+        scores = matmul_int(p["scores"], q[:, h * qn:(h + 1) * qn], keys.T)
+        probs = softmax_rows(p["softmax"], scores)
         ctx[:, h * pd:(h + 1) * pd] = matmul_int(p["ctx"], probs, v[:, h * pd:(h + 1) * pd])
     return fc_rows(p["o"], ctx).reshape(out.shape)
 
