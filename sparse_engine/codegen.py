@@ -365,8 +365,10 @@ class _Emitter:
         elif k in ("layernorm", "affine"):
             n = out.shape[-1]
             fields = dict(rows=out.size // n, n=n, in_zp=p["in_zp"], out_zp=p["out_zp"],
-                          eps_term=f"{int(p.get('eps_term', 0))}LL", mult=A(p["mult"], np.int32, "mult"),
-                          shift=A(p["shift"], np.int32, "shift"), bias_q8=A(p["bias_q8"], np.int32, "bias_q8"))
+                          prescale=int(p.get("prescale", 0)), eps_term=int(p.get("eps_term", 0)),
+                          limit=int(p.get("limit", 0)),
+                          mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
+                          bias_q8=A(p["bias_q8"], np.int32, "bias_q8"))
             fn, struct = f"se_{k}_s8", "se_norm_params_t"
         elif k == "lut":
             fields = dict(size=out.size, table=A(p["table"], np.int8, "table"))

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
     from .frontend import _Importer
 
-LN_FRAC_BITS = 24  # normalized value n' in Q24 (LayerNorm)
+LN_FRAC_BITS = 30  # normalized value n' in Q30 (LayerNorm)
+LN_RANGE = 255  # largest spread of x_i = q_i - zi within one int8 row
 AFFINE_OUT_BITS = 8  # LayerNorm / BatchNorm output stage keeps 8 fractional bits before the final rounding
 SOFTMAX_EXP_BITS = 16  # exp table in Q16
 
@@ -298,6 +299,21 @@ def _affine_out_stage(scale_real: np.ndarray, bias_real: np.ndarray, out: Tensor
     return dict(mult=m, shift=s, bias_q8=bq, out_zp=out.zero_point)
 
 
+def layernorm_prescale(n: int, eps_units: float) -> tuple[int, int, int]:
+    """Constants of Scaled-LayerNorm's per-row power-of-two pre-scale (simulator.py).
+
+    eps_units is epsilon in input steps squared. Returns (k0, eps0, limit): the smallest shift k0
+    for which eps0 = round(eps_units n^3 / 4^k0) < 2^30, and the largest |d'_i| for which
+    n limit^2 + eps0 < 2^31, so that any row whose pre-scaled values stay within `limit` has its
+    variance sum in int32.
+    """
+    k0 = 0
+    while round(eps_units * n**3 / 4.0**k0) >= 2**30:
+        k0 += 1
+    eps0 = int(round(eps_units * n**3 / 4.0**k0))
+    return k0, eps0, math.isqrt((2**31 - 1 - eps0) // n)
+
+
 def layernorm(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
     axis = int(attr(node, "axis", -1))
@@ -309,10 +325,10 @@ def layernorm(imp, node, out, clamp):
     beta = (np.broadcast_to(imp.float_const(node.input[2], node).reshape(-1), (n,))
             if len(node.input) > 2 and node.input[2] else np.zeros(n))
     eps = float(attr(node, "epsilon", 1e-5))
-    eps_term = min(int(round(eps * n**3 / x.scale**2)), 2**62)
-    if n * 510 >= 2**31 or n * (510 * n) ** 2 >= 2**62:
-        raise node_error(node.name, node.op_type, f"row length {n} too long for the int64 variance")
-    params = dict(in_zp=x.zero_point, eps_term=eps_term,
+    if n * LN_RANGE >= 2**29:
+        raise node_error(node.name, node.op_type, f"row length {n} too long for the int32 LayerNorm")
+    k0, eps0, limit = layernorm_prescale(n, eps / x.scale**2)
+    params = dict(in_zp=x.zero_point, prescale=k0, eps_term=eps0, limit=limit,
                   **_affine_out_stage(gamma * math.sqrt(n), beta, out, LN_FRAC_BITS, 1 << LN_FRAC_BITS, node))
     _add_op(imp, "layernorm", node, [x.name], out, params)
 

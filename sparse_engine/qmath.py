@@ -95,8 +95,8 @@ def dequantize(q: np.ndarray, scale: float | np.ndarray, zero_point: int | np.nd
     return (np.asarray(q, dtype=np.float64) - zero_point) * scale
 
 
-def isqrt64(x: np.ndarray) -> np.ndarray:
-    """floor(sqrt(x)) for non-negative int64, exact (the C uses the same bitwise algorithm)."""
+def isqrt(x: np.ndarray) -> np.ndarray:
+    """floor(sqrt(x)) for non-negative integers, exact (the C's bitwise algorithm gives the same)."""
     x = np.asarray(x, dtype=np.int64)
     out = np.zeros_like(x)
     for idx, v in np.ndenumerate(x):

@@ -35,11 +35,12 @@ def compile_verified(model: Path, out: Path, n_random: int = 6, input_file: Path
                          input_file=input_file, progress=lambda *_: None)
 
 
-def exact_on_host_and_qemu(g, tmp_path: Path, kernel: str, kernels: str = "dsp") -> tuple[np.ndarray, np.ndarray, list]:
+def exact_on_host_and_qemu(g, tmp_path: Path, kernel: str, kernels: str = "dsp",
+                           inputs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list]:
     """Compile an IR graph (its params may be edited by the test: the simulator reads the same)
-    with `kernel` among the layers; host C and QEMU must equal the simulator.
-    Returns the inputs, the simulator's outputs and the per-layer Cortex-M7 instructions."""
-    inputs = verify.load_inputs(g, None, 4, 0)
+    with `kernel` among the layers; host C and QEMU must equal the simulator on `inputs` (default:
+    4 random ones). Returns the inputs, the simulator's outputs and the per-layer Cortex-M7 instructions."""
+    inputs = verify.load_inputs(g, None, 4, 0) if inputs is None else inputs
     ref = verify.simulate(g, inputs)
     lib = tmp_path / "lib"
     assert kernel in codegen.generate(g, planner.plan(g), lib, kernels)

@@ -271,8 +271,8 @@ void se_softmax_s8(const se_softmax_params_t *p, const int8_t *in, int8_t *out) 
     }
 }
 
-static uint32_t se_isqrt64(uint64_t x) {
-    uint64_t res = 0, bit = 1ULL << 62;
+static uint32_t se_isqrt32(uint32_t x) {
+    uint32_t res = 0, bit = 1UL << 30;
     while (bit > x) bit >>= 2;
     while (bit != 0) {
         if (x >= res + bit) {
@@ -283,7 +283,7 @@ static uint32_t se_isqrt64(uint64_t x) {
         }
         bit >>= 2;
     }
-    return (uint32_t)res;
+    return res;
 }
 
 static inline int8_t se_affine_out(const se_norm_params_t *p, int32_t v, int32_t c) {
@@ -293,22 +293,36 @@ static inline int8_t se_affine_out(const se_norm_params_t *p, int32_t v, int32_t
     return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
 }
 
+static inline int32_t se_rshift_round(int32_t v, int32_t k) {
+    return k ? (v + (1L << (k - 1))) >> k : v;
+}
+
+/* Scaled-LayerNorm (simulator.py): int32 only; the per-row pre-scale keeps the sum below 2^31. */
 void se_layernorm_s8(const se_norm_params_t *p, const int8_t *in, int8_t *out) {
     for (int32_t r = 0; r < p->rows; r++) {
         const int8_t *x = in + r * p->n;
-        int32_t sum = 0;
-        for (int32_t i = 0; i < p->n; i++) sum += x[i] - p->in_zp;
-        int64_t q = p->eps_term;
+        int32_t sum = 0, lo = x[0], hi = x[0];
         for (int32_t i = 0; i < p->n; i++) {
-            int32_t d = p->n * (x[i] - p->in_zp) - sum;
-            q += (int64_t)d * d;
+            sum += x[i];
+            lo = x[i] < lo ? x[i] : lo;
+            hi = x[i] > hi ? x[i] : hi;
         }
-        uint32_t root = se_isqrt64((uint64_t)q);
-        int64_t inv = (1LL << 46) / (int64_t)(root ? root : 1);
+        sum -= p->n * p->in_zp;
+        int32_t dlo = sum - p->n * (lo - p->in_zp), dhi = p->n * (hi - p->in_zp) - sum;
+        int32_t big = dlo > dhi ? dlo : dhi, k = p->prescale;
+        while (se_rshift_round(big, k) > p->limit) k++;
+        int32_t j = 2 * (k - p->prescale);
+        uint32_t q = j < 31 ? (uint32_t)se_rshift_round(p->eps_term, j) : 0;
         for (int32_t i = 0; i < p->n; i++) {
-            int32_t d = p->n * (x[i] - p->in_zp) - sum;
-            int32_t nq = (int32_t)(((int64_t)d * inv + (1LL << 21)) >> 22);
-            *out++ = se_affine_out(p, nq, i);
+            int32_t d = se_rshift_round(p->n * (x[i] - p->in_zp) - sum, k);
+            q += (uint32_t)(d * d);
+        }
+        if (q == 0) q = 1;
+        int32_t m = (__builtin_clz(q) - 1) >> 1;
+        int32_t inv = (int32_t)((1UL << 30) / se_isqrt32(q << (2 * m)));
+        for (int32_t i = 0; i < p->n; i++) {
+            int32_t d = se_rshift_round(p->n * (x[i] - p->in_zp) - sum, k);
+            *out++ = se_affine_out(p, (int32_t)((uint32_t)d << m) * inv, i);
         }
     }
 }

@@ -96,7 +96,7 @@ typedef struct {
 
 typedef struct {
     int32_t rows, n, in_zp, out_zp;
-    int64_t eps_term;
+    int32_t prescale, eps_term, limit; /* LayerNorm: k0, E0 and L (simulator.py) */
     const int32_t *mult, *shift, *bias_q8;
 } se_norm_params_t;
 
