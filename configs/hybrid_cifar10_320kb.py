@@ -27,7 +27,8 @@ def get_config(preset: str = "full") -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(dir="", limit_train=0, check_sizes=True))
     c.model = ml_collections.ConfigDict(dict(
         stem=16,
-        # ("ir", expansion, out channels, stride) | ("vit", embedding dim, heads, layers, MLP ratio)
+        # ("ir", expansion, out channels, stride)
+        # | ("vit", embedding dim, heads, layers, MLP ratio[, head dim; default embedding dim / heads])
         blocks=(("ir", 1, 16, 1), ("ir", 4, 24, 2), ("ir", 4, 24, 1), ("ir", 4, 32, 2), ("ir", 4, 32, 1),
                 ("vit", 64, 4, 2, 2), ("ir", 4, 64, 2), ("ir", 4, 64, 1)),
         head=256, classes=10))
@@ -37,7 +38,7 @@ def get_config(preset: str = "full") -> ml_collections.ConfigDict:
     c.qat = ml_collections.ConfigDict(dict(
         epochs=10.0, steps=0, batch_size=128, lr=2e-4, weight_decay=0.0, warmup_steps=100,
         label_smoothing=0.1, augment=True, log_every=100, ckpt_every=500, calib_batches=16))
-    c.deploy = ml_collections.ConfigDict(dict(profile="stm32f746", verify_images=8, workers=2))
+    c.deploy = ml_collections.ConfigDict(dict(profile="stm32f746", verify_images=8, calib_images=64, workers=2))
     if preset == "cpu":  # the README's main job: about 9 minutes of training on 2 cores
         c.train.update(epochs=1.5, warmup_steps=200, log_every=50, ckpt_every=100)
         c.qat.update(epochs=0.25, warmup_steps=20, log_every=25, ckpt_every=50)

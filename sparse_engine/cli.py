@@ -31,7 +31,11 @@ def parser() -> argparse.ArgumentParser:
                         "unfused: as the graph's separate layers (the whole score map in memory)")
     c.add_argument("--fwsa", default="auto", choices=("auto", "on", "off"),
                    help="fused-weight self-attention: fold W_Q W_K^T per head where it saves parameters or "
-                        "MACs (auto, default), always (on) or never (off); calibrated on the --verify inputs")
+                        "MACs (auto, default), always (on) or never (off); calibrated on --calibration, else on "
+                        "the --verify inputs")
+    c.add_argument("--calibration", default=None,
+                   help=".npy inputs (float: quantized; or int8) that calibrate FWSA's fused scores; give real "
+                        "samples for a trained model (default: the --verify inputs, random unless --input)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--quiet", action="store_true")
     return ap
@@ -43,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rep = compile_model(args.model, args.out, args.target, profiles.get(args.profile), args.verify,
                             args.input, args.random_inputs, args.seed, progress=log, kernels=args.kernels,
-                            sparse=args.sparse, fuse=args.attention == "fused", fwsa=args.fwsa)
+                            sparse=args.sparse, fuse=args.attention == "fused", fwsa=args.fwsa,
+                            calibration_file=args.calibration)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -38,11 +38,11 @@ def fuse_attention(g: Graph, fwsa: str, inputs: np.ndarray, invert: bool = False
     return attention.fuse(g, fwsa, calib_trace=trace, invert=invert)
 
 
-def measure_other_fwsa(unfused: Graph, fwsa: str, inputs, profile: MCUProfile, kernels: str, work: Path,
-                       blocks: list[dict]) -> None:
+def measure_other_fwsa(unfused: Graph, fwsa: str, calibration, inputs, profile: MCUProfile, kernels: str,
+                       work: Path, blocks: list[dict]) -> None:
     """Build the model with every attention block's FWSA choice flipped and put each block's
     Cortex-M instructions into `blocks` (other_instructions): the report's "both ways"."""
-    g = fuse_attention(unfused, fwsa, inputs, invert=True)
+    g = fuse_attention(unfused, fwsa, calibration, invert=True)
     plan = planner.plan_with_tiles(g)
     codegen.generate(g, plan, work / "lib", kernels)
     build = toolchain.build_mcu(work / "lib", work / "build", profile)
@@ -94,13 +94,13 @@ def measure_codings(g: Graph, plan: planner.Plan, layers: list[sparsity.LayerSpa
 def compile_model(model_path: str | Path, out_dir: str | Path, target: str, profile: MCUProfile,
                   verify_ladder: bool = False, input_file: str | Path | None = None, n_random: int = 8,
                   seed: int = 0, progress=print, kernels: str = "dsp", sparse: str = "speed",
-                  fuse: bool = True, fwsa: str = "auto") -> dict:
+                  fuse: bool = True, fwsa: str = "auto", calibration_file: str | Path | None = None) -> dict:
     """With `kernels="dsp"` and --verify on the Cortex-M, the portable build also runs in QEMU: it
     must give the same bits, and the report shows its per-layer instructions next to the DSP ones.
     `sparse` (sparsity.OBJECTIVES): how layers with block-sparse weights are coded; the choice is
     measured on the Cortex-M, so with --target host every layer stays dense. `fuse`: recognized
     attention blocks become one depth-first tiled op (attention.py); `fwsa` (auto|on|off): where
-    they fold W_Q·W_Kᵀ, calibrated on the verification inputs."""
+    they fold W_Q·W_Kᵀ, calibrated on `calibration_file`'s inputs, else on the verification inputs."""
     model_path, out_dir = Path(model_path).resolve(), Path(out_dir).resolve()
     if target not in TARGETS:
         raise EngineError(f"--target {target}: choose one of {', '.join(TARGETS)}")
@@ -113,10 +113,11 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
     progress(f"[1/5] import {model_path}")
     g = build_graph(model_path)
     inputs = verify.load_inputs(g, Path(input_file) if input_file else None, max(n_random, 1), seed)
+    calibration = verify.load_inputs(g, Path(calibration_file), 0, seed) if calibration_file else inputs
     unfused = copy.deepcopy(g) if fuse else None  # fusing edits g; the report builds the other FWSA form
     unfused_arena = planner.plan(g).peak
     if fuse:
-        g = fuse_attention(g, fwsa, inputs)
+        g = fuse_attention(g, fwsa, calibration)
     plan = planner.plan_with_tiles(g)
     blocks = [attention.summary(g, i, op) for i, op in enumerate(g.ops) if op.kind == "attention"]
     layers = sparsity.detect(g)
@@ -176,7 +177,8 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
                 ladder.append(verify.compare_exact(f"{profile.core} in QEMU, portable kernels", prun.outputs, ref))
         if mcu is not None and blocks:
             progress(f"[4/5] {profile.core} build and QEMU run, attention with the other FWSA choice")
-            measure_other_fwsa(unfused, fwsa, inputs, profile, kernels, tmp / "other-fwsa", blocks)
+            measure_other_fwsa(unfused, fwsa, calibration, inputs, profile, kernels, tmp / "other-fwsa",
+                               blocks)
         for b in blocks:
             b.update(instructions=mcu["layer_instructions"][b["index"]] if mcu else None,
                      model_arena=plan.peak, unfused_model_arena=unfused_arena)

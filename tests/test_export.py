@@ -15,10 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def _export(model_cfg, directory: Path):
     import jax
-    from _train_tiny import MODEL, synthetic
+    from _train_tiny import synthetic
     from flax import nnx
 
     from tinyformer_jax.models.hybrid import Hybrid
@@ -29,14 +28,21 @@ def exported(tmp_path_factory):
     from tinyformer_jax.data.augment import normalize
 
     data = synthetic(64, 5)
-    m = Hybrid(MODEL, rngs=nnx.Rngs(0))
+    m = Hybrid(model_cfg, rngs=nnx.Rngs(0))
     m.train()
     m(normalize(data.images[:32]))
     qat = fold_batchnorm(m)
     calibrate(qat, data.images, batches=4, batch_size=16, seed=0)
-    path = export_qdq(qat, tmp_path_factory.mktemp("export") / "tiny_qdq.onnx")
+    path = export_qdq(qat, directory / "tiny_qdq.onnx")
     x = np.asarray(jax.jit(normalize)(data.images[:24]))
     return path, x, predict(qat, data.images[:24])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from _train_tiny import MODEL
+
+    return _export(MODEL, tmp_path_factory.mktemp("export"))
 
 
 def test_export_is_standard_qdq_and_matches_fake_quant(exported):
@@ -76,3 +82,31 @@ def test_export_compiles_and_runs_bit_exactly_on_cortex_m7(exported, tmp_path):
     kinds = Counter(layer["kind"] for layer in rep["layers"])
     # the exported attention (2-D tokens, Gemm projections) is recognized as one fused layer
     assert kinds["layernorm"] == 2 and kinds["attention"] == 1 and kinds["softmax"] == 0 and kinds["matmul"] == 0
+
+
+def test_wide_heads_export_with_fwsa_deploy_simulation_equals_the_firmware(tmp_path):
+    """Heads as wide as the embedding (P = E): FWSA is chosen, calibrated on real inputs, and
+    deploy.deployed_graph (the int8 accuracy's model) gives the firmware's bits."""
+    from _train_tiny import MODEL
+
+    from sparse_engine import profiles, toolchain
+    from sparse_engine.qmath import quantize
+    from tinyformer_jax import deploy
+
+    cfg = MODEL.copy_and_resolve_references()
+    cfg.blocks = tuple(b + (b[1],) if b[0] == "vit" else b for b in cfg.blocks)  # head dim = embedding dim
+    path, x, _ = _export(cfg, tmp_path)
+    rep = deploy.compile_verified(path, tmp_path / "c", "stm32f746", x[:2], calibration=x[8:],
+                                  progress=lambda *_: None)
+    (block,) = rep["attention"]
+    assert block["fwsa"] and block["head_dim"] == block["dim"] == 16 and block["heads"] == 2
+    assert block["params_fwsa"] < block["params_unfused"]
+    assert all(r["exact"] for r in rep["verification"] if "exact" in r)
+    g = deploy.deployed_graph(path, x[8:])
+    assert any(op.kind == "attention" and op.params["fwsa"] is not None for op in g.ops)
+    sim = deploy.simulate(g, x[:4], workers=1)
+    t = g.tensors[g.input]
+    m7 = profiles.get("stm32f746")
+    mcu = toolchain.run_qemu(toolchain.build_mcu(tmp_path / "c", tmp_path / "m7", m7), m7,
+                             quantize(x[:4].reshape(4, -1), t.scale, t.zero_point), sim.shape[1])
+    np.testing.assert_array_equal(mcu.outputs, sim)

@@ -6,31 +6,49 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sparse_engine import compiler, profiles, verify
 from sparse_engine.qmath import quantize
 
-_GRAPH = {}
+if TYPE_CHECKING:
+    from sparse_engine.ir import Graph
+
+_GRAPH: list = []
 
 
-def _simulate_chunk(model_path: str, x: np.ndarray) -> np.ndarray:
+def deployed_graph(model_path: Path, calibration: np.ndarray, fwsa: str = "auto") -> "Graph":
+    """The IR graph the firmware of `compile_verified(..., calibration, fwsa=fwsa)` runs: attention
+    fused, FWSA chosen and calibrated on the same float inputs, so its simulation gives the firmware's bits."""
+    g = compiler.build_graph(Path(model_path))
+    t = g.tensors[g.input]
+    return compiler.fuse_attention(g, fwsa, quantize(calibration.reshape(len(calibration), -1), t.scale,
+                                                     t.zero_point))
+
+
+def _set_graph(g: "Graph") -> None:
+    _GRAPH[:] = [g]
+
+
+def _simulate_chunk(x: np.ndarray) -> np.ndarray:
     """Worker: int8 outputs of SparseEngine's simulator for float inputs (quantized with the
     model's input scale, as the ladder does)."""
-    if model_path not in _GRAPH:
-        _GRAPH[model_path] = compiler.build_graph(Path(model_path))
-    g = _GRAPH[model_path]
+    g = _GRAPH[0]
     t = g.tensors[g.input]
     return verify.simulate(g, quantize(x.reshape(len(x), -1), t.scale, t.zero_point))
 
 
-def simulate(model_path: Path, x: np.ndarray, workers: int = 2, chunk: int = 250, progress=None) -> np.ndarray:
-    """Simulator outputs for every row of `x`, in `workers` spawned processes (no JAX in them)."""
+def simulate(g: "Graph", x: np.ndarray, workers: int = 2, chunk: int = 250, progress=None) -> np.ndarray:
+    """Simulator outputs of graph `g` (see `deployed_graph`) for every row of `x`, in `workers`
+    spawned processes (no JAX in them)."""
     parts = [x[i:i + chunk] for i in range(0, len(x), chunk)]
-    pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) if workers > 1 else None
+    _set_graph(g)
+    pool = (cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_set_graph,
+                                   initargs=(g,)) if workers > 1 else None)
     with pool or contextlib.nullcontext():
-        results = (pool.map if pool else map)(_simulate_chunk, [str(model_path)] * len(parts), parts)
+        results = (pool.map if pool else map)(_simulate_chunk, parts)
         outs = []
         for part, out in zip(parts, results):
             outs.append(out)
@@ -49,9 +67,15 @@ def onnxruntime_logits(model_path: Path, x: np.ndarray) -> np.ndarray:
     return np.concatenate([sess.run(None, {name: x[i:i + 1].astype(np.float32)})[0] for i in range(len(x))])
 
 
-def compile_verified(model_path: Path, out_dir: Path, profile: str, inputs: np.ndarray, progress=print) -> dict:
-    """sparse_engine compile --verify for the Cortex-M7, with `inputs` (float) in the ladder."""
+def compile_verified(model_path: Path, out_dir: Path, profile: str, inputs: np.ndarray,
+                     calibration: np.ndarray | None = None, progress=print, fwsa: str = "auto") -> dict:
+    """sparse_engine compile --verify for the Cortex-M7, with `inputs` (float) in the ladder and
+    FWSA calibrated on `calibration` (float; default: the ladder's inputs)."""
     npy = out_dir.parent / f"{out_dir.name}_inputs.npy"
     np.save(npy, inputs.astype(np.float32))
+    calib = None
+    if calibration is not None:
+        calib = out_dir.parent / f"{out_dir.name}_calibration.npy"
+        np.save(calib, calibration.astype(np.float32))
     return compiler.compile_model(model_path, out_dir, "cortex-m7", profiles.get(profile), verify_ladder=True,
-                                  input_file=npy, progress=progress)
+                                  input_file=npy, progress=progress, fwsa=fwsa, calibration_file=calib)

@@ -81,11 +81,13 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
         max_abs_logit_difference=float(np.max(np.abs(ort_logits - fq_logits))))
 
     engine_dir = workdir / "engine"
+    x_calib = float_inputs(data.train.images[:cfg.deploy.calib_images])
     rep = deploy.compile_verified(onnx_path, engine_dir, cfg.deploy.profile, x_test[:cfg.deploy.verify_images],
-                                  progress=_say)
+                                  x_calib, progress=_say)
     bar = tqdm(total=len(x_test), desc="int8 simulator", unit="img", disable=not progress, file=sys.stderr,
                mininterval=2.0)
-    sim = deploy.simulate(onnx_path, x_test, workers=cfg.deploy.workers, progress=bar.update)
+    sim = deploy.simulate(deploy.deployed_graph(onnx_path, x_calib), x_test, workers=cfg.deploy.workers,
+                          progress=bar.update)
     bar.close()
     figures["int8_simulator_accuracy"] = float(np.mean(sim.argmax(-1) == data.test.labels))
     figures["int8_vs_fake_quant_top1_agreement"] = float(np.mean(sim.argmax(-1) == fq_logits.argmax(-1)))

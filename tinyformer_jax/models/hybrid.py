@@ -35,17 +35,19 @@ def _perm(lead: int, order: tuple[int, ...]) -> tuple[int, ...]:
 
 
 class Attention(nnx.Module):
-    """Multi-head self-attention on tokens [*lead, S, E]; the 1/sqrt(d) scale rides on W_Q."""
+    """Multi-head self-attention on tokens [*lead, S, E], heads of `head_dim` (default E / heads;
+    head_dim = E is the form where fused-weight self-attention pays); the 1/sqrt(d) scale rides on W_Q."""
 
-    def __init__(self, dim: int, heads: int, *, rngs: nnx.Rngs):
-        if dim % heads:
+    def __init__(self, dim: int, heads: int, head_dim: int | None = None, *, rngs: nnx.Rngs):
+        if head_dim is None and dim % heads:
             raise TinyFormerError(f"config model.blocks: vit embedding dim {dim} is not a multiple of heads {heads}")
-        self.heads, self.head_dim = heads, dim // heads
-        self.q = Linear(dim, dim, post_scale=self.head_dim ** -0.5, rngs=rngs)
-        self.k = Linear(dim, dim, rngs=rngs)
-        self.v = Linear(dim, dim, rngs=rngs)
+        self.heads, self.head_dim = heads, head_dim or dim // heads
+        inner = heads * self.head_dim
+        self.q = Linear(dim, inner, post_scale=self.head_dim ** -0.5, rngs=rngs)
+        self.k = Linear(dim, inner, rngs=rngs)
+        self.v = Linear(dim, inner, rngs=rngs)
         self.scores, self.probs, self.context = ActQuant(), ActQuant(), ActQuant()
-        self.o = Linear(dim, dim, rngs=rngs)
+        self.o = Linear(inner, dim, rngs=rngs)
 
     def __call__(self, t: jax.Array) -> jax.Array:
         *lead, s, e = t.shape
@@ -55,13 +57,14 @@ class Attention(nnx.Module):
         k = split(self.k(t)).transpose(_perm(n, (1, 2, 0)))        # [*, H, D, S]
         v = split(self.v(t)).transpose(_perm(n, (1, 0, 2)))        # [*, H, S, D]
         a = self.probs(jax.nn.softmax(self.scores(jnp.matmul(q, k)), axis=-1))
-        c = self.context(jnp.matmul(a, v)).transpose(_perm(n, (1, 0, 2))).reshape(*lead, s, e)
+        c = self.context(jnp.matmul(a, v)).transpose(_perm(n, (1, 0, 2))).reshape(*lead, s, self.heads * self.head_dim)
         return self.o(c)
 
 
 class TransformerLayer(nnx.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: int, *, rngs: nnx.Rngs):
-        self.ln1, self.attn, self.res1 = LayerNorm(dim, rngs=rngs), Attention(dim, heads, rngs=rngs), Residual()
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, head_dim: int | None = None, *, rngs: nnx.Rngs):
+        self.ln1, self.res1 = LayerNorm(dim, rngs=rngs), Residual()
+        self.attn = Attention(dim, heads, head_dim, rngs=rngs)
         self.ln2, self.res2 = LayerNorm(dim, rngs=rngs), Residual()
         self.fc1 = Linear(dim, dim * mlp_ratio, rngs=rngs)
         self.gelu = ActQuant()
@@ -77,10 +80,11 @@ class MobileViTBlock(nnx.Module):
     """Local 3x3 conv, 1x1 to `dim`, every pixel a token (patch 1x1), transformer layers, fold,
     1x1 back to the input channels, concat with the input, fuse 3x3."""
 
-    def __init__(self, channels: int, dim: int, heads: int, depth: int, mlp_ratio: int, *, rngs: nnx.Rngs):
+    def __init__(self, channels: int, dim: int, heads: int, depth: int, mlp_ratio: int, head_dim: int | None = None,
+                 *, rngs: nnx.Rngs):
         self.local = Conv(channels, channels, 3, rngs=rngs)
         self.embed = Conv(channels, dim, 1, relu6=False, rngs=rngs)
-        self.layers = nnx.List([TransformerLayer(dim, heads, mlp_ratio, rngs=rngs) for _ in range(depth)])
+        self.layers = nnx.List([TransformerLayer(dim, heads, mlp_ratio, head_dim, rngs=rngs) for _ in range(depth)])
         self.unembed = Conv(dim, channels, 1, rngs=rngs)
         self.cat = ActQuant()
         self.fuse = Conv(2 * channels, channels, 3, rngs=rngs)
@@ -112,8 +116,8 @@ class Hybrid(nnx.Module):
                 blocks.append(InvertedResidual(c, cout, expand, stride, rngs=rngs))
                 c = cout
             elif kind == "vit":
-                dim, heads, depth, mlp_ratio = args
-                blocks.append(MobileViTBlock(c, dim, heads, depth, mlp_ratio, rngs=rngs))
+                dim, heads, depth, mlp_ratio, *head_dim = args
+                blocks.append(MobileViTBlock(c, dim, heads, depth, mlp_ratio, *head_dim, rngs=rngs))
             else:
                 raise TinyFormerError(f"config model.blocks: unknown block kind {kind!r} (ir or vit)")
         self.blocks = nnx.List(blocks)
