@@ -7,6 +7,8 @@ residuals -> 1x1 head conv -> global average pool -> classifier.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -17,16 +19,20 @@ from .layers import ActQuant, Conv, LayerNorm, Linear, Residual
 
 
 class InvertedResidual(nnx.Module):
-    def __init__(self, cin: int, cout: int, expand: int, stride: int, *, rngs: nnx.Rngs):
+    def __init__(self, cin: int, cout: int, expand: int, stride: int, kernel: int = 3, *, rngs: nnx.Rngs):
         hidden = cin * expand
         self.expand = nnx.data(Conv(cin, hidden, 1, rngs=rngs) if expand != 1 else None)
-        self.dw = Conv(hidden, hidden, 3, stride=stride, depthwise=True, rngs=rngs)
+        self.dw = Conv(hidden, hidden, kernel, stride=stride, depthwise=True, rngs=rngs)
         self.project = Conv(hidden, cout, 1, relu6=False, rngs=rngs)
         self.residual = nnx.data(Residual() if stride == 1 and cin == cout else None)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = self.expand(x) if self.expand is not None else x
-        h = self.project(self.dw(h))
+    def __call__(self, x: jax.Array, hidden_mask: jax.Array | None = None,
+                 kernel_mask: jax.Array | None = None) -> jax.Array:
+        """Masks (supernet): `hidden_mask` [hidden] keeps the first hidden channels of a smaller
+        expansion, `kernel_mask` [k, k] the centre of a smaller depthwise kernel."""
+        keep = (lambda h: h) if hidden_mask is None else (lambda h: h * hidden_mask[None, :, None, None])  # noqa: E731
+        h = keep(self.expand(x)) if self.expand is not None else x
+        h = self.project(keep(self.dw(h, None if kernel_mask is None else kernel_mask[None, None])))
         return self.residual(x, h) if self.residual is not None else h
 
 
@@ -49,7 +55,8 @@ class Attention(nnx.Module):
         self.scores, self.probs, self.context = ActQuant(), ActQuant(), ActQuant()
         self.o = Linear(inner, dim, rngs=rngs)
 
-    def __call__(self, t: jax.Array) -> jax.Array:
+    def __call__(self, t: jax.Array, head_mask: jax.Array | None = None) -> jax.Array:
+        """`head_mask` [heads * head_dim] (supernet): zero the context of the heads a path drops."""
         *lead, s, e = t.shape
         n = len(lead)
         split = lambda z: z.reshape(*lead, s, self.heads, self.head_dim)  # noqa: E731
@@ -58,7 +65,16 @@ class Attention(nnx.Module):
         v = split(self.v(t)).transpose(_perm(n, (1, 0, 2)))        # [*, H, S, D]
         a = self.probs(jax.nn.softmax(self.scores(jnp.matmul(q, k)), axis=-1))
         c = self.context(jnp.matmul(a, v)).transpose(_perm(n, (1, 0, 2))).reshape(*lead, s, self.heads * self.head_dim)
-        return self.o(c)
+        return self.o(c if head_mask is None else c * head_mask)
+
+
+class TokenMasks(NamedTuple):
+    """A smaller transformer inside the largest (supernet): 0/1 masks over the embedding
+    channels, the heads' context channels and the MLP's hidden channels, and the layer count."""
+    dim: jax.Array
+    heads: jax.Array
+    hidden: jax.Array
+    depth: jax.Array
 
 
 class TransformerLayer(nnx.Module):
@@ -70,10 +86,15 @@ class TransformerLayer(nnx.Module):
         self.gelu = ActQuant()
         self.fc2 = Linear(dim * mlp_ratio, dim, rngs=rngs)
 
-    def __call__(self, t: jax.Array) -> jax.Array:
-        t = self.res1(t, self.attn(self.ln1(t)))
-        h = self.fc2(self.gelu(jax.nn.gelu(self.fc1(self.ln2(t)), approximate=False)))
-        return self.res2(t, h)
+    def __call__(self, t: jax.Array, masks: "TokenMasks | None" = None) -> jax.Array:
+        if masks is None:
+            t = self.res1(t, self.attn(self.ln1(t)))
+            h = self.fc2(self.gelu(jax.nn.gelu(self.fc1(self.ln2(t)), approximate=False)))
+            return self.res2(t, h)
+        dim = masks.dim
+        t = self.res1(t, self.attn(self.ln1(t, dim), masks.heads) * dim)
+        h = self.gelu(jax.nn.gelu(self.fc1(self.ln2(t, dim)), approximate=False)) * masks.hidden
+        return self.res2(t, self.fc2(h) * dim)
 
 
 class MobileViTBlock(nnx.Module):
@@ -90,18 +111,36 @@ class MobileViTBlock(nnx.Module):
         self.fuse = Conv(2 * channels, channels, 3, rngs=rngs)
         self.mode = "float"
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, masks: "TokenMasks | None" = None) -> jax.Array:
+        """`masks` (supernet): a smaller embedding, fewer heads and fewer layers inside this one."""
         b, _, h, w = x.shape
         y = self.embed(self.local(x))
+        if masks is not None:
+            y = y * masks.dim[None, :, None, None]
         e = y.shape[1]
         if self.mode == "export":  # batch 1: tokens as a 2-D [S, E] matrix (Gemm in ONNX)
             t = y.reshape(e, h * w).T
         else:
             t = y.reshape(b, e, h * w).transpose(0, 2, 1)
-        for layer in self.layers:
-            t = layer(t)
+        for i, layer in enumerate(self.layers):
+            t = layer(t) if masks is None else jnp.where(i < masks.depth, layer(t, masks), t)
         y = (t.T if self.mode == "export" else t.transpose(0, 2, 1)).reshape(b, e, h, w)
         return self.fuse(self.cat(jnp.concatenate([x, self.unembed(y)], axis=1)))
+
+
+class Pool(nnx.Module):
+    """2x2 average or max pooling, stride 2."""
+
+    def __init__(self, kind: str):
+        if kind not in ("avg", "max"):
+            raise TinyFormerError(f"config model.blocks: pool kind {kind!r} (avg or max)")
+        self.kind = kind
+        self.out = ActQuant()
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        b, c, h, w = x.shape
+        t = x[:, :, :h // 2 * 2, :w // 2 * 2].reshape(b, c, h // 2, 2, w // 2, 2)
+        return self.out(t.mean(axis=(3, 5)) if self.kind == "avg" else t.max(axis=(3, 5)))
 
 
 class Hybrid(nnx.Module):
@@ -112,14 +151,20 @@ class Hybrid(nnx.Module):
         blocks = []
         for kind, *args in cfg.blocks:
             if kind == "ir":
-                expand, cout, stride = args
-                blocks.append(InvertedResidual(c, cout, expand, stride, rngs=rngs))
+                expand, cout, stride, *kernel = args
+                blocks.append(InvertedResidual(c, cout, expand, stride, *kernel, rngs=rngs))
                 c = cout
+            elif kind == "conv":
+                cout, k, stride = args
+                blocks.append(Conv(c, cout, k, stride=stride, rngs=rngs))
+                c = cout
+            elif kind == "pool":
+                blocks.append(Pool(*args))
             elif kind == "vit":
                 dim, heads, depth, mlp_ratio, *head_dim = args
                 blocks.append(MobileViTBlock(c, dim, heads, depth, mlp_ratio, *head_dim, rngs=rngs))
             else:
-                raise TinyFormerError(f"config model.blocks: unknown block kind {kind!r} (ir or vit)")
+                raise TinyFormerError(f"config model.blocks: unknown block kind {kind!r} (ir, conv, pool or vit)")
         self.blocks = nnx.List(blocks)
         self.head = Conv(c, cfg.head, 1, rngs=rngs)
         self.pool = ActQuant()

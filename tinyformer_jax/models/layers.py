@@ -102,8 +102,9 @@ class Conv(nnx.Module):
         self.out = ActQuant()
         self.mode = "float"
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        w = self.w[...]
+    def __call__(self, x: jax.Array, w_mask: jax.Array | None = None) -> jax.Array:
+        """`w_mask` (broadcast onto the weight): the supernet's smaller kernels inside the largest one."""
+        w = self.w[...] if w_mask is None else self.w[...] * w_mask
         if self.mode == "quant":
             if self.bn is not None:
                 raise ValueError("fake quantization needs BatchNorm folded first (quant.fold.fold_batchnorm)")
@@ -151,8 +152,16 @@ class LayerNorm(nnx.Module):
         self.norm = nnx.LayerNorm(dim, epsilon=1e-5, rngs=rngs)
         self.out = ActQuant()
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.out(self.norm(x))
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """`mask` (supernet): normalize over the channels it keeps (x is zero elsewhere), as a
+        LayerNorm of that smaller width does; the others stay zero."""
+        if mask is None:
+            return self.out(self.norm(x))
+        n = jnp.sum(mask)
+        mean = jnp.sum(x, axis=-1, keepdims=True) / n
+        var = jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True) / n - mean * mean, 0.0)
+        y = (x - mean) * jax.lax.rsqrt(var + self.norm.epsilon) * self.norm.scale[...] + self.norm.bias[...]
+        return self.out(y * mask)
 
 
 class Residual(nnx.Module):

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -60,23 +61,30 @@ def batch_indices(seed: int, step: int, n: int, batch: int) -> np.ndarray:
     return _epoch_permutation(seed, epoch, n)[i * batch:(i + 1) * batch]
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation, label_smoothing: float, augment: bool):
-    def step(params, rest, opt_state, images, labels, key):
+def classification_loss(model: nnx.Module, x: jax.Array, labels: jax.Array, label_smoothing: float,
+                        extra) -> tuple[jax.Array, jax.Array]:
+    """Cross-entropy with smoothed labels; returns (loss, logits). `extra` is unused here."""
+    logits = model(x)
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+    return optax.softmax_cross_entropy(logits, targets).mean(), logits
+
+
+def make_train_step(graphdef, tx: optax.GradientTransformation, label_smoothing: float, augment: bool,
+                    loss: Callable = classification_loss):
+    def step(params, rest, opt_state, images, labels, key, extra):
         model = nnx.merge(graphdef, params, rest)
 
         def loss_fn(m):
             x = normalize(images)
             if augment:
                 x = random_crop_flip(key, x)
-            logits = m(x)
-            targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
-            return optax.softmax_cross_entropy(logits, targets).mean(), logits
+            return loss(m, x, labels, label_smoothing, extra)
 
-        (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+        (loss_value, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         acc = jnp.mean(jnp.argmax(logits, -1) == labels)
-        return params, nnx.state(model, nnx.Not(nnx.Param)), opt_state, loss, acc
+        return params, nnx.state(model, nnx.Not(nnx.Param)), opt_state, loss_value, acc
 
     return jax.jit(step, donate_argnums=(0, 1, 2))
 
@@ -106,10 +114,12 @@ def accuracy(model: nnx.Module, split: Split) -> float:
 
 
 def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.ConfigDict, workdir: Path, stage: str,
-        seed: int, devices: list | None = None, progress: bool = True) -> StageResult:
+        seed: int, devices: list | None = None, progress: bool = True, loss: Callable = classification_loss,
+        extra: Callable[[int], np.ndarray | None] = lambda step: None) -> StageResult:
     """Train `model` in place for cfg.epochs (or cfg.steps if set) and return the stage's figures.
     Resumes from the newest checkpoint in workdir/<stage>/checkpoints; a finished stage only
-    restores."""
+    restores. `loss(model, x, labels, label_smoothing, extra(step))` -> (loss, logits); `extra`
+    gives per-step data that depends only on the step (the supernet's sampled paths)."""
     mesh = sharding.data_mesh(devices)
     ndev = mesh.devices.size
     if cfg.batch_size % ndev:
@@ -129,7 +139,7 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
         restored = ckpt.restore(start, dict(params=params, rest=rest, opt=opt_state))
         params, rest, opt_state = restored["params"], restored["rest"], restored["opt"]
     log = MetricsWriter(workdir / stage / "metrics.jsonl", workdir / "tensorboard" / stage, start)
-    step_fn = make_train_step(graphdef, tx, cfg.label_smoothing, cfg.get("augment", True))
+    step_fn = make_train_step(graphdef, tx, cfg.label_smoothing, cfg.get("augment", True), loss)
     key = jax.random.key(seed)
     bar = tqdm(total=total, initial=start, desc=stage, unit="step", disable=not progress, file=sys.stderr,
                mininterval=2.0, dynamic_ncols=True)
@@ -138,12 +148,15 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
     for step in range(start, total):
         idx = batch_indices(seed, step, len(train.labels), cfg.batch_size)
         xb, yb = sharding.put_batch((train.images[idx], train.labels[idx]), mesh)
-        params, rest, opt_state, loss, acc = step_fn(params, rest, opt_state, xb, yb, jax.random.fold_in(key, step))
-        loss_sum, acc_sum, n_sum, imgs = loss_sum + float(loss), acc_sum + float(acc), n_sum + 1, imgs + len(idx)
+        ex = extra(step)
+        ex = None if ex is None else sharding.put_replicated(ex, mesh)
+        params, rest, opt_state, loss_v, acc = step_fn(params, rest, opt_state, xb, yb,
+                                                       jax.random.fold_in(key, step), ex)
+        loss_sum, acc_sum, n_sum, imgs = loss_sum + float(loss_v), acc_sum + float(acc), n_sum + 1, imgs + len(idx)
         done = step + 1
         rate = imgs / max(time.perf_counter() - t0, 1e-9)
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}", img_s=f"{rate:,.0f}", refresh=False)
+        bar.set_postfix(loss=f"{float(loss_v):.3f}", img_s=f"{rate:,.0f}", refresh=False)
         if done % cfg.log_every == 0 or done == total:
             log.write(done, epoch=done / spe, loss=loss_sum / n_sum, train_accuracy=acc_sum / n_sum,
                       images_per_second=rate)

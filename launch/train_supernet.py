@@ -1,0 +1,34 @@
+"""Train the weight-sharing supernet and evaluate sampled paths after BatchNorm recalibration.
+
+    .venv/bin/python launch/train_supernet.py --config=configs/supernet_cifar10.py[:cpu] --workdir=DIR
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tinyformer_jax.errors import TinyFormerError  # noqa: E402
+from tinyformer_jax.supernet_run import run  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/supernet_<dataset>.py[:preset]")
+_WORKDIR = flags.DEFINE_string("workdir", None, "checkpoints, metrics, summary.json (resumable)")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "CIFAR-10 folder (else $TINYFORMER_DATA, else ../shared/data/cifar10)")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    try:
+        run(_CONFIG.value, _WORKDIR.value, _DATA_DIR.value)
+    except TinyFormerError as exc:
+        sys.exit(f"error: {exc}")
+
+
+if __name__ == "__main__":
+    app.run(main)

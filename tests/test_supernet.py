@@ -1,0 +1,160 @@
+"""Issue 7, done-when 1: the supernet trains a few steps on CPU, and a sampled path's logits equal
+those of the same architecture built alone (`Hybrid`) with the shared weights copied in."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+CFG = ml_collections.ConfigDict(dict(
+    seed=0,
+    model=dict(stem=8, modules=(("mbv2", 8), ("downsample", 16), ("mbv2", 16), ("transformer",), ("pool",),
+                                ("downsample", 24)),
+               mbv2=((2, 3), (3, 3), (3, 5)), transformer=((8, 1, 1), (16, 2, 2)), head_dim=8, mlp_ratio=2,
+               downsample_expand=2, head=32, classes=10),
+    train=dict(epochs=1.0, steps=3, batch_size=16, lr=3e-3, weight_decay=0.01, warmup_steps=1, label_smoothing=0.1,
+               augment=True, log_every=1, ckpt_every=3, random_paths=2)))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from _train_tiny import synthetic
+    from flax import nnx
+
+    from tinyformer_jax.models.supernet import Supernet
+    from tinyformer_jax.train.supernet import train_supernet
+
+    data = synthetic(64, 3)
+    model = Supernet(CFG.model, rngs=nnx.Rngs(0))
+    before = {k: np.asarray(v[...]) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+    res = train_supernet(model, CFG, data, synthetic(32, 4), tmp_path_factory.mktemp("sn"), 0, progress=False)
+    return model, data, res, before
+
+
+def test_training_updates_every_candidates_weights(trained):
+    from flax import nnx
+
+    model, _, res, before = trained
+    assert res.steps == 3
+    after = {k: np.asarray(v[...]) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+    # the sandwich covers the largest and smallest path each step: both downsample branches and
+    # both ends of every masked tensor get gradients
+    moved = [k for k in before if not np.array_equal(before[k], after[k])]
+    assert any("conv" in map(str, k) for k in moved) and any("ir" in map(str, k) for k in moved)
+    assert len(moved) >= 0.9 * len(before)
+
+
+@pytest.mark.parametrize("which", ["smallest", "largest", "random0", "random1", "random2"])
+def test_path_equals_standalone_model_with_copied_weights(trained, which):
+    from flax import nnx
+
+    from tinyformer_jax.data.augment import normalize
+    from tinyformer_jax.models.hybrid import Hybrid
+    from tinyformer_jax.models.supernet import copy_shared, num_candidates, standalone_config
+    from tinyformer_jax.train.supernet import path_logits, recalibrate_bn
+
+    model, data, _, _ = trained
+    counts = num_candidates(CFG.model)
+    rng = np.random.default_rng(int(which[-1]) if which.startswith("random") else 0)
+    path = dict(smallest=counts * 0, largest=counts - 1).get(which, rng.integers(0, counts))
+    recalibrate_bn(model, path, data.images[:32])
+    got = path_logits(model, path, data.images[32:])
+    alone = Hybrid(standalone_config(CFG.model, path), rngs=nnx.Rngs(99))
+    copy_shared(model, path, alone)
+    alone.eval()
+    want = np.asarray(alone(normalize(data.images[32:])))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert np.abs(want).max() > 1e-2  # not trivially zero
+    # and the standalone model is really the smaller one: its parameters are a strict subset
+    n_alone = sum(v[...].size for _, v in nnx.to_flat_state(nnx.state(alone, nnx.Param)))
+    n_super = sum(v[...].size for _, v in nnx.to_flat_state(nnx.state(model, nnx.Param)))
+    assert n_alone < n_super
+    other = np.where(path == counts - 1, 0, path + 1)  # every module changed
+    recalibrate_bn(model, other, data.images[:32])
+    assert not np.allclose(path_logits(model, other, data.images[32:]), got, atol=1e-4)
+
+
+def test_one_compiled_function_serves_every_path(trained):
+    """The path is data: tracing happens once for all paths."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from tinyformer_jax.data.augment import normalize
+    from tinyformer_jax.models.supernet import num_candidates
+
+    model, data, _, _ = trained
+    traces = []
+
+    @nnx.jit
+    def forward(m, x, path):
+        traces.append(1)
+        return m(x, path)
+
+    counts = num_candidates(CFG.model)
+    rng = np.random.default_rng(5)
+    x = normalize(data.images[:8])
+    outs = [np.asarray(forward(model, x, jnp.asarray(rng.integers(0, counts), jnp.int32))) for _ in range(5)]
+    assert len(traces) == 1 and len({o.tobytes() for o in outs}) > 1
+
+
+def test_sampling_is_reproducible_and_sandwiched():
+    from tinyformer_jax.models.supernet import num_candidates
+    from tinyformer_jax.train.supernet import sample_paths
+
+    counts = num_candidates(CFG.model)
+    a, b = sample_paths(counts, 0, 7, 3), sample_paths(counts, 0, 7, 3)
+    np.testing.assert_array_equal(a, b)
+    assert (a[0] == counts - 1).all() and (a[1] == 0).all() and a.shape == (5, len(counts))
+    assert not np.array_equal(sample_paths(counts, 0, 8, 3), a)
+    assert (a >= 0).all() and (a < counts).all()
+
+
+def test_bad_path_and_config_are_one_clear_error():
+    from flax import nnx
+
+    from tinyformer_jax.errors import TinyFormerError
+    from tinyformer_jax.models.supernet import Supernet, standalone_config
+
+    with pytest.raises(TinyFormerError, match="path"):
+        standalone_config(CFG.model, [0, 0, 9, 0, 0, 0])
+    bad = CFG.model.copy_and_resolve_references()
+    bad.modules = (("conv", 8),)
+    with pytest.raises(TinyFormerError, match="choice module 'conv'"):
+        Supernet(bad, rngs=nnx.Rngs(0))
+
+
+def test_run_trains_evaluates_paths_and_resumes(tmp_path):
+    from test_data import _write_batches
+
+    from tinyformer_jax.supernet_run import run
+
+    _write_batches(tmp_path / "data" / "cifar-10-batches-py")
+    cfg = CFG.copy_and_resolve_references()
+    cfg.data = dict(dir="", limit_train=0, check_sizes=False)
+    cfg.train.update(batch_size=8, steps=2, ckpt_every=2)
+    cfg.eval = dict(random_paths=2, calib_images=8, seed=1)
+    f = run(cfg, tmp_path / "w", str(tmp_path / "data"), progress=False)
+    assert [p["name"] for p in f["paths"]] == ["largest", "smallest", "random 0", "random 1"]
+    assert all(0.0 <= p["test_accuracy"] <= 1.0 for p in f["paths"]) and f["steps"] == 2
+    assert f["paths"][1]["blocks"][1] == ["conv", 16, 3, 2]  # the smallest path's downsample is the plain conv
+    again = run(cfg, tmp_path / "w", str(tmp_path / "data"), progress=False)
+    assert again["resumed_from"] == 2 and [p["test_accuracy"] for p in again["paths"]] == \
+        [p["test_accuracy"] for p in f["paths"]]
+
+
+def test_launch_reports_missing_data_in_one_line(tmp_path):
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(ROOT / "launch" / "train_supernet.py"),
+                          f"--config={ROOT / 'configs' / 'supernet_cifar10.py'}:cpu",
+                          f"--workdir={tmp_path / 'w'}", f"--data_dir={tmp_path / 'none'}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: CIFAR-10 not found:") and str(tmp_path / "none") in last

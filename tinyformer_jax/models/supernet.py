@@ -1,0 +1,194 @@
+"""Weight-sharing supernet: the search space of SuperNAS / SparseNAS.
+
+A *path* is an int32 array with one candidate index per choice module. The model takes it as
+data: every candidate is the largest tensors under 0/1 masks (or a select between two ops), so
+one compiled function serves every path. Candidates are listed smallest first: the path of
+zeros is the smallest network, `largest_path` the largest. Choice modules (config `modules`):
+
+  ("downsample", cout)  0: 3x3 conv, stride 2; 1: inverted residual, stride 2, expansion
+                        `downsample_expand`
+  ("mbv2", cout)        `mbv2` candidates (expansion, depthwise kernel): the first cin*e hidden
+                        channels and the centre k x k of the largest kernel
+  ("transformer",)      `transformer` candidates (embedding dim, heads, layers), heads of
+                        `head_dim`, MLP ratio `mlp_ratio`: the first E channels, first H heads
+                        and first D layers of a MobileViT block
+  ("pool",)             0: 2x2 average, 1: 2x2 max
+
+`standalone_config(cfg, path)` is the path as a plain `Hybrid` model config, and
+`copy_shared(supernet, path, hybrid)` copies the path's slice of the shared weights into it:
+the same network, built on its own (tests/test_supernet.py checks the logits agree).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from ..errors import TinyFormerError
+from .hybrid import Hybrid, InvertedResidual, MobileViTBlock, Pool, TokenMasks
+from .layers import ActQuant, Conv, Linear
+
+KINDS = ("downsample", "mbv2", "transformer", "pool")
+
+
+def _prefix_mask(size: int, keep: jax.Array) -> jax.Array:
+    return (jnp.arange(size) < keep).astype(jnp.float32)
+
+
+class ChoiceDownsample(nnx.Module):
+    def __init__(self, cin: int, cout: int, expand: int, *, rngs: nnx.Rngs):
+        self.conv = Conv(cin, cout, 3, stride=2, rngs=rngs)
+        self.ir = InvertedResidual(cin, cout, expand, 2, rngs=rngs)
+
+    def __call__(self, x: jax.Array, choice: jax.Array) -> jax.Array:
+        return jnp.where(choice == 0, self.conv(x), self.ir(x))
+
+
+class ChoiceMBV2(nnx.Module):
+    def __init__(self, cin: int, cout: int, candidates: tuple, *, rngs: nnx.Rngs):
+        self.expand, self.kernel = tuple(e for e, _ in candidates), tuple(k for _, k in candidates)
+        self.cin, self.kmax = cin, max(self.kernel)
+        self.block = InvertedResidual(cin, cout, max(self.expand), 1, self.kmax, rngs=rngs)
+
+    def __call__(self, x: jax.Array, choice: jax.Array) -> jax.Array:
+        hidden = _prefix_mask(self.cin * max(self.expand), self.cin * jnp.asarray(self.expand)[choice])
+        off = (self.kmax - jnp.asarray(self.kernel)[choice]) // 2
+        r = jnp.arange(self.kmax)
+        ring = ((r >= off) & (r < self.kmax - off)).astype(jnp.float32)
+        return self.block(x, hidden, ring[:, None] * ring[None, :])
+
+
+class ChoiceTransformer(nnx.Module):
+    def __init__(self, channels: int, candidates: tuple, head_dim: int, mlp_ratio: int, *, rngs: nnx.Rngs):
+        self.table = tuple(tuple(int(v) for v in c) for c in candidates)  # (dim, heads, layers) each
+        dim, heads, depth = (max(c[i] for c in self.table) for i in range(3))
+        self.head_dim, self.mlp_ratio = head_dim, mlp_ratio
+        self.block = MobileViTBlock(channels, dim, heads, depth, mlp_ratio, head_dim, rngs=rngs)
+
+    def __call__(self, x: jax.Array, choice: jax.Array) -> jax.Array:
+        dim, heads, depth = (jnp.asarray(self.table)[choice, i] for i in range(3))
+        emax, hmax = (max(c[i] for c in self.table) for i in range(2))
+        masks = TokenMasks(dim=_prefix_mask(emax, dim), heads=_prefix_mask(hmax * self.head_dim, heads * self.head_dim),
+                           hidden=_prefix_mask(emax * self.mlp_ratio, dim * self.mlp_ratio), depth=depth)
+        return self.block(x, masks)
+
+
+class ChoicePool(nnx.Module):
+    def __init__(self):
+        self.avg, self.max = Pool("avg"), Pool("max")
+
+    def __call__(self, x: jax.Array, choice: jax.Array) -> jax.Array:
+        return jnp.where(choice == 0, self.avg(x), self.max(x))
+
+
+def _check(cfg: ml_collections.ConfigDict) -> None:
+    for kind, *_ in cfg.modules:
+        if kind not in KINDS:
+            raise TinyFormerError(f"config model.modules: unknown choice module {kind!r} ({', '.join(KINDS)})")
+    if any(e < 2 for e, _ in cfg.mbv2) or any(k % 2 == 0 for _, k in cfg.mbv2):
+        raise TinyFormerError(f"config model.mbv2 {cfg.mbv2}: expansions must be >= 2 and kernels odd")
+    if cfg.downsample_expand < 2:
+        raise TinyFormerError(f"config model.downsample_expand {cfg.downsample_expand}: must be >= 2")
+
+
+def num_candidates(cfg: ml_collections.ConfigDict) -> np.ndarray:
+    """Candidates per choice module, in order."""
+    n = dict(downsample=2, mbv2=len(cfg.mbv2), transformer=len(cfg.transformer), pool=2)
+    return np.array([n[kind] for kind, *_ in cfg.modules], np.int32)
+
+
+def largest_path(cfg: ml_collections.ConfigDict) -> np.ndarray:
+    return num_candidates(cfg) - 1
+
+
+class Supernet(nnx.Module):
+    """Stem, choice modules, 1x1 head conv, global average pool, classifier (as `Hybrid`)."""
+
+    def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+        _check(cfg)
+        self.largest = tuple(largest_path(cfg).tolist())
+        self.input = ActQuant()
+        self.stem = Conv(3, cfg.stem, 3, rngs=rngs)
+        c, mods = cfg.stem, []
+        for kind, *args in cfg.modules:
+            if kind == "downsample":
+                mods.append(ChoiceDownsample(c, args[0], cfg.downsample_expand, rngs=rngs))
+                c = args[0]
+            elif kind == "mbv2":
+                mods.append(ChoiceMBV2(c, args[0], tuple(cfg.mbv2), rngs=rngs))
+                c = args[0]
+            elif kind == "transformer":
+                mods.append(ChoiceTransformer(c, tuple(cfg.transformer), cfg.head_dim, cfg.mlp_ratio, rngs=rngs))
+            else:
+                mods.append(ChoicePool())
+        self.blocks = nnx.List(mods)
+        self.head = Conv(c, cfg.head, 1, rngs=rngs)
+        self.pool = ActQuant()
+        self.classifier = Linear(cfg.head, cfg.classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array, path: jax.Array | None = None) -> jax.Array:
+        """Logits of one path (default: the largest) for NCHW float images."""
+        path = jnp.asarray(self.largest if path is None else path)
+        x = self.stem(self.input(x))
+        for i, block in enumerate(self.blocks):
+            x = block(x, path[i])
+        return self.classifier(self.pool(jnp.mean(self.head(x), axis=(2, 3))))
+
+
+def standalone_config(cfg: ml_collections.ConfigDict, path) -> ml_collections.ConfigDict:
+    """The path as a `Hybrid` config (model.blocks), to build, train, quantize and export alone."""
+    path = np.asarray(path)
+    if path.shape != (len(cfg.modules),) or np.any(path < 0) or np.any(path >= num_candidates(cfg)):
+        raise TinyFormerError(f"path {path.tolist()}: need one index per module below {num_candidates(cfg).tolist()}")
+    blocks = []
+    for (kind, *args), j in zip(cfg.modules, path.tolist()):
+        if kind == "downsample":
+            blocks.append(("conv", args[0], 3, 2) if j == 0 else ("ir", cfg.downsample_expand, args[0], 2))
+        elif kind == "mbv2":
+            e, k = cfg.mbv2[j]
+            blocks.append(("ir", e, args[0], 1, k))
+        elif kind == "transformer":
+            dim, heads, depth = cfg.transformer[j]
+            blocks.append(("vit", dim, heads, depth, cfg.mlp_ratio, cfg.head_dim))
+        else:
+            blocks.append(("pool", ("avg", "max")[j]))
+    return ml_collections.ConfigDict(dict(stem=cfg.stem, blocks=tuple(blocks), head=cfg.head, classes=cfg.classes))
+
+
+def _crop(big: jax.Array, shape: tuple, centre_axes: tuple) -> jax.Array:
+    """The leading slice of `big` with `shape`, centred on `centre_axes` (kernel rows/columns)."""
+    idx = []
+    for ax, (b, s) in enumerate(zip(big.shape, shape)):
+        off = (b - s) // 2 if ax in centre_axes else 0
+        idx.append(slice(off, off + s))
+    return big[tuple(idx)]
+
+
+def _copy_sliced(src: nnx.Module, dst: nnx.Module) -> None:
+    """Every variable of `dst` (parameters, BatchNorm statistics, activation ranges) from the
+    same-named one of the larger `src`: leading slices, kernels centre-cropped."""
+    big = dict(nnx.to_flat_state(nnx.state(src)))
+    flat = []
+    for key, var in nnx.to_flat_state(nnx.state(dst)):
+        if key not in big:
+            raise TinyFormerError(f"supernet has no variable {'.'.join(map(str, key))} for the standalone model")
+        arr = big[key][...]
+        centre = (2, 3) if key[-1] == "w" and arr.ndim == 4 else ()
+        flat.append((key, var.replace(_crop(arr, var[...].shape, centre))))
+    nnx.update(dst, nnx.from_flat_state(flat))
+
+
+def copy_shared(supernet: Supernet, path, hybrid: Hybrid) -> None:
+    """Copy the path's share of the supernet's weights into `hybrid` (built from standalone_config)."""
+    for name in ("input", "stem", "head", "pool", "classifier"):
+        _copy_sliced(getattr(supernet, name), getattr(hybrid, name))
+    for block, j, dst in zip(supernet.blocks, np.asarray(path).tolist(), hybrid.blocks):
+        if isinstance(block, ChoiceDownsample):
+            src = block.conv if j == 0 else block.ir
+        elif isinstance(block, ChoicePool):
+            src = block.avg if j == 0 else block.max
+        else:
+            src = block.block
+        _copy_sliced(src, dst)
