@@ -1,4 +1,4 @@
-"""`python -m tinyformer_jax.bench fwsa --config=FILE[:preset] --workdir=DIR [--out JSON] [--data_dir DIR]`."""
+"""`python -m tinyformer_jax.bench fwsa|candidates ...` (see --help of each)."""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +10,7 @@ from pathlib import Path
 
 import ml_collections
 
-from sparse_engine.errors import EngineError
-
 from ..errors import TinyFormerError
-from . import fwsa
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -44,13 +41,35 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--workdir", default="runs/fwsa", help="checkpoints, export, C library (resumable)")
     f.add_argument("--data_dir", default=None, help="CIFAR-10 folder (else the config's, else ../shared/data/cifar10)")
     f.add_argument("--out", default="benchmarks/fwsa_trained.json", help="JSON results file")
+    c = sub.add_parser("candidates", help="supernet candidates evaluated per second: vmap, lax.map, loop, sharded")
+    c.add_argument("--config", default="configs/supernet_cifar10.py:cpu", help="config file[:preset]")
+    c.add_argument("--candidates", type=int, default=16, help="paths per call (a multiple of the devices)")
+    c.add_argument("--images", type=int, default=256, help="test images per path")
+    c.add_argument("--calib", type=int, default=128, help="BatchNorm recalibration images per path")
+    c.add_argument("--repeats", type=int, default=3, help="timed calls per method")
+    c.add_argument("--cpu-devices", type=int, default=8,
+                   help="emulated CPU devices for the sharded form (0: the real devices, e.g. on a GPU)")
+    c.add_argument("--out", default=None, help="JSON results file (default benchmarks/candidates_<platform>.json)")
     args = ap.parse_args(argv)
+    if args.command == "candidates" and args.cpu_devices:  # before JAX starts
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={args.cpu_devices}").strip()
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    from sparse_engine.errors import EngineError
+
+    from . import candidates, fwsa
     try:
-        results = fwsa.run(load_config(args.config), Path(args.workdir), args.data_dir)
+        if args.command == "fwsa":
+            mod, results = fwsa, fwsa.run(load_config(args.config), Path(args.workdir), args.data_dir)
+        else:
+            mod = candidates
+            results = candidates.run(load_config(args.config), args.candidates, args.images, args.calib,
+                                     args.repeats, progress=lambda m: print(m, file=sys.stderr, flush=True))
+            args.out = args.out or f"benchmarks/candidates_{results['platform']}.json"
     except (TinyFormerError, EngineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(fwsa.table(results))
+    print(mod.table(results))
     save(results, Path(args.out))
     print(f"\nwritten {args.out}")
     return 0

@@ -1,0 +1,105 @@
+"""Issue 7: batched candidate evaluation. Every form (vmap, lax.map, loop, sharded over 8
+emulated CPU devices, and sharded over 2 jax.distributed processes) gives each path's logits
+after its own BatchNorm recalibration, as the sequential reference does."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def _reference(model, paths, calib, images):
+    from tinyformer_jax.train.supernet import path_logits, recalibrate_bn
+
+    out = []
+    for p in paths:
+        recalibrate_bn(model, p, calib)
+        out.append(path_logits(model, p, images))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def case_and_ref():
+    from _candidates_case import case
+
+    model, paths, calib, images = case()
+    return (model, paths, calib, images), _reference(model, paths, calib, images)
+
+
+@pytest.mark.parametrize("method", ["vmap", "map", "loop", "shard"])
+def test_every_form_equals_the_sequential_reference(case_and_ref, method):
+    from tinyformer_jax.train import candidates
+
+    (model, paths, calib, images), ref = case_and_ref
+    got = candidates.logits(model, paths, calib, images, method)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(ref[0], ref[1], atol=1e-3)  # the paths differ
+
+
+def test_bad_method_is_one_clear_error(case_and_ref):
+    from tinyformer_jax.errors import TinyFormerError
+    from tinyformer_jax.train import candidates
+
+    (model, paths, calib, images), _ = case_and_ref
+    with pytest.raises(TinyFormerError, match="pmap"):
+        candidates.logits(model, paths, calib, images, "pmap")
+
+
+def test_sharded_over_8_emulated_devices_and_accuracy_per_path(tmp_path):
+    """A fresh process with 8 emulated CPU devices: 8 paths, one per device, equal the loop; the
+    accuracy per path over test chunks (labels = path 0's predictions, so path 0 scores 1.0)."""
+    code = (
+        "import sys; sys.path[:0] = [%r, %r]\n"
+        "import numpy as np, jax\n"
+        "from _candidates_case import case\n"
+        "from tinyformer_jax.train import candidates\n"
+        "from tinyformer_jax.data.cifar10 import Split\n"
+        "model, paths, calib, images = case()\n"
+        "assert jax.device_count() == 8\n"
+        "paths8 = np.concatenate([paths, paths[::-1]])\n"
+        "got = candidates.logits(model, paths8, calib, images, 'shard')\n"
+        "ref = candidates.logits(model, paths8, calib, images, 'loop')\n"
+        "np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)\n"
+        "labels = ref[0].argmax(-1)\n"
+        "acc = candidates.evaluate(model, paths8, calib, Split(images, labels), 'shard', batch=16)\n"
+        "assert acc[0] == 1.0 and acc.shape == (8,) and ((0 <= acc) & (acc <= 1)).all(), acc\n"
+        "print('ok', acc)\n" % (str(ROOT), str(ROOT / "tests")))
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_with_jax_distributed_equal_one_process(case_and_ref, tmp_path):
+    """Done-when 3: 2 processes on localhost (jax.distributed, one CPU device each) evaluate the
+    paths sharded over both; the gathered logits equal the single-process ones."""
+    _, ref = case_and_ref
+    port, out = _free_port(), tmp_path / "logits.npy"
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "_distributed_eval.py"), str(port), str(i), "2",
+                               str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    errs = []
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+        errs.append(err[-2000:])
+    assert all(p.returncode == 0 for p in procs), errs
+    np.testing.assert_allclose(np.load(out), ref, rtol=1e-5, atol=1e-5)
