@@ -52,9 +52,10 @@ def test_pipeline_end_to_end_on_tiny_data(tmp_path):
     assert again["fake_quant_accuracy"] == f["fake_quant_accuracy"]
 
 
-def test_launch_reports_missing_data_in_one_line(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "launch" / "run_hybrid.py"),
-                          f"--config={ROOT / 'configs' / 'hybrid_cifar10_320kb.py'}:cpu",
+@pytest.mark.parametrize("script,config", [("run_hybrid.py", "hybrid_cifar10_320kb.py"),
+                                           ("train_supernet.py", "supernet_cifar10.py")])
+def test_launch_reports_missing_data_in_one_line(tmp_path, script, config):
+    out = subprocess.run([sys.executable, str(ROOT / "launch" / script), f"--config={ROOT / 'configs' / config}:cpu",
                           f"--workdir={tmp_path / 'w'}", f"--data_dir={tmp_path / 'none'}"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode != 0

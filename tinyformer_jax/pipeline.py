@@ -38,6 +38,16 @@ def float_inputs(images: np.ndarray) -> np.ndarray:
     return np.asarray(jax.jit(normalize)(images))
 
 
+def prepare(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | None) -> tuple[Path, cifar10.Cifar10]:
+    """The workdir (created) and the data set of a run: --data_dir, else the config's, else the default."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = cifar10.load(data_dir or cfg.data.dir or None, limit_train=cfg.data.limit_train or None,
+                        expected=cifar10.SIZES if cfg.data.get("check_sizes", True) else None)
+    _say(f"data: {data.source}: {len(data.train.labels):,} train / {len(data.test.labels):,} test images")
+    return workdir, data
+
+
 def train_and_quantize(cfg: ml_collections.ConfigDict, data: cifar10.Cifar10, workdir: Path,
                        progress: bool = True) -> tuple[nnx.Module, dict]:
     """Float training then QAT; returns the QAT model (mode `quant`) and the stage figures."""
@@ -63,11 +73,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     from . import deploy
 
     t0 = time.perf_counter()
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    data = cifar10.load(data_dir or cfg.data.dir or None, limit_train=cfg.data.limit_train or None,
-                        expected=cifar10.SIZES if cfg.data.get("check_sizes", True) else None)
-    _say(f"data: {data.source}: {len(data.train.labels):,} train / {len(data.test.labels):,} test images")
+    workdir, data = prepare(cfg, workdir, data_dir)
     qat, figures = train_and_quantize(cfg, data, workdir, progress)
 
     onnx_path = export_qdq(qat, workdir / "export" / "model_qdq.onnx")

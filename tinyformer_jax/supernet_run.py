@@ -13,28 +13,20 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from .data import cifar10
 from .models.supernet import Supernet, num_candidates, standalone_config
-from .train.supernet import evaluate_paths, train_supernet
+from .pipeline import prepare
+from .train.supernet import evaluate_paths, sandwich_paths, train_supernet
 
 
 def eval_paths(cfg: ml_collections.ConfigDict) -> np.ndarray:
     """Largest, smallest, then random paths drawn from cfg.eval.seed (reproducible)."""
-    counts = num_candidates(cfg.model)
-    rng = np.random.default_rng(cfg.eval.seed)
-    rand = rng.integers(0, counts, size=(cfg.eval.random_paths, len(counts)))
-    return np.concatenate([(counts - 1)[None], np.zeros((1, len(counts)), np.int64), rand]).astype(np.int32)
+    return sandwich_paths(num_candidates(cfg.model), np.random.default_rng(cfg.eval.seed), cfg.eval.random_paths)
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | None = None,
         progress: bool = True) -> dict:
     t0 = time.perf_counter()
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    data = cifar10.load(data_dir or cfg.data.dir or None, limit_train=cfg.data.limit_train or None,
-                        expected=cifar10.SIZES if cfg.data.get("check_sizes", True) else None)
-    print(f"data: {data.source}: {len(data.train.labels):,} train / {len(data.test.labels):,} test images",
-          file=sys.stderr, flush=True)
+    workdir, data = prepare(cfg, workdir, data_dir)
     model = Supernet(cfg.model, rngs=nnx.Rngs(cfg.seed))
     n_params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     res = train_supernet(model, cfg, data.train, data.test, workdir, cfg.seed, progress=progress)

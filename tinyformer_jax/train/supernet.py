@@ -24,11 +24,15 @@ from ..models.supernet import Supernet, num_candidates
 from .loop import StageResult, fit
 
 
-def sample_paths(counts: np.ndarray, seed: int, step: int, n_random: int) -> np.ndarray:
-    """[2 + n_random, modules] int32: largest, smallest, then uniform random paths of `step`."""
-    rng = np.random.default_rng([seed, step])
+def sandwich_paths(counts: np.ndarray, rng: np.random.Generator, n_random: int) -> np.ndarray:
+    """[2 + n_random, modules] int32: the largest path, the smallest, then uniform random ones."""
     rand = rng.integers(0, counts, size=(n_random, len(counts)))
     return np.concatenate([(counts - 1)[None], np.zeros((1, len(counts)), np.int64), rand]).astype(np.int32)
+
+
+def sample_paths(counts: np.ndarray, seed: int, step: int, n_random: int) -> np.ndarray:
+    """The sandwich of training step `step`, drawn from (seed, step) only."""
+    return sandwich_paths(counts, np.random.default_rng([seed, step]), n_random)
 
 
 def sandwich_loss(model: Supernet, x: jax.Array, labels: jax.Array, label_smoothing: float,
