@@ -7,6 +7,9 @@ stride 2), MobileNetV2 (expansion x depthwise kernel), transformer (embedding di
 MobileViT block, every pixel a token) and pooling (2x2 average | max).
 
 Results: not run on a GPU yet (no GPU lent so far); the cpu preset is a smoke run.
+Candidate evaluation throughput (python -m tinyformer_jax.bench candidates, 16 paths x 256 images,
+2 CPU cores, 8 emulated devices; benchmarks/candidates_cpu.json): per second vmap 1.10x, lax.map
+1.03x, sharded 1.33x the Python loop.
 """
 from __future__ import annotations
 

@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     except (TinyFormerError, EngineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    results = dict(command="python -m tinyformer_jax.bench " + " ".join(sys.argv[1:] if argv is None else argv),
+                   machine=f"{os.cpu_count()} CPU cores", **results)
     print(mod.table(results))
     save(results, Path(args.out))
     print(f"\nwritten {args.out}")
