@@ -29,7 +29,7 @@ def get_config(preset: str = "full") -> ml_collections.ConfigDict:
         stem=16,
         # ("ir", expansion, out channels, stride[, depthwise kernel; 3]) | ("conv", out channels, kernel, stride)
         # | ("pool", "avg" | "max") (2x2, stride 2)
-        # | ("vit", embedding dim, heads, layers, MLP ratio[, head dim; default embedding dim / heads])
+        # | ("vit", embedding dim, heads, layers, MLP ratio[, head dim (default dim / heads)[, patch; 1]])
         blocks=(("ir", 1, 16, 1), ("ir", 4, 24, 2), ("ir", 4, 24, 1), ("ir", 4, 32, 2), ("ir", 4, 32, 1),
                 ("vit", 64, 4, 2, 2), ("ir", 4, 64, 2), ("ir", 4, 64, 1)),
         head=256, classes=10))

@@ -16,8 +16,8 @@ CFG = ml_collections.ConfigDict(dict(
     seed=0,
     model=dict(stem=8, modules=(("mbv2", 8), ("downsample", 16), ("mbv2", 16), ("transformer",), ("pool",),
                                 ("downsample", 24)),
-               mbv2=((2, 3), (3, 3), (3, 5)), transformer=((8, 1, 1), (16, 2, 2)), head_dim=8, mlp_ratio=2,
-               downsample_expand=2, head=32, classes=10),
+               mbv2=((2, 3), (3, 3), (3, 5)), transformer=((8, 1, 1), (16, 1, 1, 2), (16, 2, 2)),  # 1: patch 2
+               head_dim=8, mlp_ratio=2, downsample_expand=2, head=32, classes=10),
     train=dict(epochs=1.0, steps=3, batch_size=16, lr=3e-3, weight_decay=0.01, warmup_steps=1, label_smoothing=0.1,
                augment=True, log_every=1, ckpt_every=3, random_paths=2)))
 
@@ -50,7 +50,7 @@ def test_training_updates_every_candidates_weights(trained):
     assert len(moved) >= 0.9 * len(before)
 
 
-@pytest.mark.parametrize("which", ["smallest", "largest", "random0", "random1", "random2"])
+@pytest.mark.parametrize("which", ["smallest", "largest", "patch2", "random0", "random1", "random2"])
 def test_path_equals_standalone_model_with_copied_weights(trained, which):
     from flax import nnx
 
@@ -62,7 +62,8 @@ def test_path_equals_standalone_model_with_copied_weights(trained, which):
     model, data, _, _ = trained
     counts = num_candidates(CFG.model)
     rng = np.random.default_rng(int(which[-1]) if which.startswith("random") else 0)
-    path = dict(smallest=counts * 0, largest=counts - 1).get(which, rng.integers(0, counts))
+    patch2 = np.where(np.arange(len(counts)) == 3, 1, counts - 1)  # the transformer with 2x2 patches
+    path = dict(smallest=counts * 0, largest=counts - 1, patch2=patch2).get(which, rng.integers(0, counts))
     recalibrate_bn(model, path, data.images[:32])
     got = path_logits(model, path, data.images[32:])
     alone = Hybrid(standalone_config(CFG.model, path), rngs=nnx.Rngs(99))
@@ -147,3 +148,18 @@ def test_run_trains_evaluates_paths_and_resumes(tmp_path):
     assert again["resumed_from"] == 2 and [p["test_accuracy"] for p in again["paths"]] == \
         [p["test_accuracy"] for p in f["paths"]]
 
+
+
+def test_patch_unfold_groups_one_position_per_sequence_and_folds_back():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from tinyformer_jax.models.hybrid import MobileViTBlock
+
+    blk = MobileViTBlock(4, 3, 1, 1, 2, patch=2, rngs=nnx.Rngs(0))
+    y = jnp.arange(2 * 3 * 4 * 6, dtype=jnp.float32).reshape(2, 3, 4, 6)
+    t = blk._unfold(y, 2)
+    assert t.shape == (8, 6, 3)
+    for b, pi, pj, hh, ww, e in [(0, 0, 0, 0, 0, 0), (1, 1, 0, 1, 2, 2), (0, 0, 1, 1, 1, 1), (1, 1, 1, 0, 2, 0)]:
+        assert t[b * 4 + pi * 2 + pj, hh * 3 + ww, e] == y[b, e, hh * 2 + pi, ww * 2 + pj]
+    np.testing.assert_array_equal(blk._fold(t, y.shape, 2), y)

@@ -98,33 +98,52 @@ class TransformerLayer(nnx.Module):
 
 
 class MobileViTBlock(nnx.Module):
-    """Local 3x3 conv, 1x1 to `dim`, every pixel a token (patch 1x1), transformer layers, fold,
-    1x1 back to the input channels, concat with the input, fuse 3x3."""
+    """Local 3x3 conv, 1x1 to `dim`, unfold into tokens, transformer layers, fold, 1x1 back to the
+    input channels, concat with the input, fuse 3x3. Patch p: the pixels at one position inside
+    every p x p patch form one sequence (p^2 sequences of HW/p^2 tokens); p = 1: every pixel is a
+    token of one sequence (the only form SparseEngine's attention fusion takes so far)."""
 
     def __init__(self, channels: int, dim: int, heads: int, depth: int, mlp_ratio: int, head_dim: int | None = None,
-                 *, rngs: nnx.Rngs):
+                 patch: int = 1, *, rngs: nnx.Rngs):
         self.local = Conv(channels, channels, 3, rngs=rngs)
         self.embed = Conv(channels, dim, 1, relu6=False, rngs=rngs)
         self.layers = nnx.List([TransformerLayer(dim, heads, mlp_ratio, head_dim, rngs=rngs) for _ in range(depth)])
         self.unembed = Conv(dim, channels, 1, rngs=rngs)
         self.cat = ActQuant()
         self.fuse = Conv(2 * channels, channels, 3, rngs=rngs)
+        self.patch = patch
         self.mode = "float"
 
-    def __call__(self, x: jax.Array, masks: "TokenMasks | None" = None) -> jax.Array:
-        """`masks` (supernet): a smaller embedding, fewer heads and fewer layers inside this one."""
-        b, _, h, w = x.shape
+    def _unfold(self, y: jax.Array, p: int) -> jax.Array:
+        """[B, E, H, W] -> [B p^2, H W / p^2, E]."""
+        b, e, h, w = y.shape
+        if h % p or w % p:
+            raise TinyFormerError(f"config model.blocks: vit patch {p} does not divide the {h}x{w} feature map")
+        if self.mode == "export":  # batch 1: tokens as a 2-D [S, E] matrix (Gemm in ONNX)
+            if p != 1:
+                raise TinyFormerError(f"export: vit patch {p}: SparseEngine fuses single-sequence attention only "
+                                      "(patch 1)")
+            return y.reshape(e, h * w).T
+        t = y.reshape(b, e, h // p, p, w // p, p).transpose(0, 3, 5, 2, 4, 1)
+        return t.reshape(b * p * p, (h // p) * (w // p), e)
+
+    def _fold(self, t: jax.Array, shape: tuple, p: int) -> jax.Array:
+        b, e, h, w = shape
+        if self.mode == "export":
+            return t.T.reshape(b, e, h, w)
+        return t.reshape(b, p, p, h // p, w // p, e).transpose(0, 5, 3, 1, 4, 2).reshape(b, e, h, w)
+
+    def __call__(self, x: jax.Array, masks: "TokenMasks | None" = None, patch: int | None = None) -> jax.Array:
+        """`masks` (supernet): a smaller embedding, fewer heads and fewer layers inside this one;
+        `patch` (supernet): another patch size over the same weights."""
+        p = patch or self.patch
         y = self.embed(self.local(x))
         if masks is not None:
             y = y * masks.dim[None, :, None, None]
-        e = y.shape[1]
-        if self.mode == "export":  # batch 1: tokens as a 2-D [S, E] matrix (Gemm in ONNX)
-            t = y.reshape(e, h * w).T
-        else:
-            t = y.reshape(b, e, h * w).transpose(0, 2, 1)
+        t = self._unfold(y, p)
         for i, layer in enumerate(self.layers):
             t = layer(t) if masks is None else jnp.where(i < masks.depth, layer(t, masks), t)
-        y = (t.T if self.mode == "export" else t.transpose(0, 2, 1)).reshape(b, e, h, w)
+        y = self._fold(t, y.shape, p)
         return self.fuse(self.cat(jnp.concatenate([x, self.unembed(y)], axis=1)))
 
 
@@ -161,8 +180,8 @@ class Hybrid(nnx.Module):
             elif kind == "pool":
                 blocks.append(Pool(*args))
             elif kind == "vit":
-                dim, heads, depth, mlp_ratio, *head_dim = args
-                blocks.append(MobileViTBlock(c, dim, heads, depth, mlp_ratio, *head_dim, rngs=rngs))
+                dim, heads, depth, mlp_ratio, *more = args  # [head dim[, patch]]
+                blocks.append(MobileViTBlock(c, dim, heads, depth, mlp_ratio, *more, rngs=rngs))
             else:
                 raise TinyFormerError(f"config model.blocks: unknown block kind {kind!r} (ir, conv, pool or vit)")
         self.blocks = nnx.List(blocks)

@@ -9,9 +9,11 @@ zeros is the smallest network, `largest_path` the largest. Choice modules (confi
                         `downsample_expand`
   ("mbv2", cout)        `mbv2` candidates (expansion, depthwise kernel): the first cin*e hidden
                         channels and the centre k x k of the largest kernel
-  ("transformer",)      `transformer` candidates (embedding dim, heads, layers), heads of
-                        `head_dim`, MLP ratio `mlp_ratio`: the first E channels, first H heads
-                        and first D layers of a MobileViT block
+  ("transformer",)      `transformer` candidates (embedding dim, heads, layers[, patch; 1]),
+                        heads of `head_dim`, MLP ratio `mlp_ratio`: the first E channels, first
+                        H heads and first D layers of a MobileViT block; each patch size listed
+                        runs the block over its own token grouping (same weights) and the path
+                        selects one
   ("pool",)             0: 2x2 average, 1: 2x2 max
 
 `standalone_config(cfg, path)` is the path as a plain `Hybrid` model config, and
@@ -62,17 +64,21 @@ class ChoiceMBV2(nnx.Module):
 
 class ChoiceTransformer(nnx.Module):
     def __init__(self, channels: int, candidates: tuple, head_dim: int, mlp_ratio: int, *, rngs: nnx.Rngs):
-        self.table = tuple(tuple(int(v) for v in c) for c in candidates)  # (dim, heads, layers) each
-        dim, heads, depth = (max(c[i] for c in self.table) for i in range(3))
+        self.table = tuple((*(int(v) for v in c[:3]), int(c[3]) if len(c) > 3 else 1) for c in candidates)
+        dim, heads, depth = (max(c[i] for c in self.table) for i in range(3))  # (dim, heads, layers, patch) each
+        self.patches = tuple(sorted({c[3] for c in self.table}))
         self.head_dim, self.mlp_ratio = head_dim, mlp_ratio
         self.block = MobileViTBlock(channels, dim, heads, depth, mlp_ratio, head_dim, rngs=rngs)
 
     def __call__(self, x: jax.Array, choice: jax.Array) -> jax.Array:
-        dim, heads, depth = (jnp.asarray(self.table)[choice, i] for i in range(3))
+        dim, heads, depth, patch = (jnp.asarray(self.table)[choice, i] for i in range(4))
         emax, hmax = (max(c[i] for c in self.table) for i in range(2))
         masks = TokenMasks(dim=_prefix_mask(emax, dim), heads=_prefix_mask(hmax * self.head_dim, heads * self.head_dim),
                            hidden=_prefix_mask(emax * self.mlp_ratio, dim * self.mlp_ratio), depth=depth)
-        return self.block(x, masks)
+        out = self.block(x, masks, self.patches[0])
+        for p in self.patches[1:]:
+            out = jnp.where(patch == p, self.block(x, masks, p), out)
+        return out
 
 
 class ChoicePool(nnx.Module):
@@ -150,8 +156,8 @@ def standalone_config(cfg: ml_collections.ConfigDict, path) -> ml_collections.Co
             e, k = cfg.mbv2[j]
             blocks.append(("ir", e, args[0], 1, k))
         elif kind == "transformer":
-            dim, heads, depth = cfg.transformer[j]
-            blocks.append(("vit", dim, heads, depth, cfg.mlp_ratio, cfg.head_dim))
+            dim, heads, depth, *patch = cfg.transformer[j]
+            blocks.append(("vit", dim, heads, depth, cfg.mlp_ratio, cfg.head_dim, *patch))
         else:
             blocks.append(("pool", ("avg", "max")[j]))
     return ml_collections.ConfigDict(dict(stem=cfg.stem, blocks=tuple(blocks), head=cfg.head, classes=cfg.classes))
