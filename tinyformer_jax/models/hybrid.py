@@ -124,6 +124,8 @@ class MobileViTBlock(nnx.Module):
                 raise TinyFormerError(f"export: vit patch {p}: SparseEngine fuses single-sequence attention only "
                                       "(patch 1)")
             return y.reshape(e, h * w).T
+        if p == 1:
+            return y.reshape(b, e, h * w).transpose(0, 2, 1)
         t = y.reshape(b, e, h // p, p, w // p, p).transpose(0, 3, 5, 2, 4, 1)
         return t.reshape(b * p * p, (h // p) * (w // p), e)
 
@@ -131,6 +133,8 @@ class MobileViTBlock(nnx.Module):
         b, e, h, w = shape
         if self.mode == "export":
             return t.T.reshape(b, e, h, w)
+        if p == 1:
+            return t.transpose(0, 2, 1).reshape(b, e, h, w)
         return t.reshape(b, p, p, h // p, w // p, e).transpose(0, 5, 3, 1, 4, 2).reshape(b, e, h, w)
 
     def __call__(self, x: jax.Array, masks: "TokenMasks | None" = None, patch: int | None = None) -> jax.Array:
