@@ -31,7 +31,8 @@ def get_config(preset: str = "full") -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(dict(
         epochs=100.0, steps=0, batch_size=128, lr=2e-3, weight_decay=0.05, warmup_steps=1000,
         label_smoothing=0.1, augment=True, log_every=100, ckpt_every=500, random_paths=2))
-    c.eval = ml_collections.ConfigDict(dict(random_paths=10, calib_images=1024, seed=1))
+    # method: how paths are batched (train/candidates.py: vmap | map | loop | shard)
+    c.eval = ml_collections.ConfigDict(dict(random_paths=10, calib_images=1024, seed=1, method="map"))
     if preset == "cpu":  # a smoke run on 2 cores
         c.train.update(epochs=0.1, warmup_steps=20, log_every=10, ckpt_every=20)
         c.eval.update(random_paths=2, calib_images=256)

@@ -139,7 +139,7 @@ def test_run_trains_evaluates_paths_and_resumes(tmp_path):
     cfg = CFG.copy_and_resolve_references()
     cfg.data = dict(dir="", limit_train=0, check_sizes=False)
     cfg.train.update(batch_size=8, steps=2, ckpt_every=2)
-    cfg.eval = dict(random_paths=2, calib_images=8, seed=1)
+    cfg.eval = dict(random_paths=2, calib_images=8, seed=1, method="map")
     f = run(cfg, tmp_path / "w", str(tmp_path / "data"), progress=False)
     assert [p["name"] for p in f["paths"]] == ["largest", "smallest", "random 0", "random 1"]
     assert all(0.0 <= p["test_accuracy"] <= 1.0 for p in f["paths"]) and f["steps"] == 2

@@ -15,7 +15,8 @@ from flax import nnx
 
 from .models.supernet import Supernet, num_candidates, standalone_config
 from .pipeline import prepare
-from .train.supernet import evaluate_paths, sandwich_paths, train_supernet
+from .train import candidates
+from .train.supernet import sandwich_paths, train_supernet
 
 
 def eval_paths(cfg: ml_collections.ConfigDict) -> np.ndarray:
@@ -33,7 +34,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     paths = eval_paths(cfg)
     calib = data.train.images[np.random.default_rng(cfg.eval.seed).permutation(len(data.train.labels))
                               [:cfg.eval.calib_images]]
-    accs = evaluate_paths(model, paths, calib, data.test)
+    accs = candidates.evaluate(model, paths, calib, data.test, cfg.eval.method)
     names = ["largest", "smallest"] + [f"random {i}" for i in range(len(paths) - 2)]
     rows = [dict(name=n, path=p.tolist(), blocks=[list(b) for b in standalone_config(cfg.model, p).blocks],
                  test_accuracy=a) for n, p, a in zip(names, paths, accs)]

@@ -65,16 +65,16 @@ class ChoiceMBV2(nnx.Module):
 class ChoiceTransformer(nnx.Module):
     def __init__(self, channels: int, candidates: tuple, head_dim: int, mlp_ratio: int, *, rngs: nnx.Rngs):
         self.table = tuple((*(int(v) for v in c[:3]), int(c[3]) if len(c) > 3 else 1) for c in candidates)
-        dim, heads, depth = (max(c[i] for c in self.table) for i in range(3))  # (dim, heads, layers, patch) each
+        self.emax, self.hmax, depth = (max(c[i] for c in self.table) for i in range(3))  # (dim, heads, layers, patch)
         self.patches = tuple(sorted({c[3] for c in self.table}))
         self.head_dim, self.mlp_ratio = head_dim, mlp_ratio
-        self.block = MobileViTBlock(channels, dim, heads, depth, mlp_ratio, head_dim, rngs=rngs)
+        self.block = MobileViTBlock(channels, self.emax, self.hmax, depth, mlp_ratio, head_dim, rngs=rngs)
 
     def __call__(self, x: jax.Array, choice: jax.Array) -> jax.Array:
         dim, heads, depth, patch = (jnp.asarray(self.table)[choice, i] for i in range(4))
-        emax, hmax = (max(c[i] for c in self.table) for i in range(2))
-        masks = TokenMasks(dim=_prefix_mask(emax, dim), heads=_prefix_mask(hmax * self.head_dim, heads * self.head_dim),
-                           hidden=_prefix_mask(emax * self.mlp_ratio, dim * self.mlp_ratio), depth=depth)
+        masks = TokenMasks(dim=_prefix_mask(self.emax, dim),
+                           heads=_prefix_mask(self.hmax * self.head_dim, heads * self.head_dim),
+                           hidden=_prefix_mask(self.emax * self.mlp_ratio, dim * self.mlp_ratio), depth=depth)
         out = self.block(x, masks, self.patches[0])
         for p in self.patches[1:]:
             out = jnp.where(patch == p, self.block(x, masks, p), out)

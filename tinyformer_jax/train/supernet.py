@@ -5,10 +5,11 @@ the smallest and `random_paths` random ones (in-place distillation: cross-entrop
 largest path's softmax, which gets no gradient from them); one optimizer update for the sum.
 Paths are drawn from (seed, step) only, so a resumed run samples what an uninterrupted one does.
 Before a path is evaluated, its BatchNorm statistics are recomputed on training images: the
-running statistics mix every path trained.
+running statistics mix every path trained (batched over paths in train/candidates.py).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import jax
@@ -63,20 +64,29 @@ def _forward(model: Supernet, x: jax.Array, path: jax.Array) -> jax.Array:
     return model(x, path)
 
 
-def recalibrate_bn(model: Supernet, path, images: np.ndarray) -> None:
-    """Set every BatchNorm's running statistics to the batch statistics of `path` on `images`
-    (uint8 NHWC training images, one batch): momentum 0 for one forward in train mode."""
+@contextmanager
+def recalibrating(model: Supernet):
+    """Train mode with every BatchNorm's momentum 0 (one forward sets the running statistics to
+    that batch's statistics); eval mode and the momenta back on exit."""
     bns = [m for _, m in nnx.iter_graph(model) if isinstance(m, nnx.BatchNorm)]
     saved = [bn.momentum for bn in bns]
     for bn in bns:
         bn.momentum = 0.0
     model.train()
     try:
-        _forward(model, normalize(images), jnp.asarray(path, jnp.int32))
+        yield model
     finally:
         for bn, m in zip(bns, saved):
             bn.momentum = m
         model.eval()
+
+
+def recalibrate_bn(model: Supernet, path, images: np.ndarray) -> None:
+    """Set every BatchNorm's running statistics to the batch statistics of `path` on `images`
+    (uint8 NHWC training images, one batch), in place: the sequential reference of
+    train/candidates.py."""
+    with recalibrating(model):
+        _forward(model, normalize(images), jnp.asarray(path, jnp.int32))
 
 
 def path_logits(model: Supernet, path, images: np.ndarray, batch: int = 500) -> np.ndarray:
@@ -85,13 +95,3 @@ def path_logits(model: Supernet, path, images: np.ndarray, batch: int = 500) -> 
     p = jnp.asarray(path, jnp.int32)
     return np.concatenate([np.asarray(_forward(model, normalize(images[i:i + batch]), p))
                            for i in range(0, len(images), batch)])
-
-
-def evaluate_paths(model: Supernet, paths: np.ndarray, calib_images: np.ndarray, test: Split) -> np.ndarray:
-    """Test accuracy of each path after its BatchNorm recalibration (sequential: the batched
-    forms belong to the candidate benchmark)."""
-    accs = []
-    for path in paths:
-        recalibrate_bn(model, path, calib_images)
-        accs.append(float(np.mean(path_logits(model, path, test.images).argmax(-1) == test.labels)))
-    return np.array(accs)
