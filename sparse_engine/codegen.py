@@ -382,6 +382,14 @@ class _Emitter:
                     fields=[(f, str(v)) for f, v in fields.items()], args=args)
 
 
+def footprint(g: Graph, plan: Plan, kernels: str = "dsp") -> tuple[list[str], int]:
+    """The kernel function of every layer and the int16 scratch elements, as `generate` would
+    emit them, without writing files (the cost model's flash and SRAM terms)."""
+    em = _Emitter(g, plan, kernels)
+    fns = [em.layer(i, op)["fn"] for i, op in enumerate(g.ops)]
+    return fns, em.scratch
+
+
 def generate(g: Graph, plan: Plan, out_dir: Path, kernels: str = "dsp") -> list[str]:
     """Write the C library for `g` into `out_dir`; return the kernel function of every layer."""
     if kernels not in KERNEL_SETS:

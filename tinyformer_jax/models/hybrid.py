@@ -160,7 +160,13 @@ class Pool(nnx.Module):
         self.kind = kind
         self.out = ActQuant()
 
+        self.mode = "float"
+
     def __call__(self, x: jax.Array) -> jax.Array:
+        if self.mode == "export":  # one MaxPool / AveragePool node in ONNX (jax2onnx maps the NHWC pools)
+            pool = nnx.max_pool if self.kind == "max" else nnx.avg_pool
+            y = pool(x.transpose(0, 2, 3, 1), window_shape=(2, 2), strides=(2, 2))
+            return self.out(y.transpose(0, 3, 1, 2))
         b, c, h, w = x.shape
         t = x[:, :, :h // 2 * 2, :w // 2 * 2].reshape(b, c, h // 2, 2, w // 2, 2)
         return self.out(t.mean(axis=(3, 5)) if self.kind == "avg" else t.max(axis=(3, 5)))

@@ -163,13 +163,12 @@ def standalone_config(cfg: ml_collections.ConfigDict, path) -> ml_collections.Co
     return ml_collections.ConfigDict(dict(stem=cfg.stem, blocks=tuple(blocks), head=cfg.head, classes=cfg.classes))
 
 
-def _crop(big: jax.Array, shape: tuple, centre_axes: tuple) -> jax.Array:
-    """The leading slice of `big` with `shape`, centred on `centre_axes` (kernel rows/columns)."""
-    idx = []
-    for ax, (b, s) in enumerate(zip(big.shape, shape)):
-        off = (b - s) // 2 if ax in centre_axes else 0
-        idx.append(slice(off, off + s))
-    return big[tuple(idx)]
+def crop_index(big: tuple, shape: tuple, key: tuple) -> tuple[slice, ...]:
+    """Where a standalone variable of `shape` sits in the shared one of shape `big`: leading
+    slices, conv kernels (`w`, 4-D) centred on their rows and columns."""
+    centre = (2, 3) if key[-1] == "w" and len(big) == 4 else ()
+    return tuple(slice((b - s) // 2 if ax in centre else 0, ((b - s) // 2 if ax in centre else 0) + s)
+                 for ax, (b, s) in enumerate(zip(big, shape)))
 
 
 def _copy_sliced(src: nnx.Module, dst: nnx.Module) -> None:
@@ -181,9 +180,25 @@ def _copy_sliced(src: nnx.Module, dst: nnx.Module) -> None:
         if key not in big:
             raise TinyFormerError(f"supernet has no variable {'.'.join(map(str, key))} for the standalone model")
         arr = big[key][...]
-        centre = (2, 3) if key[-1] == "w" and arr.ndim == 4 else ()
-        flat.append((key, var.replace(_crop(arr, var[...].shape, centre))))
+        flat.append((key, var.replace(arr[crop_index(arr.shape, var[...].shape, key)])))
     nnx.update(dst, nnx.from_flat_state(flat))
+
+
+def _source(block: nnx.Module, j: int) -> tuple[str, ...]:
+    """The attribute of a choice module that candidate `j` uses (the standalone block's weights)."""
+    if isinstance(block, ChoiceDownsample):
+        return ("conv",) if j == 0 else ("ir",)
+    if isinstance(block, ChoicePool):
+        return ("avg",) if j == 0 else ("max",)
+    return ("block",)
+
+
+def shared_key(supernet: Supernet, path, key: tuple) -> tuple:
+    """The supernet variable behind the standalone model's variable `key` (as copy_shared maps it)."""
+    if key[0] != "blocks":
+        return key
+    i = int(key[1])
+    return ("blocks", i, *_source(supernet.blocks[i], int(np.asarray(path)[i])), *key[2:])
 
 
 def copy_shared(supernet: Supernet, path, hybrid: Hybrid) -> None:
@@ -191,10 +206,4 @@ def copy_shared(supernet: Supernet, path, hybrid: Hybrid) -> None:
     for name in ("input", "stem", "head", "pool", "classifier"):
         _copy_sliced(getattr(supernet, name), getattr(hybrid, name))
     for block, j, dst in zip(supernet.blocks, np.asarray(path).tolist(), hybrid.blocks):
-        if isinstance(block, ChoiceDownsample):
-            src = block.conv if j == 0 else block.ir
-        elif isinstance(block, ChoicePool):
-            src = block.avg if j == 0 else block.max
-        else:
-            src = block.block
-        _copy_sliced(src, dst)
+        _copy_sliced(getattr(block, _source(block, j)[0]), dst)

@@ -1,0 +1,217 @@
+"""Flash, SRAM and Cortex-M instructions of a model before it is trained: the search's cost model.
+
+A model (an imported IR graph, its weights random or trained, with any block-sparse zeros) goes
+through the compiler's own steps: attention fusion, the tiled memory plan (the arena is exact),
+sparsity detection and the encoder (constant bytes are exact), the per-layer dense/sparse choice
+of `sparsity.choose` and the C generator's kernel list and scratch size. What only a firmware
+gives is measured and cached:
+
+- instructions per layer, keyed by the layer's *signature* (op kind, tensor shapes, structural
+  parameters, the sparse coding's block pattern; not its requantization constants), measured in
+  QEMU on the compiler's default random input: per-layer counts do not depend on the other
+  layers (sparsity.py), so a layer seen in one model is known in every other. Counts are exact
+  for that input; LayerNorm and softmax rows take a few data-dependent branches (the search
+  ranks with these counts; the chosen model's firmware is measured again);
+- the firmware's bytes beyond the model's constants (code, layer tables), keyed by the set of
+  kernel functions linked, plus a per-layer term fitted from the builds seen;
+- static RAM beyond arena, scratch and I/O (harness), and the stack high-water mark per kernel set.
+
+A graph whose layers or kernel set the cache lacks is built and run once (dense, then one firmware
+per block size with candidate layers, as the compiler measures), so every figure is a measurement
+or a sum of measurements. `tests/test_cost.py` compares the estimate with the compiled firmware.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import codegen, planner, sparsity, toolchain, verify
+from .ir import Graph
+from .profiles import MCUProfile
+from .sparse import BlockRLE
+
+_VALUE_KEYS = ("mult", "shift", "zp", "scale", "bias", "table", "t_scale", "score_scale", "tile_peaks", "acc_bound",
+               "costs")
+PER_LAYER_FLASH = 96  # bytes of one more layer's table entry and call, beyond a measured build's
+
+
+@dataclass
+class Cost:
+    flash_bytes: int
+    sram_bytes: int
+    arena_bytes: int
+    const_bytes: int
+    instructions: int | None  # None: not measured (memory_only)
+    macs: int
+    layers: int
+    sparse_layers: int
+    layer_instructions: list[int] | None = None
+
+    def fits(self, profile: MCUProfile, max_instructions: int | None = None) -> bool:
+        return (self.flash_bytes <= profile.flash_bytes and self.sram_bytes <= profile.sram_bytes
+                and (max_instructions is None or self.instructions is None or self.instructions <= max_instructions))
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("layer_instructions")
+        return d
+
+
+def _value_key(k: str) -> bool:
+    return any(k == v or k.endswith("_" + v) or k.startswith(v + "_") for v in _VALUE_KEYS)
+
+
+def _structure(v):
+    """A hashable description of a parameter: shapes for arrays, the block pattern for a coding,
+    scalars as they are; requantization values are left out by the caller."""
+    if isinstance(v, BlockRLE):
+        return ("rle", v.block, v.n, v.k, hashlib.sha1(v.counts.tobytes() + v.skips.tobytes()).hexdigest())
+    if isinstance(v, np.ndarray):
+        return ("a", v.shape, str(v.dtype))
+    if isinstance(v, dict):
+        return tuple(sorted((k, _structure(x)) for k, x in v.items() if not _value_key(k))) + _code_path(v)
+    if isinstance(v, (list, tuple)):
+        return tuple(_structure(x) for x in v)
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    return v if isinstance(v, (int, float, str, bool, type(None))) else repr(type(v))
+
+
+def _code_path(p: dict) -> tuple:
+    """The branches the generated C takes from requantization values (codegen's own tests)."""
+    out = ()
+    if "acc_bound" in p and "shift" in p:
+        out += (("fast_requant", codegen.fast_requant(p)),)
+    if "mult" in p and "shift" in p:
+        out += (("left_shift", bool(np.any(np.asarray(p["shift"]) > 0))),)
+    if "exp_table" in p:
+        out += (("exp_top", int(np.max(p["exp_table"])) <= 1 << 16),)
+    return out
+
+
+def signature(g: Graph, i: int, kernel_fn: str) -> str:
+    """What a layer's instruction count depends on, as a short hash."""
+    op = g.ops[i]
+    desc = (op.kind, kernel_fn, tuple(g.tensors[n].shape for n in op.inputs if n in g.tensors),
+            tuple(g.tensors[n].shape for n in op.outputs), _structure(op.params))
+    return hashlib.sha1(repr(desc).encode()).hexdigest()[:20]
+
+
+class CostModel:
+    """Costs of graphs on one MCU profile, with a measurement cache (in memory, and in `cache_file`
+    when given: JSON, written atomically after every measurement)."""
+
+    def __init__(self, profile: MCUProfile, cache_file: str | Path | None = None, kernels: str = "dsp",
+                 progress=None):
+        self.profile, self.kernels, self.progress = profile, kernels, progress
+        self.cache_file = Path(cache_file) if cache_file else None
+        self.layers: dict[str, int] = {}
+        self.kernel_sets: dict[str, dict] = {}  # kernel set -> flash beyond constants, static base, stack
+        self.glue: list[float] = []  # model_run instructions beyond its layers, per layer
+        self.builds = 0
+        if self.cache_file and self.cache_file.exists():
+            d = json.loads(self.cache_file.read_text())
+            self.layers, self.kernel_sets, self.glue = d["layers"], d["kernel_sets"], d["glue"]
+
+    # -- the estimate -------------------------------------------------------------------------
+    def estimate(self, g: Graph, memory_only: bool = False) -> Cost:
+        """Cost of `g` (imported, attention already fused as the compiler fuses it); `g` is not
+        changed. memory_only: flash and SRAM only, no firmware built (instructions None; the
+        dense/sparse choice then takes the smallest coding, the compiler's budget check)."""
+        g = copy.deepcopy(g)
+        plan = planner.plan_with_tiles(g)
+        layers = sparsity.detect(g)
+        cands = [ls for ls in layers if ls.codings]
+        if memory_only:
+            for ls in cands:
+                g.ops[ls.index].params["sparse"] = min(ls.codings.values(), key=lambda c: c.nbytes)
+            return self._memory(g, plan, None, sum(1 for ls in cands))
+        for b in [0] + sparsity.blocks_to_measure(cands):
+            sparsity.apply(g, cands, b)
+            fns, _ = codegen.footprint(g, plan, self.kernels)
+            sigs = [signature(g, i, f) for i, f in enumerate(fns)]
+            if any(s not in self.layers for s in sigs):
+                self._measure(g, plan)
+            for ls in cands:
+                n = self.layers[sigs[ls.index]]
+                if b:
+                    if b in ls.codings:
+                        ls.instructions[b] = n
+                else:
+                    ls.dense_instructions = n
+        sparsity.choose(layers, "speed")
+        sparsity.apply(g, layers)
+        fns, _ = codegen.footprint(g, plan, self.kernels)
+        if self._kernel_key(fns) not in self.kernel_sets or any(
+                signature(g, i, f) not in self.layers for i, f in enumerate(fns)):
+            self._measure(g, plan)
+        per_layer = [self.layers[signature(g, i, f)] for i, f in enumerate(fns)]
+        glue = int(round(np.mean(self.glue) * len(per_layer))) if self.glue else 0
+        return self._memory(g, plan, (sum(per_layer) + glue, per_layer),
+                            sum(ls.chosen is not None for ls in layers))
+
+    def _memory(self, g: Graph, plan: planner.Plan, instr, n_sparse: int) -> Cost:
+        fns, scratch = codegen.footprint(g, plan, self.kernels)
+        ks = self.kernel_sets.get(self._kernel_key(fns)) or self._nearest_kernel_set(fns)
+        consts = g.const_bytes()
+        flash = consts + ks["code"] + PER_LAYER_FLASH * (len(fns) - ks["layers"])
+        sram = self._static_known(g, plan, scratch, len(fns)) + ks["static_base"] + ks["stack"]
+        return Cost(flash_bytes=int(flash), sram_bytes=int(sram), arena_bytes=plan.peak, const_bytes=consts,
+                    instructions=None if instr is None else int(instr[0]), macs=int(sum(op.macs for op in g.ops)),
+                    layers=len(fns), sparse_layers=n_sparse, layer_instructions=None if instr is None else instr[1])
+
+    @staticmethod
+    def _static_known(g: Graph, plan: planner.Plan, scratch: int, n_layers: int) -> int:
+        """Static RAM the model's shapes fix: arena, int16 scratch, harness I/O buffers and layer ticks."""
+        return plan.peak + 2 * scratch + g.tensors[g.input].size + g.tensors[g.output].size + 4 * (n_layers + 1)
+
+    @staticmethod
+    def _kernel_key(fns: list[str]) -> str:
+        return ",".join(sorted(set(fns)))
+
+    def _nearest_kernel_set(self, fns: list[str]) -> dict:
+        """For memory_only estimates of an unmeasured kernel set: the measured set sharing the
+        most kernels (a first-build default when none): memory_only figures are estimates."""
+        if not self.kernel_sets:
+            return dict(code=48 * 1024, layers=len(fns), static_base=2048, stack=4096)
+        mine = set(fns)
+        return max(self.kernel_sets.items(), key=lambda kv: len(mine & set(kv[0].split(","))))[1]
+
+    # -- measurement --------------------------------------------------------------------------
+    def _measure(self, g: Graph, plan: planner.Plan) -> None:
+        """Build `g` as it stands for the Cortex-M, run one random input in QEMU, cache its layers."""
+        self.builds += 1
+        if self.progress:
+            self.progress(f"cost model: measuring a firmware ({len(g.ops)} layers, build {self.builds})")
+        work = Path(tempfile.mkdtemp(prefix="se-cost-"))
+        try:
+            fns = codegen.generate(g, plan, work / "lib", self.kernels)
+            build = toolchain.build_mcu(work / "lib", work / "build", self.profile)
+            x = verify.load_inputs(g, None, 8, 0)[:1]  # the input compile_model measures without --input
+            run = toolchain.run_qemu(build, self.profile, x, g.tensors[g.output].size)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        _, scratch = codegen.footprint(g, plan, self.kernels)
+        for i, (f, n) in enumerate(zip(fns, run.layer_instructions)):
+            self.layers[signature(g, i, f)] = int(n)
+        self.glue.append((run.total_instructions - sum(run.layer_instructions)) / len(fns))
+        self.kernel_sets[self._kernel_key(fns)] = dict(
+            code=build.flash_bytes - g.const_bytes(), layers=len(fns), stack=run.stack_bytes,
+            static_base=build.static_ram_bytes - self._static_known(g, plan, scratch, len(fns)))
+        self._save()
+
+    def _save(self) -> None:
+        if not self.cache_file:
+            return
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_file.with_name(f".{self.cache_file.name}.tmp")
+        tmp.write_text(json.dumps(dict(layers=self.layers, kernel_sets=self.kernel_sets, glue=self.glue)))
+        os.replace(tmp, self.cache_file)

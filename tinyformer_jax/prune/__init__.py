@@ -1,0 +1,1 @@
+"""Blockwise pruning (SparseEngine block geometry, gradual schedule)."""

@@ -1,0 +1,120 @@
+"""Blockwise pruning masks in SparseEngine's block geometry, and the gradual schedule.
+
+A block is `b` consecutive *input* channels of one output channel at one kernel tap: the unit
+SparseEngine's run-length coding stores or skips (sparse_engine/sparse.py), so a mask made here
+becomes exactly that many skipped blocks in the firmware. Conv weights are OIHW (blocks along I),
+Linear weights [in, out] (blocks along in).
+
+Prunable: every non-depthwise conv except the stem (3 input channels), and every Linear outside
+attention (SparseEngine fuses Q/K/V/O into one attention op that keeps them dense). Layers are
+grouped into *units*, the genes of SparseNAS: unit i = model block i, the last unit = head conv +
+classifier. Each unit has one sparsity and one block size (the largest of sparse.BLOCK_SIZES up to
+the asked one that divides a layer's input channels).
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from flax import nnx
+
+from sparse_engine.sparse import BLOCK_SIZES
+
+from ..models.hybrid import Attention
+from ..models.layers import Conv, Linear
+
+
+def prunable(model: nnx.Module) -> dict[tuple, int]:
+    """{weight key: unit} of the prunable layers of a Hybrid (keys as in nnx.state)."""
+    n_blocks = len(model.blocks)
+    attn = {path for path, m in nnx.iter_graph(model) if isinstance(m, Attention)}
+    out = {}
+    for path, m in nnx.iter_graph(model):
+        if isinstance(m, Conv) and not m.depthwise and path[:1] != ("stem",):
+            pass
+        elif isinstance(m, Linear) and not any(path[:len(a)] == a for a in attn):
+            pass
+        else:
+            continue
+        out[(*path, "w")] = int(path[1]) if path[0] == "blocks" else n_blocks
+    return out
+
+
+def units(n_blocks: int) -> int:
+    return n_blocks + 1
+
+
+def fit_block(block: int, channels: int) -> int:
+    """The largest block size <= `block` that divides the input channels."""
+    return max(b for b in BLOCK_SIZES if b <= max(block, 1) and channels % b == 0)
+
+
+def _blocks_view(w: np.ndarray, b: int) -> np.ndarray:
+    """[..., blocks, b] view with the input-channel axis split (conv OIHW: axis 1; linear: axis 0)."""
+    if w.ndim == 4:
+        o, i, kh, kw = w.shape
+        return w.reshape(o, i // b, b, kh, kw).transpose(0, 1, 3, 4, 2)
+    i, o = w.shape
+    return w.reshape(i // b, b, o).transpose(0, 2, 1)
+
+
+def block_mask(w: np.ndarray, sparsity: float, block: int, scores: str = "magnitude") -> np.ndarray:
+    """0/1 mask of `w`'s shape zeroing the floor(sparsity * blocks) blocks of lowest L2 norm
+    (`scores="magnitude"`) or of a pseudo-random score fixed by the shape and block size
+    (`"random"`: the cost model's stand-in pattern for weights not trained yet)."""
+    w = np.asarray(w, np.float32)
+    b = fit_block(block, w.shape[1] if w.ndim == 4 else w.shape[0])
+    view = _blocks_view(w, b)
+    if scores == "magnitude":
+        s = np.sqrt((view ** 2).sum(-1))
+    else:
+        seed = int.from_bytes(hashlib.sha1(repr((w.shape, b)).encode()).digest()[:8], "little")
+        s = np.random.default_rng(seed).random(view.shape[:-1])
+    n_zero = int(np.floor(sparsity * s.size))
+    keep = np.ones(s.size, np.float32)
+    keep[np.argsort(s, axis=None, kind="stable")[:n_zero]] = 0.0
+    keep = np.broadcast_to(keep.reshape(s.shape)[..., None], view.shape)
+    if w.ndim == 4:
+        o, i, kh, kw = w.shape
+        return np.ascontiguousarray(keep.transpose(0, 1, 4, 2, 3).reshape(o, i, kh, kw))
+    i, o = w.shape
+    return np.ascontiguousarray(keep.transpose(0, 2, 1).reshape(i, o))
+
+
+def masks(weights: dict[tuple, np.ndarray], unit_of: dict[tuple, int], sparsity, block,
+          scores: str = "magnitude") -> dict[tuple, np.ndarray]:
+    """Masks of every prunable weight with its unit's sparsity and block size (units at 0 are skipped)."""
+    return {k: block_mask(weights[k], float(sparsity[u]), int(block[u]), scores)
+            for k, u in unit_of.items() if float(sparsity[u]) > 0}
+
+
+def model_masks(model: nnx.Module, sparsity, block, scores: str = "magnitude") -> dict[tuple, np.ndarray]:
+    """`masks` of a Hybrid from its current weights."""
+    unit_of = prunable(model)
+    flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
+    return masks({k: np.asarray(flat[k][...]) for k in unit_of}, unit_of, sparsity, block, scores)
+
+
+def apply_masks(model: nnx.Module, mk: dict[tuple, np.ndarray]) -> None:
+    """Zero the masked weights in place."""
+    flat = []
+    for key, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        if key in mk:
+            flat.append((key, var.replace(var[...] * mk[key])))
+    nnx.update(model, nnx.from_flat_state(flat))
+
+
+def schedule(step: int, total: int, final: float, start: float = 0.0) -> float:
+    """Gradual pruning (Zhu & Gupta 2017): share of `final` reached at `step` of `total`, cubic,
+    0 at step 0 and `final` from the last round on."""
+    t = min(max(step / max(total, 1), 0.0), 1.0)
+    return start + (final - start) * (1.0 - (1.0 - t) ** 3)
+
+
+def achieved(mk: dict[tuple, np.ndarray], unit_of: dict[tuple, int], n_units: int) -> list[float]:
+    """Share of zero weights per unit."""
+    zeros, total = np.zeros(n_units), np.zeros(n_units)
+    for k, m in mk.items():
+        zeros[unit_of[k]] += m.size - m.sum()
+        total[unit_of[k]] += m.size
+    return [float(z / t) if t else 0.0 for z, t in zip(zeros, total)]

@@ -1,0 +1,1 @@
+"""SuperNAS and SparseNAS: search under exact MCU constraints."""
