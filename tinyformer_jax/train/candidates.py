@@ -121,3 +121,21 @@ def evaluate(model: Supernet, paths: np.ndarray, calib_images: np.ndarray, test:
     for i in range(0, len(test.labels), batch):
         correct += (run(test.images[i:i + batch]).argmax(-1) == test.labels[i:i + batch][None]).sum(-1)
     return correct / len(test.labels)
+
+
+def masked_accuracy(model: Supernet, path, masks: dict[tuple, np.ndarray], calib_images: np.ndarray, test: Split,
+                    batch: int = 1000) -> float:
+    """Accuracy of one path with its weights times `masks` ({supernet variable key: 0/1 array of
+    its shape}), BatchNorm recalibrated for the masked network; the weights are data, so one
+    compiled function (the loop form) serves every path and mask."""
+    gd_train, gd_eval, stats, rest = _split(model)
+    recal, one = _compiled(gd_train, gd_eval, "loop")
+    rest = nnx.from_flat_state([(k, v.replace(v[...] * masks[k]) if k in masks else v)
+                                for k, v in nnx.to_flat_state(rest)])
+    p = jnp.asarray(path, jnp.int32)
+    st = recal(stats, rest, p, normalize(calib_images))
+    correct = 0
+    for i in range(0, len(test.labels), batch):
+        out = np.asarray(one(st, rest, p, normalize(test.images[i:i + batch])))
+        correct += int((out.argmax(-1) == test.labels[i:i + batch]).sum())
+    return correct / len(test.labels)

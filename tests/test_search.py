@@ -1,0 +1,130 @@
+"""SparseNAS and the full pipeline (issue 8): limits honoured or a clear error, resumable search
+state, Pareto front, and the smoke pipeline end to end (search -> deploy -> bit-exact -> report)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+import pytest
+
+from sparse_engine.cost import Cost
+from tinyformer_jax.errors import TinyFormerError
+from tinyformer_jax.search.evolution import Search, pareto
+from tinyformer_jax.search.space import Candidate, crossover, mutate, random_candidate
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ml_collections.ConfigDict(dict(
+    stem=8, modules=(("mbv2", 8), ("downsample", 16), ("transformer",), ("pool",), ("mbv2", 16)),
+    mbv2=((2, 3), (3, 5)), transformer=((16, 1, 1), (24, 2, 1)), head_dim=8, mlp_ratio=2,
+    downsample_expand=2, head=32, classes=10))
+
+
+def _search_cfg(**kw) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict(dict(population=6, generations=3, parents=3, crossover=0.5, mutation_prob=0.3,
+                                       max_tries_factor=10, sparsity_levels=(0.0, 0.5, 0.75), block_sizes=(1, 4, 8),
+                                       flash_bytes=0, sram_bytes=0, max_instructions=0, seed=1))
+    c.update(kw)
+    return c
+
+
+class FakeCost:
+    """Costs that grow with the path and shrink with sparsity (a stand-in for CandidateCost)."""
+
+    def __init__(self):
+        self.full_calls = 0
+
+    def __call__(self, c: Candidate, memory_only: bool = False) -> Cost:
+        size = 20_000 * (1 + sum(c.path)) * (1.0 - 0.2 * np.mean(c.sparsity))
+        if not memory_only:
+            self.full_calls += 1
+        return Cost(flash_bytes=int(size), sram_bytes=int(size // 2), arena_bytes=int(size // 3), const_bytes=int(size),
+                    instructions=None if memory_only else int(size * 100), macs=int(size * 10), layers=10,
+                    sparse_layers=0)
+
+
+def _score(c: Candidate) -> float:
+    return 0.1 + 0.1 * sum(c.path) - 0.05 * sum(c.sparsity) / len(c.sparsity)
+
+
+def test_genes_stay_in_the_space():
+    cfg, rng = _search_cfg(), np.random.default_rng(0)
+    counts = [2, 2, 2, 2, 2]
+    for _ in range(50):
+        a, b = random_candidate(rng, MODEL, cfg), random_candidate(rng, MODEL, cfg)
+        for c in (a, mutate(a, rng, MODEL, cfg), crossover(a, b, rng)):
+            assert all(0 <= p < n for p, n in zip(c.path, counts)) and len(c.sparsity) == len(MODEL.modules) + 1
+            assert all(0 <= s < 3 for s in c.sparsity) and all(0 <= s < 3 for s in c.block)
+            assert Candidate.from_key(c.key) == c
+
+
+def test_search_honours_limits_resumes_and_returns_a_pareto_front(tmp_path):
+    cost = FakeCost()
+    s = Search(MODEL, _search_cfg(generations=2, flash_bytes=70_000), "stm32f746", cost, _score, tmp_path)
+    s.run()
+    assert s.generation == 2 and json.loads((tmp_path / "state.json").read_text())["generation"] == 2
+    seen = len(s.archive)
+    resumed = Search(MODEL, _search_cfg(generations=3, flash_bytes=70_000), "stm32f746", cost, _score, tmp_path)
+    assert resumed.generation == 2 and len(resumed.archive) == seen
+    out = resumed.run()
+    assert resumed.generation == 3 and len(resumed.archive) >= seen
+    assert out["best"]["flash_bytes"] <= 70_000
+    assert all(r["flash_bytes"] <= 70_000 for r in resumed.archive.values() if r["fits"])
+    assert any(not r["fits"] for r in resumed.archive.values())  # over-limit ones were seen and rejected
+    assert all(r["accuracy"] is None for r in resumed.archive.values() if not r["fits"])
+    front = out["pareto"]
+    fit = [r for r in resumed.archive.values() if r["fits"]]
+    assert out["best"] in front and front == pareto(fit)
+    for r in front:  # nobody dominates a front member
+        assert not any(o["accuracy"] >= r["accuracy"] and o["flash_bytes"] <= r["flash_bytes"]
+                       and o["instructions"] <= r["instructions"] and o is not r and
+                       (o["accuracy"], o["flash_bytes"], o["instructions"]) !=
+                       (r["accuracy"], r["flash_bytes"], r["instructions"]) for o in fit)
+
+
+def test_impossible_budget_is_a_clear_error_not_a_model(tmp_path):
+    pytest.importorskip("jax2onnx")
+    from tinyformer_jax.search.costing import CandidateCost
+
+    cfg = _search_cfg(population=2, max_tries_factor=3, sram_bytes=32 * 1024)
+    cost = CandidateCost(MODEL, cfg, "stm32f746", tmp_path / "cost")
+    s = Search(MODEL, cfg, "stm32f746", cost, lambda c: pytest.fail("scored an over-budget candidate"),
+               tmp_path / "search")
+    with pytest.raises(TinyFormerError, match=r"no candidate fits stm32f746 with .*SRAM <= 32,768 B"):
+        s.run()
+    assert cost.engine.builds == 0  # rejected on memory alone, nothing built
+
+
+def test_smoke_pipeline_end_to_end(tmp_path):
+    """Done-when 1: search, prune, QAT, export, compile, bit-exact on the Cortex-M7 in QEMU, report;
+    the chosen model fits its budget; the cost model's arena is the firmware's."""
+    pytest.importorskip("jax2onnx")
+    from tinyformer_jax.data.cifar10 import resolve_dir
+
+    try:
+        resolve_dir(None)
+    except TinyFormerError:
+        pytest.skip("CIFAR-10 not found")
+    work = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(ROOT / "launch" / "tinyformer.py"),
+                           "--config=" + str(ROOT / "configs" / "tinyformer_cifar10_320kb.py") + ":smoke",
+                           f"--workdir={work}"], capture_output=True, text=True, cwd=ROOT, timeout=3000)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    f = json.loads((work / "summary.json").read_text())
+    assert f["fits"] and f["flash_bytes"] <= f["budget"]["flash_bytes"] and f["sram_bytes"] <= f["budget"]["sram_bytes"]
+    exact = [r for r in f["ladder"] if "exact" in r]
+    assert len(exact) >= 3 and all(r["exact"] for r in exact)
+    assert f["arena_bytes"] == f["predicted"]["arena_bytes"]
+    assert abs(f["flash_bytes"] - f["predicted"]["flash_bytes"]) <= 0.02 * f["flash_bytes"]
+    report = Path(f["report"])
+    text = report.read_text()
+    for png in ("pareto.png", "candidates_memory.png", "layers.png", "sparsity.png"):
+        assert (report.parent / png).stat().st_size > 1000 and png in text
+    assert max(f["chosen"]["sparsity_achieved"]) > 0 or max(f["chosen"]["sparsity_target"]) == 0
+    from conftest import record
+    record("tinyformer smoke pipeline", dict(int8=f["int8_accuracy"], flash=f["flash_bytes"], sram=f["sram_bytes"],
+                                             instructions=f["instructions"], predicted=f["predicted"],
+                                             seconds=f["seconds"]))

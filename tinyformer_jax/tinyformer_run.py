@@ -1,0 +1,214 @@
+"""The whole TinyFormer pipeline, resumable stage by stage (each stage's output in the workdir):
+
+  1 supernas   choose the supernet hyper-parameters (search/supernas.py)      -> supernas.json
+  2 supernet   sandwich-rule supernet training (train/supernet.py)              -> supernet/checkpoints
+  3 sparsenas  evolutionary search under flash / SRAM / latency limits          -> search/state.json
+  4 prune      the chosen path with the supernet's weights, gradual block pruning
+               rounds with distillation from the supernet's largest path        -> prune<r>/checkpoints
+  5 qat        BatchNorm folded, calibrated, QAT with the masks kept            -> qat/checkpoints
+  6 deploy     QDQ export, SparseEngine compile --verify (Cortex-M7 in QEMU), int8 accuracy on the
+               test set, the cost model's prediction next to the firmware's figures
+  7 report     report.md + plots                                               -> report/
+
+Search scores use `search.val_images` training images held out from supernet and fine-tuning.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
+
+from .data.cifar10 import Split
+from .errors import TinyFormerError
+from .models.hybrid import Hybrid
+from .models.layers import set_mode
+from .models.supernet import Supernet, copy_shared, standalone_config
+from .pipeline import float_inputs, prepare
+from .prune import blocks
+from .quant.calibrate import calibrate
+from .quant.fold import fold_batchnorm
+from .search import supernas
+from .search.costing import CandidateCost
+from .search.evolution import Search
+from .search.scoring import score
+from .search.space import Candidate
+from .train.checkpoint import Checkpoints
+from .train.loop import fit
+from .train.supernet import recalibrate_bn, train_supernet
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _write_json(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def split_validation(train: Split, n: int, seed: int) -> tuple[Split, Split]:
+    """(training images, held-out search images): `n` drawn from (seed) only."""
+    idx = np.random.default_rng([seed, 11]).permutation(len(train.labels))
+    if n >= len(idx):
+        raise TinyFormerError(f"config search.val_images={n} leaves no training images of {len(idx)}")
+    keep, val = np.sort(idx[n:]), np.sort(idx[:n])
+    return Split(train.images[keep], train.labels[keep]), Split(train.images[val], train.labels[val])
+
+
+def _mask_tree(mk: dict[tuple, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"/".join(map(str, k)): v for k, v in mk.items()}
+
+
+def _apply_in_trace(model: nnx.Module, masks: dict[str, jax.Array]) -> None:
+    """Weights times their masks inside the traced loss: pruned weights get no gradient."""
+    flat = [(k, v.replace(v[...] * masks["/".join(map(str, k))]))
+            for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param)) if "/".join(map(str, k)) in masks]
+    nnx.update(model, nnx.from_flat_state(flat))
+
+
+def distill_loss(teacher: Supernet, alpha: float):
+    """(1 - alpha) label cross-entropy + alpha cross-entropy against the supernet's largest path,
+    with the pruning masks (the step's `extra`) applied to the student's weights."""
+    def loss(model, x, labels, label_smoothing, masks):
+        _apply_in_trace(model, masks)
+        logits = model(x)
+        targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+        ce = optax.softmax_cross_entropy(logits, targets).mean()
+        soft = jax.nn.softmax(jax.lax.stop_gradient(teacher(x)))
+        return (1 - alpha) * ce + alpha * optax.softmax_cross_entropy(logits, soft).mean(), logits
+    return loss
+
+
+def masked_loss(model, x, labels, label_smoothing, masks):
+    _apply_in_trace(model, masks)
+    logits = model(x)
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+    return optax.softmax_cross_entropy(logits, targets).mean(), logits
+
+
+def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | None = None,
+        progress: bool = True) -> dict:
+    from . import deploy, report
+
+    t0 = time.perf_counter()
+    workdir, data = prepare(cfg, workdir, data_dir)
+    train, val = split_validation(data.train, int(cfg.search.val_images), cfg.seed)
+    profile = cfg.deploy.profile
+
+    # 1 SuperNAS
+    sn_file = workdir / "supernas.json"
+    if sn_file.exists():
+        sn = json.loads(sn_file.read_text())
+    else:
+        sn = supernas.choose(cfg.model, cfg, profile, lambda mc, name: CandidateCost(
+            mc, cfg.search, profile, workdir / "cost" / name, progress=None), progress)
+        _write_json(sn, sn_file)
+    model_cfg = ml_collections.ConfigDict(sn["model"])
+    model_cfg.modules = tuple(tuple(m) for m in model_cfg.modules)
+    _say(f"[1/7] SuperNAS: space {sn['chosen']} " + ", ".join(
+        f"space {r['space']}: fit {100 * r['fit_rate']:.0f} %, mean MACs {r['mean_fitting_macs']:,.0f}"
+        for r in sn["spaces"]))
+
+    # 2 supernet
+    supernet = Supernet(model_cfg, rngs=nnx.Rngs(cfg.seed))
+    scfg = ml_collections.ConfigDict(dict(model=model_cfg, train=cfg.supernet))
+    sres = train_supernet(supernet, scfg, train, val, workdir, cfg.seed, progress=progress)
+    _say(f"[2/7] supernet: {sres.steps} steps")
+    calib = train.images[np.random.default_rng([cfg.seed, 5]).permutation(len(train.labels))
+                         [:int(cfg.search.calib_images)]]
+
+    # 3 SparseNAS
+    cost = CandidateCost(model_cfg, cfg.search, profile, workdir / "cost" / f"space{sn['chosen']}",
+                         progress=None)
+    search = Search(model_cfg, cfg.search, profile, cost,
+                    lambda c: score(supernet, model_cfg, c, cfg.search, calib, val), workdir / "search", progress)
+    found = search.run()
+    best = Candidate.from_key(found["best"]["key"])
+    sparsity, block = best.levels(cfg.search)
+    _say(f"[3/7] SparseNAS: {found['evaluated']} candidates, {found['fitting']} fit; best {best.key}: "
+         f"val accuracy {100 * found['best']['accuracy']:.2f} %, flash {found['best']['flash_bytes']:,} B, "
+         f"SRAM {found['best']['sram_bytes']:,} B, {found['best']['instructions']:,} instructions")
+
+    # 4 prune + fine-tune with distillation
+    net_cfg = standalone_config(model_cfg, best.path)
+    model = Hybrid(net_cfg, rngs=nnx.Rngs(cfg.seed))
+    copy_shared(supernet, best.path, model)
+    recalibrate_bn(supernet, supernet.largest, calib)
+    teacher = nnx.clone(supernet)
+    teacher.eval()
+    big = jnp.asarray(teacher.largest, jnp.int32)
+    rounds = int(cfg.prune.rounds)
+    loss = distill_loss(lambda x: teacher(x, big), float(cfg.prune.distill))
+    unit_of = blocks.prunable(model)
+    mk = {}
+    for r in range(rounds):
+        s_r = [blocks.schedule(r + 1, rounds, s) for s in sparsity]
+        mk = blocks.model_masks(model, s_r, block)
+        blocks.apply_masks(model, mk)
+        tree = _mask_tree(mk)
+        res = fit(model, train, val, cfg.prune.train, workdir, f"prune{r}", cfg.seed + 10 + r, progress=progress,
+                  loss=loss, extra=lambda step: tree)
+        blocks.apply_masks(model, mk)
+        _say(f"[4/7] pruning round {r + 1}/{rounds}: target {[round(s, 3) for s in s_r]}, "
+             f"val accuracy {100 * res.test_accuracy:.2f} %")
+    achieved = blocks.achieved(mk, unit_of, blocks.units(len(model.blocks)))
+
+    # 5 QAT with the masks kept
+    qat = fold_batchnorm(model)
+    if Checkpoints(workdir / "qat" / "checkpoints", every=1).latest() is None:
+        calibrate(qat, train.images, cfg.qat.calib_batches, cfg.qat.batch_size, cfg.seed)
+    else:
+        set_mode(qat, "quant")
+    tree = _mask_tree(mk)
+    qres = fit(qat, train, data.test, cfg.qat, workdir, "qat", cfg.seed + 1, progress=progress, loss=masked_loss,
+               extra=lambda step: tree)
+    blocks.apply_masks(qat, mk)
+    _say(f"[5/7] QAT: fake-quant test accuracy {100 * qres.test_accuracy:.2f} %")
+
+    # 6 export, compile --verify, int8 accuracy, prediction vs firmware
+    from .export.onnx_export import export_qdq
+    onnx_path = export_qdq(qat, workdir / "export" / "model_qdq.onnx")
+    n_test = int(cfg.deploy.test_images) or len(data.test.labels)
+    x_test = float_inputs(data.test.images[:n_test])
+    x_calib = float_inputs(train.images[:cfg.deploy.calib_images])
+    rep = deploy.compile_verified(onnx_path, workdir / "engine", profile, x_test[:cfg.deploy.verify_images], x_calib,
+                                  progress=_say)
+    bar = tqdm(total=len(x_test), desc="int8 simulator", unit="img", disable=not progress, file=sys.stderr)
+    sim = deploy.simulate(deploy.deployed_graph(onnx_path, x_calib), x_test, workers=cfg.deploy.workers,
+                          progress=bar.update)
+    bar.close()
+    mcu = rep["mcu"]
+    figures = dict(
+        supernas=sn, search=found, chosen=dict(candidate=best.key, blocks=[list(b) for b in net_cfg.blocks],
+                                                sparsity_target=sparsity, block_sizes=block,
+                                                sparsity_achieved=achieved),
+        fake_quant_accuracy=qres.test_accuracy, int8_accuracy=float(np.mean(sim.argmax(-1) == data.test.labels[:n_test])),
+        test_images=n_test, flash_bytes=mcu["flash_bytes"], sram_bytes=mcu["sram_bytes"],
+        instructions=mcu["instructions"], arena_bytes=rep["totals"]["arena_bytes"], ladder=rep["verification"],
+        predicted=dict(flash_bytes=found["best"]["flash_bytes"], sram_bytes=found["best"]["sram_bytes"],
+                       instructions=found["best"]["instructions"], arena_bytes=found["best"]["arena_bytes"]),
+        budget=found["limits"], fits=bool(mcu["flash_bytes"] <= found["limits"]["flash_bytes"]
+                                          and mcu["sram_bytes"] <= found["limits"]["sram_bytes"]),
+        profile=profile, seconds=round(time.perf_counter() - t0, 1), data=data.source,
+        engine=str(workdir / "engine"))
+    if not figures["fits"]:
+        raise TinyFormerError(f"the deployed model is over budget: flash {mcu['flash_bytes']:,} B, SRAM "
+                              f"{mcu['sram_bytes']:,} B against {found['limits']} (report in {workdir / 'engine'})")
+
+    # 7 report
+    figures["report"] = str(report.write(figures, rep, search.archive, workdir / "report"))
+    _write_json(figures, workdir / "summary.json")
+    _say("\n".join(["", "== TinyFormer " + "=" * 57, *report.summary_lines(figures)]))
+    return figures
