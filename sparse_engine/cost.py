@@ -133,13 +133,13 @@ class CostModel:
         if memory_only:
             for ls in cands:
                 g.ops[ls.index].params["sparse"] = min(ls.codings.values(), key=lambda c: c.nbytes)
-            return self._memory(g, plan, None, sum(1 for ls in cands))
+            return self._memory(g, plan, codegen.footprint(g, plan, self.kernels), None, len(cands))
         for b in [0] + sparsity.blocks_to_measure(cands):
             sparsity.apply(g, cands, b)
-            fns, _ = codegen.footprint(g, plan, self.kernels)
+            fns, scratch = codegen.footprint(g, plan, self.kernels)
             sigs = [signature(g, i, f) for i, f in enumerate(fns)]
             if any(s not in self.layers for s in sigs):
-                self._measure(g, plan)
+                self._measure(g, plan, fns, scratch, sigs)
             for ls in cands:
                 n = self.layers[sigs[ls.index]]
                 if b:
@@ -149,17 +149,18 @@ class CostModel:
                     ls.dense_instructions = n
         sparsity.choose(layers, "speed")
         sparsity.apply(g, layers)
-        fns, _ = codegen.footprint(g, plan, self.kernels)
-        if self._kernel_key(fns) not in self.kernel_sets or any(
-                signature(g, i, f) not in self.layers for i, f in enumerate(fns)):
-            self._measure(g, plan)
-        per_layer = [self.layers[signature(g, i, f)] for i, f in enumerate(fns)]
+        fns, scratch = codegen.footprint(g, plan, self.kernels)
+        sigs = [signature(g, i, f) for i, f in enumerate(fns)]
+        if self._kernel_key(fns) not in self.kernel_sets or any(s not in self.layers for s in sigs):
+            self._measure(g, plan, fns, scratch, sigs)
+        per_layer = [self.layers[s] for s in sigs]
         glue = int(round(np.mean(self.glue) * len(per_layer))) if self.glue else 0
-        return self._memory(g, plan, (sum(per_layer) + glue, per_layer),
+        return self._memory(g, plan, (fns, scratch), (sum(per_layer) + glue, per_layer),
                             sum(ls.chosen is not None for ls in layers))
 
-    def _memory(self, g: Graph, plan: planner.Plan, instr, n_sparse: int) -> Cost:
-        fns, scratch = codegen.footprint(g, plan, self.kernels)
+    def _memory(self, g: Graph, plan: planner.Plan, footprint: tuple[list[str], int], instr, n_sparse: int) -> Cost:
+        """The Cost from the configuration's kernel list and scratch (codegen.footprint)."""
+        fns, scratch = footprint
         ks = self.kernel_sets.get(self._kernel_key(fns)) or self._nearest_kernel_set(fns)
         consts = g.const_bytes()
         flash = consts + ks["code"] + PER_LAYER_FLASH * (len(fns) - ks["layers"])
@@ -186,22 +187,22 @@ class CostModel:
         return max(self.kernel_sets.items(), key=lambda kv: len(mine & set(kv[0].split(","))))[1]
 
     # -- measurement --------------------------------------------------------------------------
-    def _measure(self, g: Graph, plan: planner.Plan) -> None:
-        """Build `g` as it stands for the Cortex-M, run one random input in QEMU, cache its layers."""
+    def _measure(self, g: Graph, plan: planner.Plan, fns: list[str], scratch: int, sigs: list[str]) -> None:
+        """Build `g` as it stands for the Cortex-M (its footprint and layer signatures given), run
+        one random input in QEMU, cache its layers and its kernel set's figures."""
         self.builds += 1
         if self.progress:
             self.progress(f"cost model: measuring a firmware ({len(g.ops)} layers, build {self.builds})")
         work = Path(tempfile.mkdtemp(prefix="se-cost-"))
         try:
-            fns = codegen.generate(g, plan, work / "lib", self.kernels)
+            codegen.generate(g, plan, work / "lib", self.kernels)
             build = toolchain.build_mcu(work / "lib", work / "build", self.profile)
             x = verify.load_inputs(g, None, 8, 0)[:1]  # the input compile_model measures without --input
             run = toolchain.run_qemu(build, self.profile, x, g.tensors[g.output].size)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        _, scratch = codegen.footprint(g, plan, self.kernels)
-        for i, (f, n) in enumerate(zip(fns, run.layer_instructions)):
-            self.layers[signature(g, i, f)] = int(n)
+        for s, n in zip(sigs, run.layer_instructions):
+            self.layers[s] = int(n)
         self.glue.append((run.total_instructions - sum(run.layer_instructions)) / len(fns))
         self.kernel_sets[self._kernel_key(fns)] = dict(
             code=build.flash_bytes - g.const_bytes(), layers=len(fns), stack=run.stack_bytes,
