@@ -119,7 +119,8 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
     """Train `model` in place for cfg.epochs (or cfg.steps if set) and return the stage's figures.
     Resumes from the newest checkpoint in workdir/<stage>/checkpoints; a finished stage only
     restores. `loss(model, x, labels, label_smoothing, extra(step))` -> (loss, logits); `extra`
-    gives per-step data that depends only on the step (the supernet's sampled paths)."""
+    gives per-step data that depends only on the step (the supernet's sampled paths); the same
+    object returned again (a stage's constant pruning masks) is placed on the devices once."""
     mesh = sharding.data_mesh(devices)
     ndev = mesh.devices.size
     if cfg.batch_size % ndev:
@@ -145,11 +146,14 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
                mininterval=2.0, dynamic_ncols=True)
     t0, imgs, rate, test_acc = time.perf_counter(), 0, None, None
     loss_sum, acc_sum, n_sum = 0.0, 0.0, 0
+    placed: tuple = (None, None)  # (extra's last host value, its device copy)
     for step in range(start, total):
         idx = batch_indices(seed, step, len(train.labels), cfg.batch_size)
         xb, yb = sharding.put_batch((train.images[idx], train.labels[idx]), mesh)
-        ex = extra(step)
-        ex = None if ex is None else sharding.put_replicated(ex, mesh)
+        ex_host = extra(step)
+        if ex_host is not placed[0]:  # the same object again (e.g. a stage's pruning masks): already on the devices
+            placed = (ex_host, None if ex_host is None else sharding.put_replicated(ex_host, mesh))
+        ex = placed[1]
         params, rest, opt_state, loss_v, acc = step_fn(params, rest, opt_state, xb, yb,
                                                        jax.random.fold_in(key, step), ex)
         loss_sum, acc_sum, n_sum, imgs = loss_sum + float(loss_v), acc_sum + float(acc), n_sum + 1, imgs + len(idx)
