@@ -2,39 +2,9 @@
 
     .venv/bin/python launch/train_supernet.py --config=configs/supernet_cifar10.py[:cpu] --workdir=DIR
 """
-from __future__ import annotations
+from common import launch
 
-import sys
-from pathlib import Path
-
-from absl import app, flags, logging
-from ml_collections import config_flags
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tinyformer_jax.errors import TinyFormerError  # noqa: E402
-from tinyformer_jax.supernet_run import run  # noqa: E402
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/supernet_<dataset>.py[:preset]")
-_WORKDIR = flags.DEFINE_string("workdir", None, "checkpoints, metrics, summary.json (resumable)")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "CIFAR-10 folder (else $TINYFORMER_DATA, else ../shared/data/cifar10)")
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "call jax.distributed.initialize() first (one process per "
-                                 "host, e.g. on a cloud TPU pod slice: see launch/README.md)")
-flags.mark_flags_as_required(["config", "workdir"])
-
-
-def main(argv: list[str]) -> None:
-    del argv
-    logging.set_verbosity(logging.WARNING)
-    if _DISTRIBUTED.value:
-        import jax
-
-        jax.distributed.initialize()  # coordinator and process ids from the TPU / cluster environment
-    try:
-        run(_CONFIG.value, _WORKDIR.value, _DATA_DIR.value)
-    except TinyFormerError as exc:
-        sys.exit(f"error: {exc}")
-
+from tinyformer_jax.supernet_run import run
 
 if __name__ == "__main__":
-    app.run(main)
+    launch(run, "configs/supernet_<dataset>.py[:preset]", "checkpoints, metrics, summary.json (resumable)")

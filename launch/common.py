@@ -1,0 +1,43 @@
+"""What the launch scripts share: the flags --config (config_flags: file[:preset], --config.x.y=...),
+--workdir, --data_dir, --distributed, and a main that calls the script's one run function, with
+bad data, config or model reported as one line instead of a traceback."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sparse_engine.errors import EngineError  # noqa: E402
+from tinyformer_jax.errors import TinyFormerError  # noqa: E402
+
+
+def launch(run: Callable, config_help: str, workdir_help: str) -> None:
+    """Define the flags, parse them and call `run(config, workdir, data_dir)`."""
+    config = config_flags.DEFINE_config_file("config", None, config_help)
+    workdir = flags.DEFINE_string("workdir", None, workdir_help)
+    data_dir = flags.DEFINE_string("data_dir", None,
+                                   "CIFAR-10 folder (else $TINYFORMER_DATA, else ../shared/data/cifar10)")
+    distributed = flags.DEFINE_bool("distributed", False, "call jax.distributed.initialize() first (one process "
+                                    "per host, e.g. on a cloud TPU pod slice: see launch/README.md)")
+    flags.mark_flags_as_required(["config", "workdir"])
+    for name in ("config", "workdir", "data_dir", "distributed"):  # listed by the script's --help
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
+
+    def main(argv: list[str]) -> None:
+        del argv
+        logging.set_verbosity(logging.WARNING)  # orbax and jax2onnx log every save / conversion at INFO
+        if distributed.value:
+            import jax
+
+            jax.distributed.initialize()  # coordinator and process ids from the TPU / cluster environment
+        try:
+            run(config.value, workdir.value, data_dir.value)
+        except (TinyFormerError, EngineError) as exc:
+            sys.exit(f"error: {exc}")
+
+    app.run(main)
