@@ -3,23 +3,17 @@ verification ladder, and plots (Pareto front, accuracy vs flash, per-layer memor
 instructions, sparsity per unit) as PNG files beside it."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
+
+from .files import write_text
+from .pipeline import rung_line
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 PAPER = "TinyFormer (paper): 96.1 % CIFAR-10 int8 in 1 MB flash / 320 KB SRAM (STM32F746)"
-
-
-def _rung(r: dict) -> str:
-    if "exact" in r:
-        return f"{r['rung']}: {'bit-exact' if r['exact'] else 'DIFFERS'}"
-    if r["rung"] == "onnxruntime":
-        return f"onnxruntime: largest difference {r['max_abs_diff']}, top-1 agreement {r.get('top1_agreement', 1):.3f}"
-    return f"{r['rung']} on {r.get('inputs', '?')} inputs"
 
 
 def summary_lines(f: dict) -> list[str]:
@@ -37,7 +31,7 @@ def summary_lines(f: dict) -> list[str]:
                    f"Pareto front {len(f['search']['pareto'])}"),
     ]
     width = max(len(k) for k, _ in rows)
-    return ([f"{k:<{width}}  {v}" for k, v in rows] + ["verification ladder: " + "; ".join(_rung(r) for r in f["ladder"])]
+    return ([f"{k:<{width}}  {v}" for k, v in rows] + ["verification ladder: " + "; ".join(rung_line(r) for r in f["ladder"])]
             + [PAPER])
 
 
@@ -119,7 +113,4 @@ def write(f: dict, rep: dict, archive: dict, out: Path) -> Path:
     lines += ["", "## Chosen model", "", f"Blocks: `{ch['blocks']}`", "",
               f"![sparsity]({plots['sparsity']})", "", f"![layers]({plots['layers']})", "",
               f"SparseEngine's own report: `{f['engine']}/report.md`.", ""]
-    tmp = out / ".report.md.tmp"
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, out / "report.md")
-    return out / "report.md"
+    return write_text(out / "report.md", "\n".join(lines) + "\n")

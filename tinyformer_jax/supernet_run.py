@@ -2,8 +2,6 @@
 and `eval.random_paths` random paths after BatchNorm recalibration; summary.json in the workdir."""
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,6 +11,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from .files import write_json
 from .models.supernet import Supernet, num_candidates, standalone_config
 from .pipeline import prepare
 from .train import candidates
@@ -42,9 +41,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
                    images_per_second=res.images_per_second, test_images=len(data.test.labels), paths=rows,
                    seconds=round(time.perf_counter() - t0, 1), device=jax.devices()[0].platform,
                    devices=jax.device_count())
-    tmp = workdir / ".summary.json.tmp"
-    tmp.write_text(json.dumps(figures, indent=1, default=str) + "\n")
-    os.replace(tmp, workdir / "summary.json")
+    write_json(workdir / "summary.json", figures)
     for f in figures["paths"]:
         print(f"{f['name']:<10} {100 * f['test_accuracy']:6.2f} %  path {f['path']}", file=sys.stderr)
     return figures

@@ -15,10 +15,9 @@ Search scores use `search.val_images` training images held out from supernet and
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -26,36 +25,21 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx
-from tqdm import tqdm
 
 from .data.cifar10 import Split
 from .errors import TinyFormerError
+from .files import write_json
 from .models.hybrid import Hybrid
-from .models.layers import set_mode
 from .models.supernet import Supernet, copy_shared, standalone_config
-from .pipeline import float_inputs, prepare
+from .pipeline import deploy_and_simulate, prepare, quantize, say
 from .prune import blocks
-from .quant.calibrate import calibrate
-from .quant.fold import fold_batchnorm
 from .search import supernas
 from .search.costing import CandidateCost
 from .search.evolution import Search
 from .search.scoring import score
 from .search.space import Candidate
-from .train.checkpoint import Checkpoints
-from .train.loop import fit
+from .train.loop import classification_loss, fit
 from .train.supernet import recalibrate_bn, train_supernet
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def _write_json(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def split_validation(train: Split, n: int, seed: int) -> tuple[Split, Split]:
@@ -78,29 +62,24 @@ def _apply_in_trace(model: nnx.Module, masks: dict[str, jax.Array]) -> None:
     nnx.update(model, nnx.from_flat_state(flat))
 
 
-def distill_loss(teacher: Supernet, alpha: float):
-    """(1 - alpha) label cross-entropy + alpha cross-entropy against the supernet's largest path,
-    with the pruning masks (the step's `extra`) applied to the student's weights."""
+def masked_loss(model, x, labels, label_smoothing, masks):
+    """loop.classification_loss with the pruning masks (the step's `extra`) applied to the weights."""
+    _apply_in_trace(model, masks)
+    return classification_loss(model, x, labels, label_smoothing, None)
+
+
+def distill_loss(teacher: Callable[[jax.Array], jax.Array], alpha: float):
+    """(1 - alpha) masked_loss + alpha cross-entropy against `teacher(x)` (the supernet's largest path)."""
     def loss(model, x, labels, label_smoothing, masks):
-        _apply_in_trace(model, masks)
-        logits = model(x)
-        targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
-        ce = optax.softmax_cross_entropy(logits, targets).mean()
+        ce, logits = masked_loss(model, x, labels, label_smoothing, masks)
         soft = jax.nn.softmax(jax.lax.stop_gradient(teacher(x)))
         return (1 - alpha) * ce + alpha * optax.softmax_cross_entropy(logits, soft).mean(), logits
     return loss
 
 
-def masked_loss(model, x, labels, label_smoothing, masks):
-    _apply_in_trace(model, masks)
-    logits = model(x)
-    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
-    return optax.softmax_cross_entropy(logits, targets).mean(), logits
-
-
 def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | None = None,
         progress: bool = True) -> dict:
-    from . import deploy, report
+    from . import report
 
     t0 = time.perf_counter()
     workdir, data = prepare(cfg, workdir, data_dir)
@@ -114,10 +93,10 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     else:
         sn = supernas.choose(cfg.model, cfg, profile, lambda mc, name: CandidateCost(
             mc, cfg.search, profile, workdir / "cost" / name, progress=None), progress)
-        _write_json(sn, sn_file)
+        write_json(sn_file, sn)
     model_cfg = ml_collections.ConfigDict(sn["model"])
     model_cfg.modules = tuple(tuple(m) for m in model_cfg.modules)
-    _say(f"[1/7] SuperNAS: space {sn['chosen']} " + ", ".join(
+    say(f"[1/7] SuperNAS: space {sn['chosen']} " + ", ".join(
         f"space {r['space']}: fit {100 * r['fit_rate']:.0f} %, mean MACs {r['mean_fitting_macs']:,.0f}"
         for r in sn["spaces"]))
 
@@ -125,7 +104,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     supernet = Supernet(model_cfg, rngs=nnx.Rngs(cfg.seed))
     scfg = ml_collections.ConfigDict(dict(model=model_cfg, train=cfg.supernet))
     sres = train_supernet(supernet, scfg, train, val, workdir, cfg.seed, progress=progress)
-    _say(f"[2/7] supernet: {sres.steps} steps")
+    say(f"[2/7] supernet: {sres.steps} steps")
     calib = train.images[np.random.default_rng([cfg.seed, 5]).permutation(len(train.labels))
                          [:int(cfg.search.calib_images)]]
 
@@ -137,7 +116,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     found = search.run()
     best = Candidate.from_key(found["best"]["key"])
     sparsity, block = best.levels(cfg.search)
-    _say(f"[3/7] SparseNAS: {found['evaluated']} candidates, {found['fitting']} fit; best {best.key}: "
+    say(f"[3/7] SparseNAS: {found['evaluated']} candidates, {found['fitting']} fit; best {best.key}: "
          f"val accuracy {100 * found['best']['accuracy']:.2f} %, flash {found['best']['flash_bytes']:,} B, "
          f"SRAM {found['best']['sram_bytes']:,} B, {found['best']['instructions']:,} instructions")
 
@@ -161,34 +140,19 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
         res = fit(model, train, val, cfg.prune.train, workdir, f"prune{r}", cfg.seed + 10 + r, progress=progress,
                   loss=loss, extra=lambda step: tree)
         blocks.apply_masks(model, mk)
-        _say(f"[4/7] pruning round {r + 1}/{rounds}: target {[round(s, 3) for s in s_r]}, "
+        say(f"[4/7] pruning round {r + 1}/{rounds}: target {[round(s, 3) for s in s_r]}, "
              f"val accuracy {100 * res.test_accuracy:.2f} %")
     achieved = blocks.achieved(mk, unit_of, blocks.units(len(model.blocks)))
 
     # 5 QAT with the masks kept
-    qat = fold_batchnorm(model)
-    if Checkpoints(workdir / "qat" / "checkpoints", every=1).latest() is None:
-        calibrate(qat, train.images, cfg.qat.calib_batches, cfg.qat.batch_size, cfg.seed)
-    else:
-        set_mode(qat, "quant")
     tree = _mask_tree(mk)
-    qres = fit(qat, train, data.test, cfg.qat, workdir, "qat", cfg.seed + 1, progress=progress, loss=masked_loss,
-               extra=lambda step: tree)
+    qat, qres = quantize(model, cfg, train, data.test, workdir, progress, loss=masked_loss, extra=lambda step: tree)
     blocks.apply_masks(qat, mk)
-    _say(f"[5/7] QAT: fake-quant test accuracy {100 * qres.test_accuracy:.2f} %")
+    say(f"[5/7] QAT: fake-quant test accuracy {100 * qres.test_accuracy:.2f} %")
 
     # 6 export, compile --verify, int8 accuracy, prediction vs firmware
-    from .export.onnx_export import export_qdq
-    onnx_path = export_qdq(qat, workdir / "export" / "model_qdq.onnx")
     n_test = int(cfg.deploy.test_images) or len(data.test.labels)
-    x_test = float_inputs(data.test.images[:n_test])
-    x_calib = float_inputs(train.images[:cfg.deploy.calib_images])
-    rep = deploy.compile_verified(onnx_path, workdir / "engine", profile, x_test[:cfg.deploy.verify_images], x_calib,
-                                  progress=_say)
-    bar = tqdm(total=len(x_test), desc="int8 simulator", unit="img", disable=not progress, file=sys.stderr)
-    sim = deploy.simulate(deploy.deployed_graph(onnx_path, x_calib), x_test, workers=cfg.deploy.workers,
-                          progress=bar.update)
-    bar.close()
+    _, _, rep, sim = deploy_and_simulate(qat, cfg, workdir, data.test.images[:n_test], train.images, progress)
     mcu = rep["mcu"]
     figures = dict(
         supernas=sn, search=found, chosen=dict(candidate=best.key, blocks=[list(b) for b in net_cfg.blocks],
@@ -209,6 +173,6 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
 
     # 7 report
     figures["report"] = str(report.write(figures, rep, search.archive, workdir / "report"))
-    _write_json(figures, workdir / "summary.json")
-    _say("\n".join(["", "== TinyFormer " + "=" * 57, *report.summary_lines(figures)]))
+    write_json(workdir / "summary.json", figures)
+    say("\n".join(["", "== TinyFormer " + "=" * 57, *report.summary_lines(figures)]))
     return figures

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import ml_collections
 
 from ..errors import TinyFormerError
+from ..files import write_json
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -26,11 +26,7 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
 
 
 def save(results: dict, out: Path) -> None:
-    """Write the JSON whole or not at all."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    os.replace(tmp, out)
+    write_json(out, results)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -20,8 +19,9 @@ from flax import nnx
 from sparse_engine import compiler, cost as engine_cost, profiles, verify
 
 from ..export.onnx_export import export_qdq
+from ..files import write_json
 from ..models.hybrid import Hybrid
-from ..models.layers import ActQuant, set_mode
+from ..models.layers import set_mode
 from ..models.supernet import standalone_config
 from ..prune.blocks import apply_masks, model_masks
 from ..quant.fold import fold_batchnorm
@@ -43,7 +43,7 @@ def random_model(model_cfg: ml_collections.ConfigDict, seed: int = 0) -> Hybrid:
             value = jnp.array([-4.0, 4.0, 1.0], jnp.float32)
         elif key[-1] in ("var", "scale"):
             value = jnp.ones(shape, dtype)
-        elif key[-1] in ("w",) and len(shape) >= 2:
+        elif key[-1] == "w" and len(shape) >= 2:
             fan = int(np.prod(shape[1:])) if len(shape) == 4 else shape[0]
             value = jnp.asarray(rng.normal(size=shape) / np.sqrt(fan), dtype)
         else:
@@ -51,9 +51,6 @@ def random_model(model_cfg: ml_collections.ConfigDict, seed: int = 0) -> Hybrid:
                 else jnp.zeros(shape, dtype)
         flat.append((key, var.replace(value)))
     model = nnx.merge(gd, nnx.from_flat_state(flat))
-    for _, m in nnx.iter_graph(model):
-        if isinstance(m, ActQuant):
-            m.range[...] = jnp.array([-4.0, 4.0, 1.0], jnp.float32)
     model.eval()
     folded = fold_batchnorm(model)
     set_mode(folded, "quant")
@@ -99,7 +96,5 @@ class CandidateCost:
         cost = self.engine.estimate(self.graph(c), memory_only=memory_only)
         if not memory_only:
             self.costs[c.key] = cost.to_json()
-            tmp = self.file.with_name(".costs.json.tmp")
-            tmp.write_text(json.dumps(self.costs))
-            os.replace(tmp, self.file)
+            write_json(self.file, self.costs, indent=None)
         return cost

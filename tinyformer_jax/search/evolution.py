@@ -12,8 +12,8 @@ smallest figures it saw instead of returning an over-budget model.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -25,12 +25,12 @@ from tqdm import tqdm
 from sparse_engine import profiles
 
 from ..errors import TinyFormerError
+from ..files import write_json
 from .space import Candidate, crossover, mutate, random_candidate
 
 
 def limits(search: ml_collections.ConfigDict, profile: str):
     """The profile with the search's flash / SRAM limits (0: the profile's), and the instruction limit."""
-    import dataclasses
     p = profiles.get(profile)
     p = dataclasses.replace(p, flash_bytes=int(search.get("flash_bytes") or p.flash_bytes),
                             sram_bytes=int(search.get("sram_bytes") or p.sram_bytes))
@@ -60,11 +60,8 @@ class Search:
         self.archive: dict[str, dict] = st.get("archive", {})
 
     def _save(self) -> None:
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_name(".state.json.tmp")
-        tmp.write_text(json.dumps(dict(generation=self.generation, population=[c.key for c in self.population],
-                                       archive=self.archive), indent=0))
-        os.replace(tmp, self.file)
+        write_json(self.file, dict(generation=self.generation, population=[c.key for c in self.population],
+                                   archive=self.archive), indent=0)
 
     def evaluate(self, c: Candidate) -> dict:
         """Archive row of `c`: memory first (no build), then instructions and accuracy if it fits."""

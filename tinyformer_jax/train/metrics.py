@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..files import write_text
+
 
 class MetricsWriter:
     """Appends rows {"step": ..., ...}; on resume, rows after the restored step are dropped first
@@ -15,9 +17,7 @@ class MetricsWriter:
         if path.exists():
             rows = [ln for ln in path.read_text().splitlines() if ln.strip()]
             kept = [ln for ln in rows if json.loads(ln).get("step", 0) <= resume_step]
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(ln + "\n" for ln in kept))
-            tmp.replace(path)
+            write_text(path, "".join(ln + "\n" for ln in kept))
         self.tb = None
         if tensorboard_dir is not None:
             from tensorboardX import SummaryWriter

@@ -1,0 +1,20 @@
+"""Files written whole or not at all: a temporary sibling renamed over the target, so a run
+killed mid-write leaves the previous version (resume reads these files)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(path: str | Path, obj, indent: int | None = 1) -> Path:
+    return write_text(path, json.dumps(obj, indent=indent, default=str) + "\n")
