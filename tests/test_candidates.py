@@ -45,6 +45,27 @@ def test_every_form_equals_the_sequential_reference(case_and_ref, method):
     assert not np.allclose(ref[0], ref[1], atol=1e-3)  # the paths differ
 
 
+@pytest.mark.parametrize("method", ["vmap", "map", "loop", "shard"])
+def test_masked_paths_equal_the_reference_with_zeroed_weights(case_and_ref, method):
+    """Per-path weight masks (SparseNAS candidates): each path's logits equal the sequential
+    reference on a copy of the supernet whose weights were multiplied by that path's masks."""
+    from flax import nnx
+
+    from tinyformer_jax.train import candidates
+
+    (model, paths, calib, images), _ = case_and_ref
+    rng = np.random.default_rng(1)
+    weights = [(k, v) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param)) if v[...].ndim >= 2]
+    masks = [{k: (rng.random(v[...].shape) < 0.5).astype(np.float32) for k, v in weights} for _ in paths]
+    got = candidates.evaluator(model, paths, calib, method, masks=masks)(images)
+    for i, (p, mk) in enumerate(zip(paths, masks)):
+        pruned = nnx.clone(model)
+        nnx.update(pruned, nnx.from_flat_state([(k, v.replace(v[...] * mk[k])) for k, v in
+                                                nnx.to_flat_state(nnx.state(pruned, nnx.Param)) if k in mk]))
+        np.testing.assert_allclose(got[i], _reference(pruned, p[None], calib, images)[0], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(got, candidates.logits(model, paths, calib, images, method), atol=1e-3)
+
+
 def test_bad_method_is_one_clear_error(case_and_ref):
     from tinyformer_jax.errors import TinyFormerError
     from tinyformer_jax.train import candidates

@@ -46,8 +46,15 @@ class FakeCost:
                     sparse_layers=0)
 
 
-def _score(c: Candidate) -> float:
-    return 0.1 + 0.1 * sum(c.path) - 0.05 * sum(c.sparsity) / len(c.sparsity)
+class FakeScore:
+    """Accuracy that grows with the path and falls with sparsity; records each call's batch."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def __call__(self, cands: list[Candidate]) -> list[float]:
+        self.calls.append([c.key for c in cands])
+        return [0.1 + 0.1 * sum(c.path) - 0.05 * sum(c.sparsity) / len(c.sparsity) for c in cands]
 
 
 def test_genes_stay_in_the_space():
@@ -62,12 +69,16 @@ def test_genes_stay_in_the_space():
 
 
 def test_search_honours_limits_resumes_and_returns_a_pareto_front(tmp_path):
-    cost = FakeCost()
-    s = Search(MODEL, _search_cfg(generations=2, flash_bytes=70_000), "stm32f746", cost, _score, tmp_path)
+    cost, score = FakeCost(), FakeScore()
+    s = Search(MODEL, _search_cfg(generations=2, flash_bytes=70_000), "stm32f746", cost, score, tmp_path)
     s.run()
     assert s.generation == 2 and json.loads((tmp_path / "state.json").read_text())["generation"] == 2
+    # a generation's new fitting candidates are scored together, each once
+    assert len(score.calls) == 2 and len(score.calls[0]) == 6
+    keys = [k for call in score.calls for k in call]
+    assert len(keys) == len(set(keys)) == sum(r["fits"] for r in s.archive.values())
     seen = len(s.archive)
-    resumed = Search(MODEL, _search_cfg(generations=3, flash_bytes=70_000), "stm32f746", cost, _score, tmp_path)
+    resumed = Search(MODEL, _search_cfg(generations=3, flash_bytes=70_000), "stm32f746", cost, score, tmp_path)
     assert resumed.generation == 2 and len(resumed.archive) == seen
     out = resumed.run()
     assert resumed.generation == 3 and len(resumed.archive) >= seen
@@ -85,13 +96,47 @@ def test_search_honours_limits_resumes_and_returns_a_pareto_front(tmp_path):
                        (r["accuracy"], r["flash_bytes"], r["instructions"]) for o in fit)
 
 
+@pytest.mark.parametrize("method", ["vmap", "map", "shard"])
+def test_batched_masked_scores_equal_one_candidate_at_a_time(method):
+    """SparseNAS scores: 5 candidates in batches of 3 (the last padded) in a batched form equal
+    the loop form one by one; pruning changes the scores."""
+    from flax import nnx
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from _train_tiny import synthetic
+
+    from tinyformer_jax.models.supernet import Supernet
+    from tinyformer_jax.search.scoring import score
+
+    supernet = Supernet(MODEL, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(4)
+    cands = [random_candidate(rng, MODEL, _search_cfg()) for _ in range(5)]
+    dense = [Candidate(c.path, (0,) * len(c.sparsity), c.block) for c in cands]
+    data = synthetic(96, 3)
+    calib, val = data.images[:32], type(data)(data.images[32:], data.labels[32:])
+    val = type(data)(val.images, _labels(supernet, dense[0].path, calib, val.images))
+    one = score(supernet, MODEL, cands, _search_cfg(score_method="loop", score_batch=1), calib, val)
+    many = score(supernet, MODEL, cands, _search_cfg(score_method=method, score_batch=3), calib, val)
+    assert len(many) == 5
+    np.testing.assert_allclose(many, one, atol=1e-9)
+    unpruned = score(supernet, MODEL, dense, _search_cfg(score_method=method, score_batch=3), calib, val)
+    assert unpruned[0] == 1.0  # the labels are dense path 0's predictions
+    assert any(abs(a - b) > 0 for a, b in zip(one, unpruned))
+
+
+def _labels(supernet, path, calib, images) -> np.ndarray:
+    from tinyformer_jax.train.candidates import logits
+
+    return logits(supernet, np.asarray([path]), calib, images, "loop")[0].argmax(-1).astype(np.int32)
+
+
 def test_impossible_budget_is_a_clear_error_not_a_model(tmp_path):
     pytest.importorskip("jax2onnx")
     from tinyformer_jax.search.costing import CandidateCost
 
     cfg = _search_cfg(population=2, max_tries_factor=3, sram_bytes=32 * 1024)
     cost = CandidateCost(MODEL, cfg, "stm32f746", tmp_path / "cost")
-    s = Search(MODEL, cfg, "stm32f746", cost, lambda c: pytest.fail("scored an over-budget candidate"),
+    s = Search(MODEL, cfg, "stm32f746", cost, lambda cs: pytest.fail("scored an over-budget candidate"),
                tmp_path / "search")
     with pytest.raises(TinyFormerError, match=r"no candidate fits stm32f746 with .*SRAM <= 32,768 B"):
         s.run()

@@ -112,7 +112,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     cost = CandidateCost(model_cfg, cfg.search, profile, workdir / "cost" / f"space{sn['chosen']}",
                          progress=None)
     search = Search(model_cfg, cfg.search, profile, cost,
-                    lambda c: score(supernet, model_cfg, c, cfg.search, calib, val), workdir / "search", progress)
+                    lambda cs: score(supernet, model_cfg, cs, cfg.search, calib, val), workdir / "search", progress)
     found = search.run()
     best = Candidate.from_key(found["best"]["key"])
     sparsity, block = best.levels(cfg.search)

@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--repeats", type=int, default=3, help="timed calls per method")
     c.add_argument("--cpu-devices", type=int, default=8,
                    help="emulated CPU devices for the sharded form (0: the real devices, e.g. on a GPU)")
-    c.add_argument("--out", default=None, help="JSON results file (default benchmarks/candidates_<platform>.json)")
+    c.add_argument("--masked", action="store_true",
+                   help="each path with its own weight masks (SparseNAS scoring of pruned candidates)")
+    c.add_argument("--out", default=None,
+                   help="JSON results file (default benchmarks/candidates[_masked]_<platform>.json)")
     args = ap.parse_args(argv)
     if args.command == "candidates" and args.cpu_devices:  # before JAX starts
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
@@ -60,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             mod = candidates
             results = candidates.run(load_config(args.config), args.candidates, args.images, args.calib,
-                                     args.repeats, progress=lambda m: print(m, file=sys.stderr, flush=True))
-            args.out = args.out or f"benchmarks/candidates_{results['platform']}.json"
+                                     args.repeats, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                                     masked=args.masked)
+            args.out = args.out or (f"benchmarks/candidates{'_masked' if args.masked else ''}_"
+                                    f"{results['platform']}.json")
     except (TinyFormerError, EngineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

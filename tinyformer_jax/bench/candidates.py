@@ -1,6 +1,7 @@
 """Candidates evaluated per second: the four forms of train/candidates.py on the config's supernet
 (random weights and random images: the throughput does not depend on them). Each form first
-runs once to compile (its time is reported apart), then `repeats` timed calls."""
+runs once to compile (its time is reported apart), then `repeats` timed calls. With `masked`
+every path also gets its own weight masks, as SparseNAS scores pruned candidates."""
 from __future__ import annotations
 
 import time
@@ -15,22 +16,26 @@ from ..train import candidates
 
 
 def run(cfg: ml_collections.ConfigDict, n_candidates: int, n_images: int, n_calib: int, repeats: int,
-        progress=print) -> dict:
+        progress=print, masked: bool = False) -> dict:
     model = Supernet(cfg.model, rngs=nnx.Rngs(0))
     counts = num_candidates(cfg.model)
     rng = np.random.default_rng(0)
     paths = rng.integers(0, counts, size=(n_candidates, len(counts))).astype(np.int32)
     images = rng.integers(0, 256, size=(n_images, 32, 32, 3), dtype=np.uint8)
     calib = rng.integers(0, 256, size=(n_calib, 32, 32, 3), dtype=np.uint8)
+    weights = [(k, v[...].shape) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param)) if v[...].ndim >= 2]
+    masks = [{k: (rng.random(shape) < 0.5).astype(np.float32) for k, shape in weights}
+             for _ in range(n_candidates)] if masked else None
     rows, ref = [], None
     for method in candidates.METHODS:
-        progress(f"candidates: {method} ({n_candidates} paths, {n_images} images, {jax.device_count()} devices)")
+        progress(f"candidates: {method} ({n_candidates} {'masked ' if masked else ''}paths, {n_images} images, "
+                 f"{jax.device_count()} devices)")
         t0 = time.perf_counter()
-        out = candidates.logits(model, paths, calib, images, method)
+        out = candidates.evaluator(model, paths, calib, method, masks=masks)(images)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
         for _ in range(repeats):
-            out = candidates.logits(model, paths, calib, images, method)
+            out = candidates.evaluator(model, paths, calib, method, masks=masks)(images)
         dt = (time.perf_counter() - t0) / repeats
         ref = out if ref is None else ref
         rows.append(dict(method=method, candidates_per_second=n_candidates / dt, seconds_per_call=dt,
@@ -38,7 +43,9 @@ def run(cfg: ml_collections.ConfigDict, n_candidates: int, n_images: int, n_cali
     loop = next(r for r in rows if r["method"] == "loop")["candidates_per_second"]
     for r in rows:
         r["speedup_vs_loop"] = r["candidates_per_second"] / loop
-    return dict(what="supernet candidates evaluated per second (BN recalibration + logits per path)",
+    what = "supernet candidates evaluated per second (BN recalibration + logits per path)"
+    return dict(what=what.replace("per path", "per path, each path with its own weight masks") if masked else what,
+                masked=masked,
                 device=jax.devices()[0].device_kind, platform=jax.devices()[0].platform,
                 devices=jax.device_count(), candidates=n_candidates, images_per_candidate=n_images,
                 calibration_images=n_calib, repeats=repeats, supernet_modules=len(counts),
@@ -46,7 +53,7 @@ def run(cfg: ml_collections.ConfigDict, n_candidates: int, n_images: int, n_cali
 
 
 def table(r: dict) -> str:
-    lines = [f"{r['candidates']} candidates x {r['images_per_candidate']} images on {r['devices']} "
+    lines = [f"{r['candidates']} {'masked ' if r['masked'] else ''}candidates x {r['images_per_candidate']} images on {r['devices']} "
              f"{r['platform']} device(s) ({r['device']})",
              f"{'method':<8} {'cand/s':>9} {'x loop':>7} {'compile s':>10} {'max diff':>9}"]
     for row in r["rows"]:

@@ -3,7 +3,8 @@
 Each generation keeps `population` candidates that fit (flash, SRAM from the cost model; the
 latency limit in instructions when set). Memory is checked first without building anything;
 only candidates that fit are measured for instructions and scored (masked supernet accuracy
-after BatchNorm recalibration, on held-out training images). Parents are the `parents` best
+after BatchNorm recalibration, on held-out training images), a generation's new ones together
+in batched calls. Parents are the `parents` best
 by accuracy; children come from crossover (share `crossover`) or mutation. Every candidate seen
 is archived with its cost and accuracy; the state is written after each generation, so a rerun
 continues where it stopped. The result is the best fitting candidate and the Pareto front over
@@ -49,7 +50,8 @@ def pareto(rows: list[dict]) -> list[dict]:
 
 class Search:
     def __init__(self, model_cfg: ml_collections.ConfigDict, search: ml_collections.ConfigDict, profile: str,
-                 cost: Callable, score: Callable[[Candidate], float], workdir: Path, progress: bool = True):
+                 cost: Callable, score: Callable[[list[Candidate]], list[float]], workdir: Path,
+                 progress: bool = True):
         self.model_cfg, self.cfg, self.cost, self.score = model_cfg, search, cost, score
         self.profile, self.max_instr = limits(search, profile)
         self.file = Path(workdir) / "state.json"
@@ -64,7 +66,8 @@ class Search:
                                    archive=self.archive), indent=0)
 
     def evaluate(self, c: Candidate) -> dict:
-        """Archive row of `c`: memory first (no build), then instructions and accuracy if it fits."""
+        """Archive row of `c`: memory first (no build), then instructions if it fits; accuracy
+        stays None until `score_pending`."""
         if c.key in self.archive:
             return self.archive[c.key]
         mem = self.cost(c, memory_only=True)
@@ -74,10 +77,15 @@ class Search:
             full = self.cost(c)
             row.update(full.to_json())
             row["fits"] = full.fits(self.profile, self.max_instr)
-            if row["fits"]:
-                row["accuracy"] = float(self.score(c))
         self.archive[c.key] = row
         return row
+
+    def score_pending(self, cands: list[Candidate]) -> None:
+        """Accuracy of the fitting candidates not scored yet, all in one `score` call."""
+        todo = [c for c in cands if self.archive[c.key]["fits"] and self.archive[c.key]["accuracy"] is None]
+        if todo:
+            for c, acc in zip(todo, self.score(todo), strict=True):
+                self.archive[c.key]["accuracy"] = float(acc)
 
     def _fill(self, make: Callable[[np.random.Generator], Candidate], rng: np.random.Generator, bar) -> list:
         out, seen, tries = [], set(), 0
@@ -91,6 +99,7 @@ class Search:
             if self.evaluate(c)["fits"]:
                 out.append(c)
                 bar.update(1)
+        self.score_pending(out)
         return out
 
     def _no_fit(self) -> TinyFormerError:

@@ -1,5 +1,7 @@
-"""SparseNAS accuracy of a candidate: the supernet's path with the candidate's block masks
-(by weight magnitude, on the path's slice of the shared weights) after BatchNorm recalibration."""
+"""SparseNAS accuracy of candidates: the supernet's path with the candidate's block masks
+(by weight magnitude, on the path's slice of the shared weights) after BatchNorm recalibration,
+`search.score_batch` candidates per compiled call in the form `search.score_method`
+(train/candidates.py: vmap, map, loop or shard)."""
 from __future__ import annotations
 
 import ml_collections
@@ -10,7 +12,7 @@ from ..data.cifar10 import Split
 from ..models.hybrid import Hybrid
 from ..models.supernet import Supernet, crop_index, shared_key, standalone_config
 from ..prune.blocks import masks, prunable
-from ..train.candidates import masked_accuracy
+from ..train.candidates import evaluate
 from .space import Candidate
 
 
@@ -37,7 +39,17 @@ def supernet_masks(supernet: Supernet, model_cfg: ml_collections.ConfigDict, c: 
     return out
 
 
-def score(supernet: Supernet, model_cfg: ml_collections.ConfigDict, c: Candidate, search: ml_collections.ConfigDict,
-          calib_images: np.ndarray, val: Split) -> float:
-    return masked_accuracy(supernet, np.asarray(c.path), supernet_masks(supernet, model_cfg, c, search),
-                           calib_images, val)
+def score(supernet: Supernet, model_cfg: ml_collections.ConfigDict, cands: list[Candidate],
+          search: ml_collections.ConfigDict, calib_images: np.ndarray, val: Split) -> list[float]:
+    """Accuracy on `val` of each candidate. Batched forms get full batches (the last one padded
+    with its last candidate), so one compiled function serves the whole search."""
+    method = search.get("score_method", "loop")
+    k = max(int(search.get("score_batch", 1)), 1)
+    out: list[float] = []
+    for i in range(0, len(cands), k):
+        part = cands[i:i + k]
+        padded = part if method == "loop" else part + part[-1:] * (k - len(part))
+        acc = evaluate(supernet, np.asarray([c.path for c in padded]), calib_images, val, method,
+                       masks=[supernet_masks(supernet, model_cfg, c, search) for c in padded])
+        out += [float(a) for a in acc[:len(part)]]
+    return out

@@ -2,7 +2,9 @@
 
 Per path p: BatchNorm statistics = the batch statistics of p on the calibration images (a
 forward in train mode with momentum 0), computed once; then logits of test images in eval mode
-with them. Four forms of the same computation, one function (`evaluator`):
+with them. Each path may come with its own weight masks (SparseNAS: a pruned candidate); the
+masked weights are then data with a leading path axis like the paths. Four forms of the same
+computation, one function (`evaluator`):
   vmap   jax.vmap over the K paths: one call, the K networks batched
   map    jax.lax.map over the K paths: one call, the paths one after another
   loop   a Python loop, one compiled call per path (the baseline)
@@ -51,17 +53,29 @@ def _logits_one(gd_eval, stats, rest, path, x):
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(gd_train, gd_eval, method: str):
-    """(recalibrate, logits) for all paths in one call each (one path per call for `loop`)."""
+def _compiled(gd_train, gd_eval, method: str, per_path_weights: bool = False):
+    """(recalibrate, logits) for all paths in one call each (one path per call for `loop`); with
+    `per_path_weights` the weights (`rest`) carry the path axis too."""
     recal = functools.partial(_recalibrate_one, gd_train)
     one = functools.partial(_logits_one, gd_eval)
+    w = 0 if per_path_weights else None
     if method in ("vmap", "shard"):
-        return (jax.jit(jax.vmap(recal, in_axes=(None, None, 0, None))),
-                jax.jit(jax.vmap(one, in_axes=(0, None, 0, None))))
+        return (jax.jit(jax.vmap(recal, in_axes=(None, w, 0, None))),
+                jax.jit(jax.vmap(one, in_axes=(0, w, 0, None))))
+    if method == "map" and per_path_weights:
+        return (jax.jit(lambda st, rests, paths, c: jax.lax.map(lambda rp: recal(st, rp[0], rp[1], c), (rests, paths))),
+                jax.jit(lambda sts, rests, paths, x: jax.lax.map(lambda a: one(a[0], a[1], a[2], x),
+                                                                 (sts, rests, paths))))
     if method == "map":
         return (jax.jit(lambda st, rest, paths, c: jax.lax.map(lambda p: recal(st, rest, p, c), paths)),
                 jax.jit(lambda sts, rest, paths, x: jax.lax.map(lambda sp: one(sp[0], rest, sp[1], x), (sts, paths))))
     return jax.jit(recal), jax.jit(one)
+
+
+def _masked(rest, masks: dict[tuple, np.ndarray]):
+    """`rest` with the weights in `masks` ({variable key: 0/1 array of its shape}) multiplied by them."""
+    return nnx.from_flat_state([(k, v.replace(np.asarray(v[...]) * masks[k]) if k in masks else v)
+                                for k, v in nnx.to_flat_state(rest)])
 
 
 def _put(tree, sharding: NamedSharding):
@@ -77,24 +91,32 @@ def candidate_mesh(devices: list | None = None) -> Mesh:
 
 
 def evaluator(model: Supernet, paths: np.ndarray, calib_images: np.ndarray, method: str = "map",
-              mesh: Mesh | None = None) -> Callable[[np.ndarray], np.ndarray]:
+              mesh: Mesh | None = None, masks: list[dict[tuple, np.ndarray]] | None = None
+              ) -> Callable[[np.ndarray], np.ndarray]:
     """Recalibrate every path's BatchNorm on `calib_images` (one batch) once; returns a function
-    giving the [K, N, classes] logits of all paths for uint8 NHWC images."""
+    giving the [K, N, classes] logits of all paths for uint8 NHWC images. `masks`: one dict per
+    path ({supernet variable key: 0/1 array of its shape}) multiplying that path's weights."""
     if method not in METHODS:
         raise TinyFormerError(f"candidate evaluation method {method!r}: choose one of {', '.join(METHODS)}")
+    if masks is not None and len(masks) != len(paths):
+        raise TinyFormerError(f"{len(masks)} mask sets for {len(paths)} candidates")
     gd_train, gd_eval, stats, rest = _split(model)
-    recal, one = _compiled(gd_train, gd_eval, method)
+    recal, one = _compiled(gd_train, gd_eval, method, masks is not None)
     paths = jnp.asarray(paths, jnp.int32)
     calib = normalize(calib_images)
+    rests = [rest] * len(paths) if masks is None else [_masked(rest, m) for m in masks]
     if method == "loop":
-        per_path = [(p, recal(stats, rest, p, calib)) for p in paths]
-        return lambda images: np.stack([np.asarray(one(st, rest, p, normalize(images))) for p, st in per_path])
+        per_path = [(p, r, recal(stats, r, p, calib)) for p, r in zip(paths, rests)]
+        return lambda images: np.stack([np.asarray(one(st, r, p, normalize(images))) for p, r, st in per_path])
+    if masks is not None:
+        rest = jax.tree.map(lambda *a: np.stack(a), *rests)
     if method == "shard":
         mesh = mesh or candidate_mesh()
         if len(paths) % mesh.devices.size:
             raise TinyFormerError(f"{len(paths)} candidates do not split over {mesh.devices.size} devices")
         rep = NamedSharding(mesh, P())
-        stats, rest, calib = _put((stats, rest, calib), rep)
+        stats, calib = _put((stats, calib), rep)
+        rest = _put(rest, rep if masks is None else NamedSharding(mesh, P("cand")))
         paths = _put(paths, NamedSharding(mesh, P("cand")))
         path_stats = recal(stats, rest, paths, calib)
 
@@ -114,28 +136,12 @@ def logits(model: Supernet, paths: np.ndarray, calib_images: np.ndarray, images:
 
 
 def evaluate(model: Supernet, paths: np.ndarray, calib_images: np.ndarray, test: Split, method: str = "map",
-             batch: int = 1000) -> np.ndarray:
-    """Test accuracy of every path (BatchNorm recalibrated once per path), `batch` test images per call."""
-    run = evaluator(model, paths, calib_images, method)
+             batch: int = 1000, masks: list[dict[tuple, np.ndarray]] | None = None,
+             mesh: Mesh | None = None) -> np.ndarray:
+    """Test accuracy of every path (BatchNorm recalibrated once per path, with that path's
+    `masks` when given), `batch` test images per call."""
+    run = evaluator(model, paths, calib_images, method, mesh, masks)
     correct = np.zeros(len(paths))
     for i in range(0, len(test.labels), batch):
         correct += (run(test.images[i:i + batch]).argmax(-1) == test.labels[i:i + batch][None]).sum(-1)
-    return correct / len(test.labels)
-
-
-def masked_accuracy(model: Supernet, path, masks: dict[tuple, np.ndarray], calib_images: np.ndarray, test: Split,
-                    batch: int = 1000) -> float:
-    """Accuracy of one path with its weights times `masks` ({supernet variable key: 0/1 array of
-    its shape}), BatchNorm recalibrated for the masked network; the weights are data, so one
-    compiled function (the loop form) serves every path and mask."""
-    gd_train, gd_eval, stats, rest = _split(model)
-    recal, one = _compiled(gd_train, gd_eval, "loop")
-    rest = nnx.from_flat_state([(k, v.replace(v[...] * masks[k]) if k in masks else v)
-                                for k, v in nnx.to_flat_state(rest)])
-    p = jnp.asarray(path, jnp.int32)
-    st = recal(stats, rest, p, normalize(calib_images))
-    correct = 0
-    for i in range(0, len(test.labels), batch):
-        out = np.asarray(one(st, rest, p, normalize(test.images[i:i + batch])))
-        correct += int((out.argmax(-1) == test.labels[i:i + batch]).sum())
     return correct / len(test.labels)
