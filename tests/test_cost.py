@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import ml_collections
+import numpy as np
 import pytest
 
 from sparse_engine import compiler, profiles
 from tinyformer_jax.search.costing import CandidateCost
-from tinyformer_jax.search.space import Candidate
+from tinyformer_jax.search.space import Candidate, slots
 
 from conftest import record
 
@@ -20,7 +21,9 @@ MODEL = ml_collections.ConfigDict(dict(
     mbv2=((2, 3), (3, 5)), transformer=((16, 1, 1), (24, 2, 1)), head_dim=8, mlp_ratio=2,
     downsample_expand=2, head=32, classes=10))
 SEARCH = ml_collections.ConfigDict(dict(sparsity_levels=(0.0, 0.5, 0.75), block_sizes=(1, 4, 8)))
-CAND = Candidate((1, 1, 1, 1, 0), (1, 2, 0, 0, 2, 1), (1, 2, 0, 0, 0, 1))
+# per unit (blocks, then head + classifier) one sparsity / block index, given to each of its layer genes
+CAND = Candidate((1, 1, 1, 1, 0), *(tuple(int(g) for g in np.repeat(unit, slots(MODEL)))
+                                    for unit in ((1, 2, 0, 0, 2, 1), (1, 2, 0, 0, 0, 1))))
 
 
 def _compiled(onnx_path, out):

@@ -14,7 +14,7 @@ import pytest
 from sparse_engine.cost import Cost
 from tinyformer_jax.errors import TinyFormerError
 from tinyformer_jax.search.evolution import Search, pareto
-from tinyformer_jax.search.space import Candidate, crossover, mutate, random_candidate
+from tinyformer_jax.search.space import Candidate, crossover, mutate, n_genes, random_candidate
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ml_collections.ConfigDict(dict(
@@ -63,7 +63,7 @@ def test_genes_stay_in_the_space():
     for _ in range(50):
         a, b = random_candidate(rng, MODEL, cfg), random_candidate(rng, MODEL, cfg)
         for c in (a, mutate(a, rng, MODEL, cfg), crossover(a, b, rng)):
-            assert all(0 <= p < n for p, n in zip(c.path, counts)) and len(c.sparsity) == len(MODEL.modules) + 1
+            assert all(0 <= p < n for p, n in zip(c.path, counts)) and len(c.sparsity) == n_genes(MODEL)
             assert all(0 <= s < 3 for s in c.sparsity) and all(0 <= s < 3 for s in c.block)
             assert Candidate.from_key(c.key) == c
 

@@ -1,6 +1,6 @@
 """The TinyFormer run's report: report.md with the chosen model's figures, the search, the
 verification ladder, and plots (Pareto front, accuracy vs flash, per-layer memory and
-instructions, sparsity per unit) as PNG files beside it."""
+instructions, sparsity per layer) as PNG files beside it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -81,11 +81,14 @@ def _plots(f: dict, rep: dict, archive: dict, out: Path) -> dict[str, str]:
     names["layers"] = _save(fig, out / "layers.png")
 
     ch = f["chosen"]
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    u = list(range(len(ch["sparsity_target"])))
+    n = len(ch["layers"])
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.32 * n), 4.2))
+    u = list(range(n))
     ax.bar([i - 0.2 for i in u], ch["sparsity_target"], 0.4, label="target (block share)")
-    ax.bar([i + 0.2 for i in u], ch["sparsity_achieved"], 0.4, label="zero weights")
-    ax.set(xlabel="unit (block; last = head + classifier)", ylabel="sparsity", ylim=(0, 1), title="sparsity per unit")
+    ax.bar([i + 0.2 for i in u], ch["sparsity_achieved"], 0.4, label="masked weights")
+    ax.set_xticks(u, [f"{name.removesuffix('/w')} b{b}" for name, b in zip(ch["layers"], ch["block_sizes"])],
+                  rotation=90, fontsize=6)
+    ax.set(ylabel="sparsity", ylim=(0, 1), title="sparsity per prunable layer (b: block size)")
     ax.legend(fontsize=8)
     names["sparsity"] = _save(fig, out / "sparsity.png")
     return names
@@ -111,6 +114,9 @@ def write(f: dict, rep: dict, archive: dict, out: Path) -> Path:
                      f"{r['instructions']:,} |")
     ch = f["chosen"]
     lines += ["", "## Chosen model", "", f"Blocks: `{ch['blocks']}`", "",
-              f"![sparsity]({plots['sparsity']})", "", f"![layers]({plots['layers']})", "",
-              f"SparseEngine's own report: `{f['engine']}/report.md`.", ""]
+              f"![sparsity]({plots['sparsity']})", "", "| prunable layer | block size | target sparsity | masked |",
+              "|---|---|---|---|"]
+    lines += [f"| `{name}` | {b} | {100 * t:.0f} % | {100 * a:.1f} % |" for name, b, t, a in
+              zip(ch["layers"], ch["block_sizes"], ch["sparsity_target"], ch["sparsity_achieved"])]
+    lines += ["", f"![layers]({plots['layers']})", "", f"SparseEngine's own report: `{f['engine']}/report.md`.", ""]
     return write_text(out / "report.md", "\n".join(lines) + "\n")

@@ -115,7 +115,6 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
                     lambda cs: score(supernet, model_cfg, cs, cfg.search, calib, val), workdir / "search", progress)
     found = search.run()
     best = Candidate.from_key(found["best"]["key"])
-    sparsity, block = best.levels(cfg.search)
     say(f"[3/7] SparseNAS: {found['evaluated']} candidates, {found['fitting']} fit; best {best.key}: "
          f"val accuracy {100 * found['best']['accuracy']:.2f} %, flash {found['best']['flash_bytes']:,} B, "
          f"SRAM {found['best']['sram_bytes']:,} B, {found['best']['instructions']:,} instructions")
@@ -130,19 +129,19 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     big = jnp.asarray(teacher.largest, jnp.int32)
     rounds = int(cfg.prune.rounds)
     loss = distill_loss(lambda x: teacher(x, big), float(cfg.prune.distill))
-    unit_of = blocks.prunable(model)
+    level = best.layer_levels(model_cfg, cfg.search, blocks.prunable(model))
     mk = {}
     for r in range(rounds):
-        s_r = [blocks.schedule(r + 1, rounds, s) for s in sparsity]
-        mk = blocks.model_masks(model, s_r, block)
+        level_r = {k: (blocks.schedule(r + 1, rounds, sp), b) for k, (sp, b) in level.items()}
+        mk = blocks.model_masks(model, level_r)
         blocks.apply_masks(model, mk)
         tree = _mask_tree(mk)
         res = fit(model, train, val, cfg.prune.train, workdir, f"prune{r}", cfg.seed + 10 + r, progress=progress,
                   loss=loss, extra=lambda step: tree)
         blocks.apply_masks(model, mk)
-        say(f"[4/7] pruning round {r + 1}/{rounds}: target {[round(s, 3) for s in s_r]}, "
-             f"val accuracy {100 * res.test_accuracy:.2f} %")
-    achieved = blocks.achieved(mk, unit_of, blocks.units(len(model.blocks)))
+        zeros = sum(m.size - m.sum() for m in mk.values()) / max(sum(m.size for m in mk.values()), 1)
+        say(f"[4/7] pruning round {r + 1}/{rounds}: {len(mk)} layers masked, {100 * zeros:.1f} % of their "
+            f"weights zero, val accuracy {100 * res.test_accuracy:.2f} %")
 
     # 5 QAT with the masks kept
     tree = _mask_tree(mk)
@@ -156,8 +155,10 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     mcu = rep["mcu"]
     figures = dict(
         supernas=sn, search=found, chosen=dict(candidate=best.key, blocks=[list(b) for b in net_cfg.blocks],
-                                                sparsity_target=sparsity, block_sizes=block,
-                                                sparsity_achieved=achieved),
+                                                layers=["/".join(map(str, k)) for k in level],
+                                                sparsity_target=[sp for sp, _ in level.values()],
+                                                block_sizes=[b for _, b in level.values()],
+                                                sparsity_achieved=blocks.achieved(mk, level)),
         fake_quant_accuracy=qres.test_accuracy, int8_accuracy=float(np.mean(sim.argmax(-1) == data.test.labels[:n_test])),
         test_images=n_test, flash_bytes=mcu["flash_bytes"], sram_bytes=mcu["sram_bytes"],
         instructions=mcu["instructions"], arena_bytes=rep["totals"]["arena_bytes"], ladder=rep["verification"],

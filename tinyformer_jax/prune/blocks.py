@@ -7,9 +7,10 @@ Linear weights [in, out] (blocks along in).
 
 Prunable: every non-depthwise conv except the stem (3 input channels), and every Linear outside
 attention (SparseEngine fuses Q/K/V/O into one attention op that keeps them dense). Layers are
-grouped into *units*, the genes of SparseNAS: unit i = model block i, the last unit = head conv +
-classifier. Each unit has one sparsity and one block size (the largest of sparse.BLOCK_SIZES up to
-the asked one that divides a layer's input channels).
+grouped into *units* (unit i = model block i, the last unit = head conv + classifier) and numbered
+within their unit, so SparseNAS can give every layer its own gene. Each layer has one sparsity and
+one block size (the largest of sparse.BLOCK_SIZES up to the asked one that divides its input
+channels).
 """
 from __future__ import annotations
 
@@ -42,6 +43,16 @@ def prunable(model: nnx.Module) -> dict[tuple, int]:
 
 def units(n_blocks: int) -> int:
     return n_blocks + 1
+
+
+def positions(unit_of: dict[tuple, int]) -> dict[tuple, tuple[int, int]]:
+    """{weight key: (unit, index of the layer within its unit)} in `prunable`'s order."""
+    seen: dict[int, int] = {}
+    out = {}
+    for k, u in unit_of.items():
+        out[k] = (u, seen.get(u, 0))
+        seen[u] = out[k][1] + 1
+    return out
 
 
 def fit_block(block: int, channels: int) -> int:
@@ -81,18 +92,17 @@ def block_mask(w: np.ndarray, sparsity: float, block: int, scores: str = "magnit
     return np.ascontiguousarray(keep.transpose(0, 2, 1).reshape(i, o))
 
 
-def masks(weights: dict[tuple, np.ndarray], unit_of: dict[tuple, int], sparsity, block,
+def masks(weights: dict[tuple, np.ndarray], level: dict[tuple, tuple[float, int]],
           scores: str = "magnitude") -> dict[tuple, np.ndarray]:
-    """Masks of every prunable weight with its unit's sparsity and block size (units at 0 are skipped)."""
-    return {k: block_mask(weights[k], float(sparsity[u]), int(block[u]), scores)
-            for k, u in unit_of.items() if float(sparsity[u]) > 0}
+    """Masks of the weights in `level` ({key: (sparsity, block size)}); layers at 0 are skipped."""
+    return {k: block_mask(weights[k], float(s), int(b), scores) for k, (s, b) in level.items() if float(s) > 0}
 
 
-def model_masks(model: nnx.Module, sparsity, block, scores: str = "magnitude") -> dict[tuple, np.ndarray]:
+def model_masks(model: nnx.Module, level: dict[tuple, tuple[float, int]],
+                scores: str = "magnitude") -> dict[tuple, np.ndarray]:
     """`masks` of a Hybrid from its current weights."""
-    unit_of = prunable(model)
     flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
-    return masks({k: np.asarray(flat[k][...]) for k in unit_of}, unit_of, sparsity, block, scores)
+    return masks({k: np.asarray(flat[k][...]) for k in level}, level, scores)
 
 
 def apply_masks(model: nnx.Module, mk: dict[tuple, np.ndarray]) -> None:
@@ -111,10 +121,6 @@ def schedule(step: int, total: int, final: float, start: float = 0.0) -> float:
     return start + (final - start) * (1.0 - (1.0 - t) ** 3)
 
 
-def achieved(mk: dict[tuple, np.ndarray], unit_of: dict[tuple, int], n_units: int) -> list[float]:
-    """Share of zero weights per unit."""
-    zeros, total = np.zeros(n_units), np.zeros(n_units)
-    for k, m in mk.items():
-        zeros[unit_of[k]] += m.size - m.sum()
-        total[unit_of[k]] += m.size
-    return [float(z / t) if t else 0.0 for z, t in zip(zeros, total)]
+def achieved(mk: dict[tuple, np.ndarray], keys) -> list[float]:
+    """Share of masked weights of each layer in `keys` (0 for a layer without a mask)."""
+    return [float(1.0 - mk[k].mean()) if k in mk else 0.0 for k in keys]

@@ -23,7 +23,7 @@ from ..files import write_json
 from ..models.hybrid import Hybrid
 from ..models.layers import set_mode
 from ..models.supernet import standalone_config
-from ..prune.blocks import apply_masks, model_masks
+from ..prune.blocks import apply_masks, model_masks, prunable
 from ..quant.fold import fold_batchnorm
 from .space import Candidate
 
@@ -78,8 +78,8 @@ class CandidateCost:
         """The candidate as a QDQ model: random weights (`seed`), the stand-in block masks."""
         model = nnx.clone(self._model(c.path)) if seed == 0 else random_model(
             standalone_config(self.model_cfg, c.path), seed)
-        sparsity, block = c.levels(self.search)
-        apply_masks(model, model_masks(model, sparsity, block, scores="random"))
+        apply_masks(model, model_masks(model, c.layer_levels(self.model_cfg, self.search, prunable(model)),
+                                       scores="random"))
         return export_qdq(model, onnx_path)
 
     def graph(self, c: Candidate, seed: int = 0):

@@ -1,4 +1,4 @@
-"""SparseNAS: evolutionary search over path, per-unit sparsity and block size under MCU limits.
+"""SparseNAS: evolutionary search over path, per-layer sparsity and block size under MCU limits.
 
 Each generation keeps `population` candidates that fit (flash, SRAM from the cost model; the
 latency limit in instructions when set). Memory is checked first without building anything;

@@ -29,9 +29,8 @@ def supernet_masks(supernet: Supernet, model_cfg: ml_collections.ConfigDict, c: 
         w = np.asarray(big[sk][...])
         where[k] = (sk, crop_index(w.shape, shapes[k], k))
         weights[k] = w[where[k][1]]
-    sparsity, block = c.levels(search)
     out = {}
-    for k, m in masks(weights, unit_of, sparsity, block).items():
+    for k, m in masks(weights, c.layer_levels(model_cfg, search, unit_of)).items():
         sk, idx = where[k]
         full = out.get(sk, np.ones(big[sk][...].shape, np.float32))
         full[idx] = m
