@@ -3,6 +3,7 @@ state, Pareto front, and the smoke pipeline end to end (search -> deploy -> bit-
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,10 @@ def test_search_honours_limits_resumes_and_returns_a_pareto_front(tmp_path):
     resumed = Search(MODEL, _search_cfg(generations=3, flash_bytes=70_000), "stm32f746", cost, score, tmp_path)
     assert resumed.generation == 2 and len(resumed.archive) == seen
     out = resumed.run()
+    other = MODEL.copy_and_resolve_references()
+    other.modules = MODEL.modules[:-1]
+    with pytest.raises(TinyFormerError, match=r"state.json: written for another search space .* use a new --workdir"):
+        Search(other, _search_cfg(), "stm32f746", cost, score, tmp_path)
     assert resumed.generation == 3 and len(resumed.archive) >= seen
     assert out["best"]["flash_bytes"] <= 70_000
     assert all(r["flash_bytes"] <= 70_000 for r in resumed.archive.values() if r["fits"])
@@ -145,7 +150,8 @@ def test_impossible_budget_is_a_clear_error_not_a_model(tmp_path):
 
 def test_smoke_pipeline_end_to_end(tmp_path):
     """Done-when 1: search, prune, QAT, export, compile, bit-exact on the Cortex-M7 in QEMU, report;
-    the chosen model fits its budget; the cost model's arena is the firmware's."""
+    the chosen model fits its budget; the cost model's arena is the firmware's. Then resume: a
+    rerun after the QAT stage was lost keeps the earlier stages' files and gives the same model."""
     pytest.importorskip("jax2onnx")
     from tinyformer_jax.data.cifar10 import resolve_dir
 
@@ -154,10 +160,14 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     except TinyFormerError:
         pytest.skip("CIFAR-10 not found")
     work = tmp_path / "run"
-    proc = subprocess.run([sys.executable, str(ROOT / "launch" / "tinyformer.py"),
-                           "--config=" + str(ROOT / "configs" / "tinyformer_cifar10_320kb.py") + ":smoke",
-                           f"--workdir={work}"], capture_output=True, text=True, cwd=ROOT, timeout=3000)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def launch() -> None:
+        proc = subprocess.run([sys.executable, str(ROOT / "launch" / "tinyformer.py"),
+                               "--config=" + str(ROOT / "configs" / "tinyformer_cifar10_320kb.py") + ":smoke",
+                               f"--workdir={work}"], capture_output=True, text=True, cwd=ROOT, timeout=3000)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    launch()
     f = json.loads((work / "summary.json").read_text())
     assert f["fits"] and f["flash_bytes"] <= f["budget"]["flash_bytes"] and f["sram_bytes"] <= f["budget"]["sram_bytes"]
     exact = [r for r in f["ladder"] if "exact" in r]
@@ -169,6 +179,22 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     for png in ("pareto.png", "candidates_memory.png", "layers.png", "sparsity.png"):
         assert (report.parent / png).stat().st_size > 1000 and png in text
     assert max(f["chosen"]["sparsity_achieved"]) > 0 or max(f["chosen"]["sparsity_target"]) == 0
+    assert len(f["chosen"]["layers"]) == len(f["chosen"]["sparsity_target"]) == len(f["chosen"]["block_sizes"])
+
+    # stopped after pruning (QAT, summary and report gone): the rerun redoes only what is missing
+    kept = ["supernas.json", "supernet/metrics.jsonl", "search/state.json",
+            f"cost/space{f['supernas']['chosen']}/costs.json",
+            "prune0/metrics.jsonl", "prune1/metrics.jsonl"]
+    before = {name: (work / name).read_bytes() for name in kept}
+    for name in ("qat", "report"):
+        shutil.rmtree(work / name)
+    (work / "summary.json").unlink()
+    launch()
+    assert {name: (work / name).read_bytes() for name in kept} == before
+    again = json.loads((work / "summary.json").read_text())
+    assert (work / "qat" / "metrics.jsonl").exists() and Path(again["report"]).exists()
+    for k in ("chosen", "int8_accuracy", "flash_bytes", "sram_bytes", "instructions"):
+        assert again[k] == f[k], k
     from conftest import record
     record("tinyformer smoke pipeline", dict(int8=f["int8_accuracy"], flash=f["flash_bytes"], sram=f["sram_bytes"],
                                              instructions=f["instructions"], predicted=f["predicted"],

@@ -96,9 +96,9 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
         write_json(sn_file, sn)
     model_cfg = ml_collections.ConfigDict(sn["model"])
     model_cfg.modules = tuple(tuple(m) for m in model_cfg.modules)
-    say(f"[1/7] SuperNAS: space {sn['chosen']} " + ", ".join(
+    say(f"[1/7] SuperNAS: chose space {sn['chosen']} (" + "; ".join(
         f"space {r['space']}: fit {100 * r['fit_rate']:.0f} %, mean MACs {r['mean_fitting_macs']:,.0f}"
-        for r in sn["spaces"]))
+        for r in sn["spaces"]) + ")")
 
     # 2 supernet
     supernet = Supernet(model_cfg, rngs=nnx.Rngs(cfg.seed))

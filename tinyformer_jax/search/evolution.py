@@ -27,7 +27,7 @@ from sparse_engine import profiles
 
 from ..errors import TinyFormerError
 from ..files import write_json
-from .space import Candidate, crossover, mutate, random_candidate
+from .space import Candidate, crossover, mutate, n_genes, random_candidate
 
 
 def limits(search: ml_collections.ConfigDict, profile: str):
@@ -60,6 +60,11 @@ class Search:
         self.generation = st.get("generation", 0)
         self.population = [Candidate.from_key(k) for k in st.get("population", [])]
         self.archive: dict[str, dict] = st.get("archive", {})
+        genes = (len(model_cfg.modules), n_genes(model_cfg))
+        stale = [k for k in self.archive if Candidate.from_key(k).genes != genes]
+        if stale:
+            raise TinyFormerError(f"{self.file}: written for another search space (candidate {stale[0]}, this one has "
+                                  f"{genes[0]} modules and {genes[1]} layer genes); use a new --workdir")
 
     def _save(self) -> None:
         write_json(self.file, dict(generation=self.generation, population=[c.key for c in self.population],

@@ -31,6 +31,11 @@ class Candidate:
     def key(self) -> str:
         return json.dumps([self.path, self.sparsity, self.block], separators=(",", ":"))
 
+    @property
+    def genes(self) -> tuple[int, int]:
+        """(path length, layer genes): what a search space fixes."""
+        return len(self.path), len(self.sparsity)
+
     @classmethod
     def from_key(cls, key: str) -> "Candidate":
         p, s, b = json.loads(key)
