@@ -11,8 +11,9 @@ search.sram_bytes (0: the profile's), search.max_instructions (0: none).
 SuperNAS spaces of "full", memory only (8 random subnets each, 2026-11-22): all fit; median flash /
 SRAM 213 KB / 139 KB for the supernet's own widths with stem 24, 370 KB / 220 KB widened 1.5x and
 605 KB / 291 KB widened 2x (mean MACs 15.7 M, 31.4 M, 52.0 M), so the widest is chosen and the search
-works near the 1 MB / 320 KB budget. A new candidate's full cost takes about 13 s on 2 CPU cores
-(7 firmware builds), so the search's 32 x 20 candidates are bounded by CPU builds, not by the GPU.
+works near the 1 MB / 320 KB budget. A new candidate's full cost takes 7 firmware builds: about
+19 s one at a time on 2 CPU cores for the 2x space, 11 s with search.build_workers on both cores;
+the search's 32 x 20 candidates are bounded by CPU builds, not by the GPU.
 
 Results: not run with the full budget yet (no GPU lent so far). The paper's figure for
 comparison: 96.1 % CIFAR-10 in 1 MB flash / 320 KB SRAM.
@@ -52,7 +53,8 @@ def get_config(preset: str = "full") -> ml_collections.ConfigDict:
         flash_bytes=0, sram_bytes=0, max_instructions=0, val_images=5000, calib_images=512, seed=1,
         # candidates scored per compiled call and the form (train/candidates.py). On 2 CPU cores the loop
         # measured fastest (benchmarks/candidates_masked_cpu.json); vmap for the GPU is not measured yet
-        score_method="vmap", score_batch=16))
+        score_method="vmap", score_batch=16,
+        build_workers=0))  # cost-model firmwares built at once (0: one per CPU core)
     c.prune = ml_collections.ConfigDict(dict(rounds=4, distill=0.5, train=ml_collections.ConfigDict(dict(
         epochs=10.0, steps=0, batch_size=128, lr=5e-4, weight_decay=0.01, warmup_steps=100, label_smoothing=0.1,
         augment=True, log_every=100, ckpt_every=500))))

@@ -17,8 +17,9 @@ gives is measured and cached:
 - static RAM beyond arena, scratch and I/O (harness), and the stack high-water mark per kernel set.
 
 A graph whose layers or kernel set the cache lacks is built and run once (dense, then one firmware
-per block size with candidate layers, as the compiler measures), so every figure is a measurement
-or a sum of measurements. `tests/test_cost.py` compares the estimate with the compiled firmware.
+per block size with candidate layers, as the compiler measures; those builds run `workers` at a
+time, as gcc and QEMU are processes), so every figure is a measurement or a sum of measurements.
+`tests/test_cost.py` compares the estimate with the compiled firmware.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -110,8 +112,9 @@ class CostModel:
     when given: JSON, written atomically after every measurement)."""
 
     def __init__(self, profile: MCUProfile, cache_file: str | Path | None = None, kernels: str = "dsp",
-                 progress=None):
+                 progress=None, workers: int = 0):
         self.profile, self.kernels, self.progress = profile, kernels, progress
+        self.workers = workers or os.cpu_count() or 1  # measurement firmwares built and run at once
         self.cache_file = Path(cache_file) if cache_file else None
         self.layers: dict[str, int] = {}
         self.kernel_sets: dict[str, dict] = {}  # kernel set -> flash beyond constants, static base, stack
@@ -134,12 +137,19 @@ class CostModel:
             for ls in cands:
                 g.ops[ls.index].params["sparse"] = min(ls.codings.values(), key=lambda c: c.nbytes)
             return self._memory(g, plan, codegen.footprint(g, plan, self.kernels), None, len(cands))
+        configs, todo, pending = [], [], set()
         for b in [0] + sparsity.blocks_to_measure(cands):
-            sparsity.apply(g, cands, b)
-            fns, scratch = codegen.footprint(g, plan, self.kernels)
-            sigs = [signature(g, i, f) for i, f in enumerate(fns)]
-            if any(s not in self.layers for s in sigs):
-                self._measure(g, plan, fns, scratch, sigs)
+            gb = copy.deepcopy(g)
+            sparsity.apply(gb, cands, b)
+            fns, scratch = codegen.footprint(gb, plan, self.kernels)
+            sigs = [signature(gb, i, f) for i, f in enumerate(fns)]
+            configs.append((b, sigs))
+            missing = {s for s in sigs if s not in self.layers} - pending
+            if missing:  # a configuration whose layers earlier ones measure is not built
+                todo.append((gb, fns, scratch, sigs))
+                pending |= missing
+        self._measure_all(plan, todo)
+        for b, sigs in configs:
             for ls in cands:
                 n = self.layers[sigs[ls.index]]
                 if b:
@@ -190,24 +200,41 @@ class CostModel:
     def _measure(self, g: Graph, plan: planner.Plan, fns: list[str], scratch: int, sigs: list[str]) -> None:
         """Build `g` as it stands for the Cortex-M (its footprint and layer signatures given), run
         one random input in QEMU, cache its layers and its kernel set's figures."""
-        self.builds += 1
+        self._measure_all(plan, [(g, fns, scratch, sigs)])
+
+    def _measure_all(self, plan: planner.Plan, todo: list[tuple[Graph, list[str], int, list[str]]]) -> None:
+        """`_measure` of every (graph, footprint, signatures), `workers` firmwares at a time; the
+        cache is updated in `todo`'s order."""
+        if not todo:
+            return
+        self.builds += len(todo)
         if self.progress:
-            self.progress(f"cost model: measuring a firmware ({len(g.ops)} layers, build {self.builds})")
+            self.progress(f"cost model: measuring {len(todo)} firmware(s) ({len(todo[0][0].ops)} layers, "
+                          f"builds {self.builds - len(todo) + 1}-{self.builds})")
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(todo))) as pool:
+            runs = list(pool.map(lambda t: self._build_and_run(t[0], plan), todo))
+        for (g, fns, scratch, sigs), (build, run) in zip(todo, runs):
+            self._record(g, plan, fns, scratch, sigs, build, run)
+        self._save()
+
+    def _build_and_run(self, g: Graph, plan: planner.Plan) -> tuple[toolchain.McuBuild, toolchain.QemuRun]:
         work = Path(tempfile.mkdtemp(prefix="se-cost-"))
         try:
             codegen.generate(g, plan, work / "lib", self.kernels)
             build = toolchain.build_mcu(work / "lib", work / "build", self.profile)
             x = verify.load_inputs(g, None, 8, 0)[:1]  # the input compile_model measures without --input
-            run = toolchain.run_qemu(build, self.profile, x, g.tensors[g.output].size)
+            return build, toolchain.run_qemu(build, self.profile, x, g.tensors[g.output].size)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _record(self, g: Graph, plan: planner.Plan, fns: list[str], scratch: int, sigs: list[str],
+                build: toolchain.McuBuild, run: toolchain.QemuRun) -> None:
         for s, n in zip(sigs, run.layer_instructions):
             self.layers[s] = int(n)
         self.glue.append((run.total_instructions - sum(run.layer_instructions)) / len(fns))
         self.kernel_sets[self._kernel_key(fns)] = dict(
             code=build.flash_bytes - g.const_bytes(), layers=len(fns), stack=run.stack_bytes,
             static_base=build.static_ram_bytes - self._static_known(g, plan, scratch, len(fns)))
-        self._save()
 
     def _save(self) -> None:
         if not self.cache_file:

@@ -67,6 +67,16 @@ def test_cost_model_matches_the_compiled_firmware(tmp_path):
                                                                           rep2["mcu"]["instructions"]]))
 
 
+def test_parallel_measurement_builds_equal_one_at_a_time(tmp_path):
+    """The measurement firmwares built 4 at a time give the cache and estimate one at a time gives."""
+    from sparse_engine.cost import CostModel
+
+    g = CandidateCost(MODEL, SEARCH, "stm32f746", tmp_path / "cost").graph(CAND)
+    one, four = (CostModel(profiles.get("stm32f746"), workers=w) for w in (1, 4))
+    assert one.estimate(g) == four.estimate(g)
+    assert one.builds == four.builds > 2 and one.layers == four.layers and one.kernel_sets == four.kernel_sets
+
+
 def test_memory_only_builds_nothing(tmp_path):
     cc = CandidateCost(MODEL, SEARCH, "stm32f746", tmp_path / "cost")
     est = cc(CAND, memory_only=True)

@@ -66,7 +66,8 @@ class CandidateCost:
         self.profile = profiles.get(profile)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.engine = engine_cost.CostModel(self.profile, self.workdir / "engine_cache.json", progress=progress)
+        self.engine = engine_cost.CostModel(self.profile, self.workdir / "engine_cache.json", progress=progress,
+                                            workers=int(search.get("build_workers", 0)))
         self.file = self.workdir / "costs.json"
         self.costs: dict[str, dict] = json.loads(self.file.read_text()) if self.file.exists() else {}
 
