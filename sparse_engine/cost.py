@@ -139,14 +139,13 @@ class CostModel:
             return self._memory(g, plan, codegen.footprint(g, plan, self.kernels), None, len(cands))
         configs, todo, pending = [], [], set()
         for b in [0] + sparsity.blocks_to_measure(cands):
-            gb = copy.deepcopy(g)
-            sparsity.apply(gb, cands, b)
-            fns, scratch = codegen.footprint(gb, plan, self.kernels)
-            sigs = [signature(gb, i, f) for i, f in enumerate(fns)]
+            sparsity.apply(g, cands, b)
+            fns, scratch = codegen.footprint(g, plan, self.kernels)
+            sigs = [signature(g, i, f) for i, f in enumerate(fns)]
             configs.append((b, sigs))
             missing = {s for s in sigs if s not in self.layers} - pending
             if missing:  # a configuration whose layers earlier ones measure is not built
-                todo.append((gb, fns, scratch, sigs))
+                todo.append((copy.deepcopy(g), fns, scratch, sigs))  # built later, beside the others
                 pending |= missing
         self._measure_all(plan, todo)
         for b, sigs in configs:
@@ -162,7 +161,7 @@ class CostModel:
         fns, scratch = codegen.footprint(g, plan, self.kernels)
         sigs = [signature(g, i, f) for i, f in enumerate(fns)]
         if self._kernel_key(fns) not in self.kernel_sets or any(s not in self.layers for s in sigs):
-            self._measure(g, plan, fns, scratch, sigs)
+            self._measure_all(plan, [(g, fns, scratch, sigs)])
         per_layer = [self.layers[s] for s in sigs]
         glue = int(round(np.mean(self.glue) * len(per_layer))) if self.glue else 0
         return self._memory(g, plan, (fns, scratch), (sum(per_layer) + glue, per_layer),
@@ -197,14 +196,10 @@ class CostModel:
         return max(self.kernel_sets.items(), key=lambda kv: len(mine & set(kv[0].split(","))))[1]
 
     # -- measurement --------------------------------------------------------------------------
-    def _measure(self, g: Graph, plan: planner.Plan, fns: list[str], scratch: int, sigs: list[str]) -> None:
-        """Build `g` as it stands for the Cortex-M (its footprint and layer signatures given), run
-        one random input in QEMU, cache its layers and its kernel set's figures."""
-        self._measure_all(plan, [(g, fns, scratch, sigs)])
-
     def _measure_all(self, plan: planner.Plan, todo: list[tuple[Graph, list[str], int, list[str]]]) -> None:
-        """`_measure` of every (graph, footprint, signatures), `workers` firmwares at a time; the
-        cache is updated in `todo`'s order."""
+        """For every (graph, kernel list, scratch, layer signatures): build the graph as it stands
+        for the Cortex-M, run one random input in QEMU, cache its layers and its kernel set's
+        figures; `workers` firmwares at a time, the cache updated in `todo`'s order."""
         if not todo:
             return
         self.builds += len(todo)
