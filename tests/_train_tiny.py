@@ -2,9 +2,12 @@
 CIFAR-shaped data with `fit` and saves the final parameters.
 
     python tests/_train_tiny.py WORKDIR STEPS [DEVICES]
+
+$TIME_LIMIT (seconds) limits the run as launch's --time_limit does (exit status 75 when it stops).
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
+from tinyformer_jax import time_limit  # noqa: E402
 from tinyformer_jax.data.cifar10 import Split  # noqa: E402
 from tinyformer_jax.models.hybrid import Hybrid  # noqa: E402
 from tinyformer_jax.train.loop import fit  # noqa: E402
@@ -41,8 +45,13 @@ def main() -> None:
     workdir, steps = Path(sys.argv[1]), int(sys.argv[2])
     devices = jax.devices()[:int(sys.argv[3])] if len(sys.argv) > 3 else None
     model = Hybrid(MODEL, rngs=nnx.Rngs(0))
-    res = fit(model, synthetic(96, 1), synthetic(32, 2), train_cfg(steps), workdir, "float", seed=3,
-              devices=devices, progress=False)
+    time_limit.start(float(os.environ.get("TIME_LIMIT", 0)))
+    try:
+        res = fit(model, synthetic(96, 1), synthetic(32, 2), train_cfg(steps), workdir, "float", seed=3,
+                  devices=devices, progress=False)
+    except time_limit.TimeLimitReached as exc:
+        print(f"stopped: {exc}")
+        sys.exit(75)
     leaves = jax.tree.leaves(nnx.state(model))
     np.savez(workdir / "final.npz", *[np.asarray(x) for x in leaves])
     ndev = len(devices) if devices is not None else jax.device_count()

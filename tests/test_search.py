@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from sparse_engine.cost import Cost
+from tinyformer_jax import time_limit
 from tinyformer_jax.errors import TinyFormerError
 from tinyformer_jax.search.evolution import Search, pareto
 from tinyformer_jax.search.space import Candidate, crossover, mutate, n_genes, random_candidate
@@ -101,6 +102,32 @@ def test_search_honours_limits_resumes_and_returns_a_pareto_front(tmp_path):
                        (r["accuracy"], r["flash_bytes"], r["instructions"]) for o in fit)
 
 
+def test_search_stopped_by_its_time_limit_resumes_to_the_same_result(tmp_path):
+    """A time limit that has always passed: every rerun saves after one new candidate (or a
+    generation) and stops; together they end with the uninterrupted run's state, byte for byte."""
+    cfg = _search_cfg(generations=2, flash_bytes=70_000)
+    whole = Search(MODEL, cfg, "stm32f746", FakeCost(), FakeScore(), tmp_path / "whole").run()
+    cost, score, stops, messages = FakeCost(), FakeScore(), 0, set()
+    try:
+        while True:
+            time_limit.start(1e-9)
+            try:
+                parts = Search(MODEL, cfg, "stm32f746", cost, score, tmp_path / "parts").run()
+                break
+            except time_limit.TimeLimitReached as exc:
+                stops += 1
+                messages.add(str(exc).split(" after ")[0])
+            assert stops < 500, "no progress between reruns"
+    finally:
+        time_limit.start(None)
+    archive = json.loads((tmp_path / "parts" / "state.json").read_text())["archive"]
+    assert stops >= len(archive)  # one stop per new candidate at least, plus generation ends
+    assert {"time limit reached: search saved in generation 1", "time limit reached: search saved in generation 2",
+            "time limit reached: search saved"} <= messages
+    assert (tmp_path / "parts" / "state.json").read_bytes() == (tmp_path / "whole" / "state.json").read_bytes()
+    assert parts == whole
+
+
 @pytest.mark.parametrize("method", ["vmap", "map", "shard"])
 def test_batched_masked_scores_equal_one_candidate_at_a_time(method):
     """SparseNAS scores: 5 candidates in batches of 3 (the last padded) in a batched form equal
@@ -150,8 +177,9 @@ def test_impossible_budget_is_a_clear_error_not_a_model(tmp_path):
 
 def test_smoke_pipeline_end_to_end(tmp_path):
     """Done-when 1: search, prune, QAT, export, compile, bit-exact on the Cortex-M7 in QEMU, report;
-    the chosen model fits its budget; the cost model's arena is the firmware's. Then resume: a
-    rerun after the QAT stage was lost keeps the earlier stages' files and gives the same model."""
+    the chosen model fits its budget; the cost model's arena is the firmware's. The first run goes
+    in parts (time limit, --stop_after). Then resume: a rerun after the QAT stage was lost keeps
+    the earlier stages' files and gives the same model."""
     pytest.importorskip("jax2onnx")
     from tinyformer_jax.data.cifar10 import resolve_dir
 
@@ -161,12 +189,19 @@ def test_smoke_pipeline_end_to_end(tmp_path):
         pytest.skip("CIFAR-10 not found")
     work = tmp_path / "run"
 
-    def launch() -> None:
+    def launch(*flags: str, status: int = 0) -> str:
         proc = subprocess.run([sys.executable, str(ROOT / "launch" / "tinyformer.py"),
                                "--config=" + str(ROOT / "configs" / "tinyformer_cifar10_320kb.py") + ":smoke",
-                               f"--workdir={work}"], capture_output=True, text=True, cwd=ROOT, timeout=3000)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+                               f"--workdir={work}", *flags], capture_output=True, text=True, cwd=ROOT, timeout=3000)
+        assert proc.returncode == status, proc.stderr[-3000:]
+        return proc.stdout + proc.stderr
 
+    # in parts, as on machines lent in short commands: the time limit stops supernet training at its
+    # first step (status 75), --stop_after ends the run after the supernet, then the rest
+    out = launch("--stop_after=supernet", "--time_limit=1e-9", status=75)
+    assert "stopped: time limit reached: supernet saved at step 1/6; rerun the same command to resume" in out
+    out = launch("--stop_after=supernet")
+    assert "stopped after supernet (--stop_after)" in out and not (work / "search").exists()
     launch()
     f = json.loads((work / "summary.json").read_text())
     assert f["fits"] and f["flash_bytes"] <= f["budget"]["flash_bytes"] and f["sram_bytes"] <= f["budget"]["sram_bytes"]

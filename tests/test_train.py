@@ -1,4 +1,5 @@
-"""Training: resume after a kill equals an uninterrupted run; a data-parallel step on 8 emulated
+"""Training: resume after a kill, or after a stop at the time limit, equals an uninterrupted run; a
+data-parallel step on 8 emulated
 CPU devices equals the 1-device step; BatchNorm folding keeps the function."""
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ def _env(devices: int = 1) -> dict:
     return env
 
 
-def _run(workdir: Path, steps: int, devices: int = 1, use: int | None = None) -> str:
+def _run(workdir: Path, steps: int, devices: int = 1, use: int | None = None, status: int = 0,
+         env: dict | None = None) -> str:
     cmd = [sys.executable, str(HELPER), str(workdir), str(steps)] + ([str(use)] if use else [])
-    out = subprocess.run(cmd, env=_env(devices), capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = subprocess.run(cmd, env=_env(devices) | (env or {}), capture_output=True, text=True, timeout=600)
+    assert out.returncode == status, out.stderr[-3000:]
     return out.stdout
 
 
@@ -66,6 +68,23 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     assert a == b
     assert a[-1]["step"] == STEPS and "test_accuracy" in a[-1]
     fa, fb = np.load(whole / "final.npz"), np.load(killed / "final.npz")
+    for k in fa.files:
+        np.testing.assert_array_equal(fa[k], fb[k])
+
+
+def test_time_limit_stops_at_a_checkpoint_and_the_rerun_resumes_exactly(tmp_path):
+    """A limit that has passed before the first step: each run trains one step, saves it and stops
+    with status 75; the stages together equal the uninterrupted run (checkpoints every 2 steps)."""
+    steps, whole, parts = 2, tmp_path / "whole", tmp_path / "parts"
+    _run(whole, steps)
+    for k in range(1, steps):
+        out = _run(parts, steps, status=75, env=dict(TIME_LIMIT="1e-9"))
+        assert f"stopped: time limit reached: float saved at step {k}/{steps}; rerun the same command" in out
+        assert max(_checkpoint_steps(parts)) == k
+    assert f"resumed_from={steps - 1}" in _run(parts, steps, env=dict(TIME_LIMIT="1e-9"))
+    a, b = (_without_timing(_metrics(w)) for w in (whole, parts))
+    assert a == b and a[-1]["step"] == steps
+    fa, fb = np.load(whole / "final.npz"), np.load(parts / "final.npz")
     for k in fa.files:
         np.testing.assert_array_equal(fa[k], fb[k])
 

@@ -11,6 +11,8 @@
   7 report     report.md + plots                                               -> report/
 
 Search scores use `search.val_images` training images held out from supernet and fine-tuning.
+`stop_after` ends the run after one stage (its outputs saved), so that stages can run on
+different machines: SuperNAS and SparseNAS need the Arm toolchain, the training stages a GPU.
 """
 from __future__ import annotations
 
@@ -40,6 +42,9 @@ from .search.scoring import score
 from .search.space import Candidate
 from .train.loop import classification_loss, fit
 from .train.supernet import recalibrate_bn, train_supernet
+
+
+STAGES = ("supernas", "supernet", "sparsenas", "prune", "qat")  # stages a run may stop after (their outputs kept)
 
 
 def split_validation(train: Split, n: int, seed: int) -> tuple[Split, Split]:
@@ -78,8 +83,17 @@ def distill_loss(teacher: Callable[[jax.Array], jax.Array], alpha: float):
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | None = None,
-        progress: bool = True) -> dict:
+        progress: bool = True, stop_after: str | None = None) -> dict:
+    """Every stage not done yet in `workdir`; the summary, or {"stopped_after": stage}."""
     from . import report
+
+    if stop_after is not None and stop_after not in STAGES:
+        raise TinyFormerError(f"--stop_after={stop_after}: choose one of {', '.join(STAGES)}")
+
+    def stop(stage: str) -> bool:
+        if stage == stop_after:
+            say(f"stopped after {stage} (--stop_after); outputs in {workdir}, rerun without it to go on")
+        return stage == stop_after
 
     t0 = time.perf_counter()
     workdir, data = prepare(cfg, workdir, data_dir)
@@ -99,12 +113,16 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     say(f"[1/7] SuperNAS: chose space {sn['chosen']} (" + "; ".join(
         f"space {r['space']}: fit {100 * r['fit_rate']:.0f} %, mean MACs {r['mean_fitting_macs']:,.0f}"
         for r in sn["spaces"]) + ")")
+    if stop("supernas"):
+        return dict(stopped_after="supernas")
 
     # 2 supernet
     supernet = Supernet(model_cfg, rngs=nnx.Rngs(cfg.seed))
     scfg = ml_collections.ConfigDict(dict(model=model_cfg, train=cfg.supernet))
     sres = train_supernet(supernet, scfg, train, val, workdir, cfg.seed, progress=progress)
     say(f"[2/7] supernet: {sres.steps} steps")
+    if stop("supernet"):
+        return dict(stopped_after="supernet")
     calib = train.images[np.random.default_rng([cfg.seed, 5]).permutation(len(train.labels))
                          [:int(cfg.search.calib_images)]]
 
@@ -118,6 +136,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     say(f"[3/7] SparseNAS: {found['evaluated']} candidates, {found['fitting']} fit; best {best.key}: "
          f"val accuracy {100 * found['best']['accuracy']:.2f} %, flash {found['best']['flash_bytes']:,} B, "
          f"SRAM {found['best']['sram_bytes']:,} B, {found['best']['instructions']:,} instructions")
+    if stop("sparsenas"):
+        return dict(stopped_after="sparsenas")
 
     # 4 prune + fine-tune with distillation
     net_cfg = standalone_config(model_cfg, best.path)
@@ -142,12 +162,16 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
         zeros = sum(m.size - m.sum() for m in mk.values()) / max(sum(m.size for m in mk.values()), 1)
         say(f"[4/7] pruning round {r + 1}/{rounds}: {len(mk)} layers masked, {100 * zeros:.1f} % of their "
             f"weights zero, val accuracy {100 * res.test_accuracy:.2f} %")
+    if stop("prune"):
+        return dict(stopped_after="prune")
 
     # 5 QAT with the masks kept
     tree = _mask_tree(mk)
     qat, qres = quantize(model, cfg, train, data.test, workdir, progress, loss=masked_loss, extra=lambda step: tree)
     blocks.apply_masks(qat, mk)
     say(f"[5/7] QAT: fake-quant test accuracy {100 * qres.test_accuracy:.2f} %")
+    if stop("qat"):
+        return dict(stopped_after="qat")
 
     # 6 export, compile --verify, int8 accuracy, prediction vs firmware
     n_test = int(cfg.deploy.test_images) or len(data.test.labels)

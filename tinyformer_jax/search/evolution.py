@@ -4,11 +4,11 @@ Each generation keeps `population` candidates that fit (flash, SRAM from the cos
 latency limit in instructions when set). Memory is checked first without building anything;
 only candidates that fit are measured for instructions and scored (masked supernet accuracy
 after BatchNorm recalibration, on held-out training images), a generation's new ones together
-in batched calls. Parents are the `parents` best
-by accuracy; children come from crossover (share `crossover`) or mutation. Every candidate seen
-is archived with its cost and accuracy; the state is written after each generation, so a rerun
-continues where it stopped. The result is the best fitting candidate and the Pareto front over
-(accuracy up, flash down, instructions down). When nothing fits, the search says so with the
+in batched calls. Parents are the `parents` best by accuracy; children come from crossover
+(share `crossover`) or mutation. Every candidate seen is archived with its cost and accuracy;
+the state is written after each generation (and where the run's time limit stops it), so a
+rerun continues where it stopped. The result is the best fitting candidate and the Pareto front
+over (accuracy up, flash down, instructions down). When nothing fits, the search says so with the
 smallest figures it saw instead of returning an over-budget model.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from sparse_engine import profiles
 
+from .. import time_limit
 from ..errors import TinyFormerError
 from ..files import write_json
 from .space import Candidate, crossover, mutate, n_genes, random_candidate
@@ -101,9 +102,15 @@ class Search:
             if c.key in seen:
                 continue
             seen.add(c.key)
+            new = c.key not in self.archive
             if self.evaluate(c)["fits"]:
                 out.append(c)
                 bar.update(1)
+            if new and time_limit.expired():  # the rerun draws the same candidates and finds these archived
+                self._save()
+                bar.close()
+                time_limit.check(f"search saved in generation {self.generation + 1} after {len(self.archive)} "
+                                 f"candidates")
         self.score_pending(out)
         return out
 
@@ -144,6 +151,9 @@ class Search:
             self.population = pop
             self.generation += 1
             self._save()
+            if self.generation < total and time_limit.expired():
+                bar.close()
+                time_limit.check(f"search saved after generation {self.generation}/{total}")
         bar.close()
         return self.result()
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from ..data.augment import normalize, random_crop_flip
 from ..data.cifar10 import Split
 from ..errors import TinyFormerError
+from .. import time_limit
 from . import sharding
 from .checkpoint import Checkpoints
 from .metrics import MetricsWriter
@@ -120,7 +121,8 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
     Resumes from the newest checkpoint in workdir/<stage>/checkpoints; a finished stage only
     restores. `loss(model, x, labels, label_smoothing, extra(step))` -> (loss, logits); `extra`
     gives per-step data that depends only on the step (the supernet's sampled paths); the same
-    object returned again (a stage's constant pruning masks) is placed on the devices once."""
+    object returned again (a stage's constant pruning masks) is placed on the devices once.
+    Past the run's time limit (time_limit.py) it saves a checkpoint after the current step and stops."""
     mesh = sharding.data_mesh(devices)
     ndev = mesh.devices.size
     if cfg.batch_size % ndev:
@@ -171,7 +173,13 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
             model.train()
             log.write(done, epoch=done / spe, test_accuracy=test_acc)
             bar.write(f"{stage}: epoch {done / spe:.2f} step {done}/{total} test accuracy {test_acc:.4f}")
-        ckpt.save(done, dict(params=params, rest=rest, opt=opt_state), force=done == total)
+        stop = done < total and time_limit.expired()
+        ckpt.save(done, dict(params=params, rest=rest, opt=opt_state), force=done == total or stop)
+        if stop:
+            bar.close()
+            log.close()
+            ckpt.close()
+            time_limit.check(f"{stage} saved at step {done}/{total}")
     bar.close()
     nnx.update(model, params, rest)
     if test_acc is None:  # a finished stage that only restored: the loop did not evaluate
