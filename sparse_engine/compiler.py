@@ -39,13 +39,13 @@ def fuse_attention(g: Graph, fwsa: str, inputs: np.ndarray, invert: bool = False
 
 
 def measure_other_fwsa(unfused: Graph, fwsa: str, calibration, inputs, profile: MCUProfile, kernels: str,
-                       work: Path, blocks: list[dict]) -> None:
+                       work: Path, blocks: list[dict], objects: Path | None = None) -> None:
     """Build the model with every attention block's FWSA choice flipped and put each block's
     Cortex-M instructions into `blocks` (other_instructions): the report's "both ways"."""
     g = fuse_attention(unfused, fwsa, calibration, invert=True)
     plan = planner.plan_with_tiles(g)
     codegen.generate(g, plan, work / "lib", kernels)
-    build = toolchain.build_mcu(work / "lib", work / "build", profile)
+    build = toolchain.build_mcu(work / "lib", work / "build", profile, objects)
     run = toolchain.run_qemu(build, profile, inputs[:1], g.tensors[g.output].size)
     for b in blocks:
         b["other_instructions"] = run.layer_instructions[b["index"]]
@@ -66,7 +66,7 @@ def check_budget(g: Graph, plan: planner.Plan, profile: MCUProfile) -> None:
 
 
 def measure_codings(g: Graph, plan: planner.Plan, layers: list[sparsity.LayerSparsity], profile: MCUProfile,
-                    kernels: str, inputs, work: Path, progress=print) -> dict:
+                    kernels: str, inputs, work: Path, progress=print, objects: Path | None = None) -> dict:
     """Per-layer Cortex-M instructions of the dense model and of one firmware per candidate block
     size (every candidate layer coded with it), into `layers`; returns the dense firmware's totals."""
     out_size = g.tensors[g.output].size
@@ -78,7 +78,7 @@ def measure_codings(g: Graph, plan: planner.Plan, layers: list[sparsity.LayerSpa
         sparsity.apply(g, layers, b)
         lib = work / f"b{b}"
         codegen.generate(g, plan, lib / "lib", kernels)
-        build = toolchain.build_mcu(lib / "lib", lib / "build", profile)
+        build = toolchain.build_mcu(lib / "lib", lib / "build", profile, objects)
         run = toolchain.run_qemu(build, profile, inputs[:1], out_size)
         for ls in layers:
             if not b:
@@ -128,11 +128,13 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
     check_budget(g, plan, profile)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    objects = tmp / "objects"  # the kernels' objects, compiled once for all of this compile's builds
     try:
         tin, tout = g.tensors[g.input], g.tensors[g.output]
         dense_totals = {}
         if target == "cortex-m7" and sparse != "off" and candidates:
-            dense_totals = measure_codings(g, plan, candidates, profile, kernels, inputs, tmp / "choice", progress)
+            dense_totals = measure_codings(g, plan, candidates, profile, kernels, inputs, tmp / "choice", progress,
+                                           objects)
         sparsity.choose(layers, sparse if target == "cortex-m7" else "off")
         sparsity.apply(g, layers)
         check_budget(g, plan, profile)
@@ -154,7 +156,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
                 ladder.append(verify.compare_exact("host C (ASan+UBSan)", host_out, ref))
         if target == "cortex-m7":
             progress(f"[4/5] {profile.core} build and QEMU run")
-            build = toolchain.build_mcu(tmp, tmp / "build" / profile.core, profile)
+            build = toolchain.build_mcu(tmp, tmp / "build" / profile.core, profile, objects)
             run = toolchain.run_qemu(build, profile, inputs if verify_ladder else inputs[:1], tout.size)
             mcu = dict(flash_bytes=build.flash_bytes, sram_bytes=build.static_ram_bytes + run.stack_bytes,
                        static_ram_bytes=build.static_ram_bytes, stack_bytes=run.stack_bytes,
@@ -170,7 +172,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
                 progress(f"[4/5] {profile.core} build and QEMU run, portable kernels for comparison")
                 plib = tmp / "build" / "portable-lib"
                 codegen.generate(g, plan, plib, "portable")
-                pbuild = toolchain.build_mcu(plib, tmp / "build" / f"{profile.core}-portable", profile)
+                pbuild = toolchain.build_mcu(plib, tmp / "build" / f"{profile.core}-portable", profile, objects)
                 prun = toolchain.run_qemu(pbuild, profile, inputs, tout.size)
                 mcu.update(portable_layer_instructions=prun.layer_instructions,
                            portable_instructions=prun.total_instructions, portable_flash_bytes=pbuild.flash_bytes)
@@ -178,7 +180,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
         if mcu is not None and blocks:
             progress(f"[4/5] {profile.core} build and QEMU run, attention with the other FWSA choice")
             measure_other_fwsa(unfused, fwsa, calibration, inputs, profile, kernels, tmp / "other-fwsa",
-                               blocks)
+                               blocks, objects)
         for b in blocks:
             b.update(instructions=mcu["layer_instructions"][b["index"]] if mcu else None,
                      model_arena=plan.peak, unfused_model_arena=unfused_arena)
@@ -195,6 +197,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
             raise EngineError("verification failed: " + "; ".join(
                 f"{r['rung']} differs from the simulator on {r['differing']} of {r['elements']} elements"
                 for r in failed))
+        shutil.rmtree(objects, ignore_errors=True)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)

@@ -18,7 +18,8 @@ gives is measured and cached:
 
 A graph whose layers or kernel set the cache lacks is built and run once (dense, then one firmware
 per block size with candidate layers, as the compiler measures; those builds run `workers` at a
-time, as gcc and QEMU are processes), so every figure is a measurement or a sum of measurements.
+time, as gcc and QEMU are processes; the kernels every model shares are compiled once), so every
+figure is a measurement or a sum of measurements.
 `tests/test_cost.py` compares the estimate with the compiled firmware.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,6 +122,11 @@ class CostModel:
         self.kernel_sets: dict[str, dict] = {}  # kernel set -> flash beyond constants, static base, stack
         self.glue: list[float] = []  # model_run instructions beyond its layers, per layer
         self.builds = 0
+        if self.cache_file:  # the kernels' objects, compiled once (toolchain.build_mcu)
+            self.objects = self.cache_file.parent / "objects"
+        else:
+            self.objects = Path(tempfile.mkdtemp(prefix="se-objects-"))
+            weakref.finalize(self, shutil.rmtree, self.objects, True)
         if self.cache_file and self.cache_file.exists():
             d = json.loads(self.cache_file.read_text())
             self.layers, self.kernel_sets, self.glue = d["layers"], d["kernel_sets"], d["glue"]
@@ -216,7 +223,7 @@ class CostModel:
         work = Path(tempfile.mkdtemp(prefix="se-cost-"))
         try:
             codegen.generate(g, plan, work / "lib", self.kernels)
-            build = toolchain.build_mcu(work / "lib", work / "build", self.profile)
+            build = toolchain.build_mcu(work / "lib", work / "build", self.profile, self.objects)
             x = verify.load_inputs(g, None, 8, 0)[:1]  # the input compile_model measures without --input
             return build, toolchain.run_qemu(build, self.profile, x, g.tensors[g.output].size)
         finally:

@@ -6,9 +6,11 @@ CMSDK timer counts 25 MHz ticks, so instructions = round(ticks * 10 / 32) exactl
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from .profiles import MCUProfile
 HOST_CFLAGS = ("-std=c99", "-O2", "-g", "-Wall", "-Wextra", "-Werror")
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all")
 LIB_SOURCES = ("model.c", "weights.c", "kernels.c", "kernels_dsp.c")
+SHARED_SOURCES = ("kernels.c", "kernels_dsp.c", "startup.c")  # the same in every model (verbatim copies)
+SHARED_HEADERS = ("kernels.h", "se_math.h")  # all they include from the library folder
 FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".data", ".bss")
 
@@ -88,7 +92,25 @@ class McuBuild:
     sections: dict[str, int]
 
 
-def build_mcu(lib: Path, build: Path, profile: MCUProfile) -> McuBuild:
+def _shared_object(gcc: str, flags: list[str], src: Path, lib: Path, objects: Path) -> Path:
+    """`src` compiled once into the `objects` cache, keyed by compiler, flags and every byte it reads."""
+    key = hashlib.sha1("\0".join([gcc, *flags]).encode())
+    for f in (src, *(lib / h for h in SHARED_HEADERS)):
+        key.update(f.read_bytes())
+    obj = objects / f"{src.stem}-{key.hexdigest()[:16]}.o"
+    if not obj.exists():
+        objects.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".o", dir=objects)
+        os.close(fd)
+        _run([gcc, *flags, f"-I{lib}", "-c", str(src), "-o", tmp], f"cross compile of {src.name}")
+        os.replace(tmp, obj)  # whole or absent, also with builds running beside this one
+    return obj
+
+
+def build_mcu(lib: Path, build: Path, profile: MCUProfile, objects: Path | None = None) -> McuBuild:
+    """Cross build of the library in `lib` with the harness. `objects`: a folder caching the
+    objects of the sources every model shares (the ELF is the same; a search's many builds then
+    compile only the model's own files)."""
     gcc = arm_tool("gcc")
     build.mkdir(parents=True, exist_ok=True)
     ld = build / "mcu.ld"
@@ -96,12 +118,14 @@ def build_mcu(lib: Path, build: Path, profile: MCUProfile) -> McuBuild:
         banner=f"linker script for {profile.name}", flash_bytes=profile.flash_bytes,
         sram_bytes=profile.sram_bytes, stack_bytes=profile.stack_bytes))
     elf = build / "firmware.elf"
-    srcs = [str(lib / s) for s in LIB_SOURCES] + [str(RUNTIME / "harness.c"), str(RUNTIME / "startup.c")]
     flags = [*profile.cflags, "-O3", "-ffunction-sections", "-fdata-sections", "-std=c99", "-Wall", "-Wextra",
-             "-DMODEL_PROFILE", f"-I{lib}"]
+             "-DMODEL_PROFILE"]
+    srcs = [lib / s for s in LIB_SOURCES] + [RUNTIME / "harness.c", RUNTIME / "startup.c"]
+    if objects is not None:
+        srcs = [_shared_object(gcc, flags, s, lib, objects) if s.name in SHARED_SOURCES else s for s in srcs]
     link = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", f"-T{ld}",
             f"-Wl,-Map={build / 'firmware.map'}"]
-    _run([gcc, *flags, *srcs, *link, "-lm", "-o", str(elf)], f"{profile.core} cross build")
+    _run([gcc, *flags, f"-I{lib}", *map(str, srcs), *link, "-lm", "-o", str(elf)], f"{profile.core} cross build")
     sections = section_sizes(elf)
     flash = sum(sections.get(s, 0) for s in FLASH_SECTIONS)
     ram = sum(sections.get(s, 0) for s in RAM_SECTIONS)

@@ -77,6 +77,24 @@ def test_parallel_measurement_builds_equal_one_at_a_time(tmp_path):
     assert one.builds == four.builds > 2 and one.layers == four.layers and one.kernel_sets == four.kernel_sets
 
 
+def test_shared_kernel_objects_give_the_same_firmware(tmp_path):
+    """Builds that reuse the compiled kernels (toolchain.build_mcu's object cache) link the same
+    ELF, byte for byte, as a build that compiles everything; the second one compiles no kernel."""
+    from sparse_engine import codegen, planner, toolchain
+
+    g = CandidateCost(MODEL, SEARCH, "stm32f746", tmp_path / "cost").graph(CAND)
+    codegen.generate(g, planner.plan_with_tiles(g), tmp_path / "lib", "dsp")
+    m7, objects = profiles.get("stm32f746"), tmp_path / "objects"
+    plain = toolchain.build_mcu(tmp_path / "lib", tmp_path / "plain", m7)
+    first = toolchain.build_mcu(tmp_path / "lib", tmp_path / "first", m7, objects)
+    stamps = {p.name: p.stat().st_mtime_ns for p in objects.iterdir()}
+    second = toolchain.build_mcu(tmp_path / "lib", tmp_path / "second", m7, objects)
+    assert sorted(n.split("-")[0] for n in stamps) == ["kernels", "kernels_dsp", "startup"]
+    assert {p.name: p.stat().st_mtime_ns for p in objects.iterdir()} == stamps
+    assert plain.elf.read_bytes() == first.elf.read_bytes() == second.elf.read_bytes()
+    assert plain.flash_bytes == second.flash_bytes and plain.static_ram_bytes == second.static_ram_bytes
+
+
 def test_memory_only_builds_nothing(tmp_path):
     cc = CandidateCost(MODEL, SEARCH, "stm32f746", tmp_path / "cost")
     est = cc(CAND, memory_only=True)

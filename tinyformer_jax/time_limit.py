@@ -4,6 +4,7 @@ resumes. Meant for job queues with a time limit and for machines lent in fixed-l
 from __future__ import annotations
 
 import time
+from typing import NoReturn
 
 _deadline: float | None = None
 
@@ -22,7 +23,6 @@ def expired() -> bool:
     return _deadline is not None and time.monotonic() >= _deadline
 
 
-def check(where: str) -> None:
-    """Raise TimeLimitReached naming `where` (what was saved) once the limit has passed."""
-    if expired():
-        raise TimeLimitReached(f"time limit reached: {where}; rerun the same command to resume")
+def stop(where: str) -> NoReturn:
+    """Raise TimeLimitReached naming `where` (what was saved): the caller found expired() true."""
+    raise TimeLimitReached(f"time limit reached: {where}; rerun the same command to resume")

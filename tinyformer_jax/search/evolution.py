@@ -109,7 +109,7 @@ class Search:
             if new and time_limit.expired():  # the rerun draws the same candidates and finds these archived
                 self._save()
                 bar.close()
-                time_limit.check(f"search saved in generation {self.generation + 1} after {len(self.archive)} "
+                time_limit.stop(f"search saved in generation {self.generation + 1} after {len(self.archive)} "
                                  f"candidates")
         self.score_pending(out)
         return out
@@ -153,7 +153,7 @@ class Search:
             self._save()
             if self.generation < total and time_limit.expired():
                 bar.close()
-                time_limit.check(f"search saved after generation {self.generation}/{total}")
+                time_limit.stop(f"search saved after generation {self.generation}/{total}")
         bar.close()
         return self.result()
 

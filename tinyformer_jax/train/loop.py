@@ -179,7 +179,7 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
             bar.close()
             log.close()
             ckpt.close()
-            time_limit.check(f"{stage} saved at step {done}/{total}")
+            time_limit.stop(f"{stage} saved at step {done}/{total}")
     bar.close()
     nnx.update(model, params, rest)
     if test_acc is None:  # a finished stage that only restored: the loop did not evaluate
