@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +17,25 @@ from sparse_engine import codegen, planner, profiles, toolchain, verify, zoo  # 
 from sparse_engine.compiler import compile_model  # noqa: E402
 
 M7 = profiles.get("stm32f746")
+
+
+def run_processes(script: Path, args: list[list[str]], env: dict, timeout: float = 600) -> list[tuple[int, str, str]]:
+    """Start `script` once per argument list, with a free localhost port as the first argument of
+    each (a jax.distributed coordinator), and return each one's (status, stdout, stderr)."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, str(script), str(port), *a], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for a in args]
+    results = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        results.append((p.returncode, out, err))
+    return results
 
 
 @pytest.fixture(scope="session")

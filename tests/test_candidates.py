@@ -4,7 +4,6 @@ after its own BatchNorm recalibration, as the sequential reference does."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -99,28 +98,14 @@ def test_sharded_over_8_emulated_devices_and_accuracy_per_path(tmp_path):
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_with_jax_distributed_equal_one_process(case_and_ref, tmp_path):
     """Done-when 3: 2 processes on localhost (jax.distributed, one CPU device each) evaluate the
     paths sharded over both; the gathered logits equal the single-process ones."""
+    from conftest import run_processes
+
     _, ref = case_and_ref
-    port, out = _free_port(), tmp_path / "logits.npy"
+    out = tmp_path / "logits.npy"
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "_distributed_eval.py"), str(port), str(i), "2",
-                               str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
-    errs = []
-    for p in procs:
-        try:
-            _, err = p.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            _, err = p.communicate()
-        errs.append(err[-2000:])
-    assert all(p.returncode == 0 for p in procs), errs
+    runs = run_processes(ROOT / "tests" / "_distributed_eval.py", [[str(i), "2", str(out)] for i in range(2)], env)
+    assert all(status == 0 for status, _, _ in runs), [err[-2000:] for _, _, err in runs]
     np.testing.assert_allclose(np.load(out), ref, rtol=1e-5, atol=1e-5)

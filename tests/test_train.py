@@ -89,6 +89,33 @@ def test_time_limit_stops_at_a_checkpoint_and_the_rerun_resumes_exactly(tmp_path
         np.testing.assert_array_equal(fa[k], fb[k])
 
 
+def _two_processes(workdir: Path, steps: int, status: int, env: dict | None = None) -> list[str]:
+    from conftest import run_processes
+
+    runs = run_processes(ROOT / "tests" / "_train_distributed.py", [[str(i), "2", str(workdir), str(steps)]
+                                                                    for i in range(2)], _env(1) | (env or {}))
+    assert all(code == status for code, _, _ in runs), [err[-3000:] for _, _, err in runs]
+    return [out for _, out, _ in runs]
+
+
+def test_two_processes_train_as_one_process_with_two_devices_and_stop_together(tmp_path):
+    """Multi-host training on localhost: 2 jax.distributed processes (one CPU device each) train
+    data-parallel exactly as one process with 2 devices does; a time limit stops both at the same
+    step (the first process decides), and both resume from the checkpoint they wrote together."""
+    steps, one, two = 2, tmp_path / "one", tmp_path / "two"
+    _run(one, steps, devices=2, use=2)
+    outs = _two_processes(two, steps, 75, dict(TIME_LIMIT="1e-9"))
+    assert all("time limit reached: float saved at step 1/2" in o for o in outs), outs
+    assert _checkpoint_steps(two) == [1]
+    outs = _two_processes(two, steps, 0)
+    assert "resumed_from=1" in outs[0] and "devices=2" in outs[0]
+    a, b = (_without_timing(_metrics(w)) for w in (one, two))
+    assert a == b, "one metrics row per step, written by the first process"
+    fa, fb = np.load(one / "final.npz"), np.load(two / "final.npz")
+    for k in fa.files:
+        np.testing.assert_array_equal(fa[k], fb[k])
+
+
 def test_eight_device_step_equals_one_device(tmp_path):
     assert "devices=8" in _run(tmp_path / "eight", 1, devices=8, use=8)
     assert "devices=1" in _run(tmp_path / "one", 1, devices=8, use=1)

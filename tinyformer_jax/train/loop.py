@@ -1,5 +1,6 @@
 """One training stage (float or QAT): optax AdamW with warmup + cosine decay, label smoothing,
-on-device crop/flip augmentation, data-parallel over all local devices, orbax checkpoints
+on-device crop/flip augmentation, data-parallel over all devices (of every jax.distributed
+process: each places the same global batch, the first writes metrics), orbax checkpoints
 every `ckpt_every` steps and at the end, metrics per `log_every` steps and per epoch.
 
 Data order and augmentation depend only on (seed, step), so a resumed run repeats exactly the
@@ -114,6 +115,16 @@ def accuracy(model: nnx.Module, split: Split) -> float:
     return float(np.mean(predict(model, split.images).argmax(-1) == split.labels))
 
 
+def _all_stop(mine: bool) -> bool:
+    """Whether every process stops at this step: the first process's time limit decides for all
+    (processes that stopped at different steps would wait for each other forever)."""
+    if jax.process_count() == 1:
+        return mine
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.int32(mine)))
+
+
 def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.ConfigDict, workdir: Path, stage: str,
         seed: int, devices: list | None = None, progress: bool = True, loss: Callable = classification_loss,
         extra: Callable[[int], np.ndarray | None] = lambda step: None) -> StageResult:
@@ -141,11 +152,12 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
     if start:
         restored = ckpt.restore(start, dict(params=params, rest=rest, opt=opt_state))
         params, rest, opt_state = restored["params"], restored["rest"], restored["opt"]
-    log = MetricsWriter(workdir / stage / "metrics.jsonl", workdir / "tensorboard" / stage, start)
+    primary = jax.process_index() == 0  # the one process of several that writes metrics and progress
+    log = MetricsWriter(workdir / stage / "metrics.jsonl", workdir / "tensorboard" / stage, start, enabled=primary)
     step_fn = make_train_step(graphdef, tx, cfg.label_smoothing, cfg.get("augment", True), loss)
     key = jax.random.key(seed)
-    bar = tqdm(total=total, initial=start, desc=stage, unit="step", disable=not progress, file=sys.stderr,
-               mininterval=2.0, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=start, desc=stage, unit="step", disable=not (progress and primary),
+               file=sys.stderr, mininterval=2.0, dynamic_ncols=True)
     t0, imgs, rate, test_acc = time.perf_counter(), 0, None, None
     loss_sum, acc_sum, n_sum = 0.0, 0.0, 0
     placed: tuple = (None, None)  # (extra's last host value, its device copy)
@@ -172,8 +184,9 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
             test_acc = accuracy(model, test)
             model.train()
             log.write(done, epoch=done / spe, test_accuracy=test_acc)
-            bar.write(f"{stage}: epoch {done / spe:.2f} step {done}/{total} test accuracy {test_acc:.4f}")
-        stop = done < total and time_limit.expired()
+            if primary:
+                bar.write(f"{stage}: epoch {done / spe:.2f} step {done}/{total} test accuracy {test_acc:.4f}")
+        stop = done < total and _all_stop(time_limit.expired())
         ckpt.save(done, dict(params=params, rest=rest, opt=opt_state), force=done == total or stop)
         if stop:
             bar.close()

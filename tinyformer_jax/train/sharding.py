@@ -1,5 +1,6 @@
-"""Data parallelism over all local devices: the batch is split along its first axis, parameters
-and optimizer state are replicated; jit inserts the gradient all-reduce."""
+"""Data parallelism over all devices (those of every jax.distributed process too): the batch is
+split along its first axis, parameters and optimizer state are replicated; jit inserts the
+gradient all-reduce. Every process passes the same global batch; each keeps its own devices' part."""
 from __future__ import annotations
 
 import jax
