@@ -35,6 +35,18 @@ def environment(root: Path = TEMPLATES) -> jinja2.Environment:
                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
 
 
+# a byte inside a C string literal: printable ASCII as itself, any other byte as a 3-digit octal escape
+_BYTE_SPELLING = [chr(b) if 32 <= b < 127 and chr(b) not in '\\"?' else f"\\{b:03o}" for b in range(256)]
+
+
+def _byte_literals(a: np.ndarray) -> str:
+    """An int8 / uint8 array as adjacent string literals of exactly its bytes (C allows a char
+    array's initializer to be a literal without room for the NUL when the length is given):
+    the same flash bytes as a list of numbers, parsed by gcc about 10x faster."""
+    u = a.view(np.uint8)
+    return "\n".join('    "' + "".join(_BYTE_SPELLING[b] for b in u[i:i + 64]) + '"' for i in range(0, len(u), 64))
+
+
 def _c_int(v: int) -> str:
     v = int(v)
     return "(-2147483647 - 1)" if v == -(2**31) else str(v)
@@ -126,8 +138,13 @@ class _Emitter:
         ident = "".join(c if c.isalnum() else "_" for c in name)
         while ident in self.arrays:
             ident += "_"
-        lines = [", ".join(_c_int(v) for v in a[i:i + 16]) for i in range(0, max(len(a), 1), 16)]
-        body = ",\n".join("    " + ln for ln in lines) if len(a) else "    0"
+        if not len(a):
+            body = "    0"
+        elif a.dtype.itemsize == 1:
+            body = _byte_literals(a)
+        else:
+            lines = [", ".join(_c_int(v) for v in a[i:i + 16]) for i in range(0, len(a), 16)]
+            body = ",\n".join("    " + ln for ln in lines)
         self.arrays[ident] = CArray(ident, ctype, max(len(a), 1), body, comment)
         self.by_content[key] = ident
         return ident

@@ -6,8 +6,10 @@ output folder only when every step succeeded; on failure nothing is left behind.
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -66,29 +68,39 @@ def check_budget(g: Graph, plan: planner.Plan, profile: MCUProfile) -> None:
 
 
 def measure_codings(g: Graph, plan: planner.Plan, layers: list[sparsity.LayerSparsity], profile: MCUProfile,
-                    kernels: str, inputs, work: Path, progress=print, objects: Path | None = None) -> dict:
+                    kernels: str, inputs, work: Path, progress=print, objects: Path | None = None,
+                    workers: int = 0) -> dict:
     """Per-layer Cortex-M instructions of the dense model and of one firmware per candidate block
-    size (every candidate layer coded with it), into `layers`; returns the dense firmware's totals."""
+    size (every candidate layer coded with it), into `layers`; returns the dense firmware's totals.
+    The dense firmware is built first (it compiles the shared kernels), the others `workers` at a
+    time (0: one per core; gcc and QEMU are processes, so threads suffice)."""
     out_size = g.tensors[g.output].size
-    dense = {}
-    blocks = sparsity.blocks_to_measure(layers)
-    for step, b in enumerate([0] + blocks):
-        progress(f"[2/5] sparse choice: measuring {'dense' if not b else f'blocks of {b}'} "
-                 f"({step + 1}/{len(blocks) + 1})")
+    configs = []
+    for b in [0] + sparsity.blocks_to_measure(layers):
         sparsity.apply(g, layers, b)
-        lib = work / f"b{b}"
-        codegen.generate(g, plan, lib / "lib", kernels)
-        build = toolchain.build_mcu(lib / "lib", lib / "build", profile, objects)
-        run = toolchain.run_qemu(build, profile, inputs[:1], out_size)
+        configs.append((b, copy.deepcopy(g)))
+    sizes = ", ".join(str(b) for b, _ in configs[1:])
+    progress(f"[2/5] sparse choice: measuring dense{' and blocks of ' + sizes if sizes else ''} "
+             f"({len(configs)} firmware{'s' if len(configs) > 1 else ''})")
+
+    def build_and_run(config: tuple[int, Graph]) -> tuple[toolchain.McuBuild, toolchain.QemuRun]:
+        b, gb = config
+        codegen.generate(gb, plan, work / f"b{b}" / "lib", kernels)
+        build = toolchain.build_mcu(work / f"b{b}" / "lib", work / f"b{b}" / "build", profile, objects)
+        return build, toolchain.run_qemu(build, profile, inputs[:1], out_size)
+
+    results = [build_and_run(configs[0])]
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        results += pool.map(build_and_run, configs[1:])
+    for (b, _), (_, run) in zip(configs, results):
         for ls in layers:
             if not b:
                 ls.dense_instructions = run.layer_instructions[ls.index]
             elif b in ls.codings:
                 ls.instructions[b] = run.layer_instructions[ls.index]
-        if not b:
-            dense = dict(dense_flash_bytes=build.flash_bytes, dense_instructions=run.total_instructions)
     shutil.rmtree(work, ignore_errors=True)
-    return dense
+    dense_build, dense_run = results[0]
+    return dict(dense_flash_bytes=dense_build.flash_bytes, dense_instructions=dense_run.total_instructions)
 
 
 def compile_model(model_path: str | Path, out_dir: str | Path, target: str, profile: MCUProfile,
