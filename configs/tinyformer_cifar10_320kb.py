@@ -11,9 +11,10 @@ search.sram_bytes (0: the profile's), search.max_instructions (0: none).
 SuperNAS spaces of "full", memory only (8 random subnets each, 2026-11-22): all fit; median flash /
 SRAM 213 KB / 139 KB for the supernet's own widths with stem 24, 370 KB / 220 KB widened 1.5x and
 605 KB / 291 KB widened 2x (mean MACs 15.7 M, 31.4 M, 52.0 M), so the widest is chosen and the search
-works near the 1 MB / 320 KB budget. A new candidate's full cost takes 7 firmware builds: about
-19 s one at a time on 2 CPU cores for the 2x space, 11 s with search.build_workers on both cores;
-the search's 32 x 20 candidates are bounded by CPU builds, not by the GPU.
+works near the 1 MB / 320 KB budget. A new candidate's full cost takes 7 firmware builds: two
+candidates of the 2x space took 8.6-9.1 s together on 2 CPU cores with search.build_workers (the
+kernels compiled once, constants printed as string literals; 24.8-26.4 s before, 2026-11-22), so
+the search's 32 x 20 candidates need at most about 50 min of builds; the GPU scores them.
 
 Results: not run with the full budget yet (no GPU lent so far). The paper's figure for
 comparison: 96.1 % CIFAR-10 in 1 MB flash / 320 KB SRAM.
