@@ -23,10 +23,10 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
+from .. import time_limit
 from ..data.augment import normalize, random_crop_flip
 from ..data.cifar10 import Split
 from ..errors import TinyFormerError
-from .. import time_limit
 from . import sharding
 from .checkpoint import Checkpoints
 from .metrics import MetricsWriter
