@@ -40,15 +40,21 @@ def fuse_attention(g: Graph, fwsa: str, inputs: np.ndarray, invert: bool = False
     return attention.fuse(g, fwsa, calib_trace=trace, invert=invert)
 
 
+def firmware_run(g: Graph, plan: planner.Plan, kernels: str, work: Path, profile: MCUProfile, inputs: np.ndarray,
+                 objects: Path | None = None) -> tuple[toolchain.McuBuild, toolchain.QemuRun]:
+    """`g` as it stands: C into work/lib, the Cortex-M firmware into work/build (shared kernel
+    objects from `objects`), `inputs` run in QEMU. The measurement step of every build here."""
+    codegen.generate(g, plan, work / "lib", kernels)
+    build = toolchain.build_mcu(work / "lib", work / "build", profile, objects)
+    return build, toolchain.run_qemu(build, profile, inputs, g.tensors[g.output].size)
+
+
 def measure_other_fwsa(unfused: Graph, fwsa: str, calibration, inputs, profile: MCUProfile, kernels: str,
                        work: Path, blocks: list[dict], objects: Path | None = None) -> None:
     """Build the model with every attention block's FWSA choice flipped and put each block's
     Cortex-M instructions into `blocks` (other_instructions): the report's "both ways"."""
     g = fuse_attention(unfused, fwsa, calibration, invert=True)
-    plan = planner.plan_with_tiles(g)
-    codegen.generate(g, plan, work / "lib", kernels)
-    build = toolchain.build_mcu(work / "lib", work / "build", profile, objects)
-    run = toolchain.run_qemu(build, profile, inputs[:1], g.tensors[g.output].size)
+    _, run = firmware_run(g, planner.plan_with_tiles(g), kernels, work, profile, inputs[:1], objects)
     for b in blocks:
         b["other_instructions"] = run.layer_instructions[b["index"]]
     shutil.rmtree(work, ignore_errors=True)
@@ -74,7 +80,6 @@ def measure_codings(g: Graph, plan: planner.Plan, layers: list[sparsity.LayerSpa
     size (every candidate layer coded with it), into `layers`; returns the dense firmware's totals.
     The dense firmware is built first (it compiles the shared kernels), the others `workers` at a
     time (0: one per core; gcc and QEMU are processes, so threads suffice)."""
-    out_size = g.tensors[g.output].size
     configs = []
     for b in [0] + sparsity.blocks_to_measure(layers):
         sparsity.apply(g, layers, b)
@@ -85,9 +90,7 @@ def measure_codings(g: Graph, plan: planner.Plan, layers: list[sparsity.LayerSpa
 
     def build_and_run(config: tuple[int, Graph]) -> tuple[toolchain.McuBuild, toolchain.QemuRun]:
         b, gb = config
-        codegen.generate(gb, plan, work / f"b{b}" / "lib", kernels)
-        build = toolchain.build_mcu(work / f"b{b}" / "lib", work / f"b{b}" / "build", profile, objects)
-        return build, toolchain.run_qemu(build, profile, inputs[:1], out_size)
+        return firmware_run(gb, plan, kernels, work / f"b{b}", profile, inputs[:1], objects)
 
     results = [build_and_run(configs[0])]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:

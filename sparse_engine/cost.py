@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from . import codegen, planner, sparsity, toolchain, verify
+from .compiler import firmware_run
 from .ir import Graph
 from .profiles import MCUProfile
 from .sparse import BlockRLE
@@ -222,10 +223,8 @@ class CostModel:
     def _build_and_run(self, g: Graph, plan: planner.Plan) -> tuple[toolchain.McuBuild, toolchain.QemuRun]:
         work = Path(tempfile.mkdtemp(prefix="se-cost-"))
         try:
-            codegen.generate(g, plan, work / "lib", self.kernels)
-            build = toolchain.build_mcu(work / "lib", work / "build", self.profile, self.objects)
             x = verify.load_inputs(g, None, 8, 0)[:1]  # the input compile_model measures without --input
-            return build, toolchain.run_qemu(build, self.profile, x, g.tensors[g.output].size)
+            return firmware_run(g, plan, self.kernels, work, self.profile, x, self.objects)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
