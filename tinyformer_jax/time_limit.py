@@ -19,6 +19,11 @@ def start(seconds: float | None) -> None:
     _deadline = time.monotonic() + seconds if seconds and seconds > 0 else None
 
 
+def limited() -> bool:
+    """Whether this run has a limit (every process of a run gets the same flags)."""
+    return _deadline is not None
+
+
 def expired() -> bool:
     return _deadline is not None and time.monotonic() >= _deadline
 

@@ -115,14 +115,15 @@ def accuracy(model: nnx.Module, split: Split) -> float:
     return float(np.mean(predict(model, split.images).argmax(-1) == split.labels))
 
 
-def _all_stop(mine: bool) -> bool:
+def _all_stop() -> bool:
     """Whether every process stops at this step: the first process's time limit decides for all
-    (processes that stopped at different steps would wait for each other forever)."""
-    if jax.process_count() == 1:
-        return mine
+    (processes that stopped at different steps would wait for each other forever). Without a
+    limit, no collective is added to the step."""
+    if jax.process_count() == 1 or not time_limit.limited():
+        return time_limit.expired()
     from jax.experimental import multihost_utils
 
-    return bool(multihost_utils.broadcast_one_to_all(np.int32(mine)))
+    return bool(multihost_utils.broadcast_one_to_all(np.int32(time_limit.expired())))
 
 
 def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.ConfigDict, workdir: Path, stage: str,
@@ -186,7 +187,7 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
             log.write(done, epoch=done / spe, test_accuracy=test_acc)
             if primary:
                 bar.write(f"{stage}: epoch {done / spe:.2f} step {done}/{total} test accuracy {test_acc:.4f}")
-        stop = done < total and _all_stop(time_limit.expired())
+        stop = done < total and _all_stop()
         ckpt.save(done, dict(params=params, rest=rest, opt=opt_state), force=done == total or stop)
         if stop:
             bar.close()
