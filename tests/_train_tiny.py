@@ -3,7 +3,8 @@ CIFAR-shaped data with `fit` and saves the final parameters.
 
     python tests/_train_tiny.py WORKDIR STEPS [DEVICES]
 
-$TIME_LIMIT (seconds) limits the run as launch's --time_limit does (exit status 75 when it stops).
+$TIME_LIMIT (seconds) limits the run as launch's --time_limit does (exit status 75 when it stops);
+$LOG_EVERY sets the steps per metrics row (default 1).
 """
 from __future__ import annotations
 
@@ -35,9 +36,9 @@ def synthetic(n: int, seed: int) -> Split:
     return Split(images, labels)
 
 
-def train_cfg(steps: int) -> ml_collections.ConfigDict:
+def train_cfg(steps: int, log_every: int = 1) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(epochs=1.0, steps=steps, batch_size=16, lr=3e-3, weight_decay=0.01,
-                                          warmup_steps=2, label_smoothing=0.1, augment=True, log_every=1,
+                                          warmup_steps=2, label_smoothing=0.1, augment=True, log_every=log_every,
                                           ckpt_every=2))
 
 
@@ -47,7 +48,7 @@ def main() -> None:
     model = Hybrid(MODEL, rngs=nnx.Rngs(0))
     time_limit.start(float(os.environ.get("TIME_LIMIT", 0)))
     try:
-        res = fit(model, synthetic(96, 1), synthetic(32, 2), train_cfg(steps), workdir, "float", seed=3,
+        res = fit(model, synthetic(96, 1), synthetic(32, 2), train_cfg(steps, int(os.environ.get("LOG_EVERY", 1))), workdir, "float", seed=3,
                   devices=devices, progress=False)
     except time_limit.TimeLimitReached as exc:
         print(f"stopped: {exc}")

@@ -74,16 +74,17 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
 
 def test_time_limit_stops_at_a_checkpoint_and_the_rerun_resumes_exactly(tmp_path):
     """A limit that has passed before the first step: each run trains one step, saves it and stops
-    with status 75; the stages together equal the uninterrupted run (checkpoints every 2 steps)."""
-    steps, whole, parts = 2, tmp_path / "whole", tmp_path / "parts"
-    _run(whole, steps)
+    with status 75; the stages together equal the uninterrupted run (checkpoints every 2 steps), the
+    metrics row that spans a stop included (its running sums travel in the checkpoint)."""
+    steps, whole, parts, rows = 2, tmp_path / "whole", tmp_path / "parts", dict(LOG_EVERY="2")
+    _run(whole, steps, env=rows)
     for k in range(1, steps):
-        out = _run(parts, steps, status=75, env=dict(TIME_LIMIT="1e-9"))
+        out = _run(parts, steps, status=75, env=dict(TIME_LIMIT="1e-9") | rows)
         assert f"stopped: time limit reached: float saved at step {k}/{steps}; rerun the same command" in out
         assert max(_checkpoint_steps(parts)) == k
-    assert f"resumed_from={steps - 1}" in _run(parts, steps, env=dict(TIME_LIMIT="1e-9"))
+    assert f"resumed_from={steps - 1}" in _run(parts, steps, env=dict(TIME_LIMIT="1e-9") | rows)
     a, b = (_without_timing(_metrics(w)) for w in (whole, parts))
-    assert a == b and a[-1]["step"] == steps
+    assert a == b and a[-1]["step"] == steps and "train_accuracy" in a[0]
     fa, fb = np.load(whole / "final.npz"), np.load(parts / "final.npz")
     for k in fa.files:
         np.testing.assert_array_equal(fa[k], fb[k])

@@ -16,7 +16,8 @@ class Checkpoints:
         self.every = every
         self.mgr = ocp.CheckpointManager(
             directory.resolve(),
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False))
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False),
+            item_handlers=ocp.StandardCheckpointHandler())  # so that a new process reads item_metadata
 
     def latest(self) -> int | None:
         return self.mgr.latest_step()
@@ -28,7 +29,10 @@ class Checkpoints:
                 self.mgr.wait_until_finished()
 
     def restore(self, step: int, like: dict) -> dict:
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        """The checkpoint in the structure of `like`; keys of `like` the checkpoint lacks (written by
+        an older version) are left out of the result."""
+        saved = set(self.mgr.item_metadata(step).keys())
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, {k: v for k, v in like.items() if k in saved})
         return self.mgr.restore(step, args=ocp.args.StandardRestore(abstract))
 
     def close(self) -> None:

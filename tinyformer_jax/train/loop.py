@@ -150,9 +150,11 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
     ckpt = Checkpoints(workdir / stage / "checkpoints", every=int(cfg.ckpt_every))
     start = ckpt.latest() or 0
     resumed = start or None
+    sums = np.zeros(3)  # loss, train accuracy and steps since the last metrics row (saved: a row may span a stop)
     if start:
-        restored = ckpt.restore(start, dict(params=params, rest=rest, opt=opt_state))
+        restored = ckpt.restore(start, dict(params=params, rest=rest, opt=opt_state, sums=sums))
         params, rest, opt_state = restored["params"], restored["rest"], restored["opt"]
+        sums = restored.get("sums", sums)
     primary = jax.process_index() == 0  # the one process of several that writes metrics and progress
     log = MetricsWriter(workdir / stage / "metrics.jsonl", workdir / "tensorboard" / stage, start, enabled=primary)
     step_fn = make_train_step(graphdef, tx, cfg.label_smoothing, cfg.get("augment", True), loss)
@@ -160,7 +162,7 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
     bar = tqdm(total=total, initial=start, desc=stage, unit="step", disable=not (progress and primary),
                file=sys.stderr, mininterval=2.0, dynamic_ncols=True)
     t0, imgs, rate, test_acc = time.perf_counter(), 0, None, None
-    loss_sum, acc_sum, n_sum = 0.0, 0.0, 0
+    loss_sum, acc_sum, n_sum = float(sums[0]), float(sums[1]), int(sums[2])
     placed: tuple = (None, None)  # (extra's last host value, its device copy)
     for step in range(start, total):
         idx = batch_indices(seed, step, len(train.labels), cfg.batch_size)
@@ -188,7 +190,8 @@ def fit(model: nnx.Module, train: Split, test: Split, cfg: ml_collections.Config
             if primary:
                 bar.write(f"{stage}: epoch {done / spe:.2f} step {done}/{total} test accuracy {test_acc:.4f}")
         stop = done < total and _all_stop()
-        ckpt.save(done, dict(params=params, rest=rest, opt=opt_state), force=done == total or stop)
+        ckpt.save(done, dict(params=params, rest=rest, opt=opt_state, sums=np.array([loss_sum, acc_sum, n_sum])),
+                  force=done == total or stop)
         if stop:
             bar.close()
             log.close()
