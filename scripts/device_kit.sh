@@ -15,8 +15,13 @@ for f in train.npz test.npz; do
     fi
 done
 rm -rf .devkit.tmp && mkdir -p .devkit.tmp/wheels
+# The device's jax is 0.11.2: flax up to 0.12.8 (CI's) fails to import with it (jax.experimental.hijax
+# lacks HiPrimitive) and 0.12.12 needs jax >= 0.11.1, so the device gets its own flax. Checked with
+# scripts/device_rehearsal.sh (Python 3.12, jax 0.11.2 on CPU): training, resume across versions, bench.
+device_flax=0.12.12
 for pkg in ml_collections jax2onnx tensorboardX flax optax orbax-checkpoint; do
     version=$(.venv/bin/python -m pip show "$pkg" | awk '/^Version:/{print $2}')
+    [ "$pkg" = flax ] && version=$device_flax
     .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux2014_x86_64 -d .devkit.tmp/wheels "$pkg==$version"
 done

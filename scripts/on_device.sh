@@ -13,10 +13,12 @@ workdir="$1"; shift
 py="${PYTHON:-python3}"
 out="${OUT:-build/device_out}"
 mkdir -p "$out"
-if [ ! -f /tmp/tinyformer_site/.done ]; then
-    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/tinyformer_site \
+kit="$(ls .devkit/wheels)"
+if [ "$(cat /tmp/tinyformer_site/.done 2>/dev/null)" != "$kit" ]; then
+    rm -rf /tmp/tinyformer_site
+    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/tinyformer_site \
         .devkit/wheels/*.whl || { echo "on_device: installing .devkit/wheels failed" >&2; exit 1; }
-    touch /tmp/tinyformer_site/.done
+    echo "$kit" > /tmp/tinyformer_site/.done
 fi
 if [ ! -f /tmp/tinyformer_cifar10/test.npz ]; then
     mkdir -p /tmp/tinyformer_cifar10 && xz -dc .devkit/cifar10.tar.xz | tar -C /tmp/tinyformer_cifar10 -xf - \
