@@ -14,7 +14,11 @@ SRAM 213 KB / 139 KB for the supernet's own widths with stem 24, 370 KB / 220 KB
 works near the 1 MB / 320 KB budget. A new candidate's full cost takes 7 firmware builds: two
 candidates of the 2x space took 8.6-9.1 s together on 2 CPU cores with search.build_workers (the
 kernels compiled once, constants printed as string literals; 24.8-26.4 s before, 2026-11-22), so
-the search's 32 x 20 candidates need at most about 50 min of builds; the GPU scores them.
+the search's 32 x 20 candidates need at most about 50 min of builds. Scoring one candidate of the
+2x space on 5000 validation images (+ 512 for BatchNorm) takes 33.7 s on 2 CPU cores in the loop
+form (peak RSS 6.6 GB; 2026-11-22), so a SparseNAS stage run on CPU needs about 6 h of scoring
+besides the builds (resumable with --time_limit); the vmap form that `auto` picks on a GPU is not
+measured yet.
 
 Results: not run with the full budget yet (no GPU lent so far). The paper's figure for
 comparison: 96.1 % CIFAR-10 in 1 MB flash / 320 KB SRAM.
@@ -52,9 +56,11 @@ def get_config(preset: str = "full") -> ml_collections.ConfigDict:
         population=32, generations=20, parents=8, crossover=0.5, mutation_prob=0.15, max_tries_factor=20,
         sparsity_levels=(0.0, 0.3, 0.5, 0.7, 0.85), block_sizes=(1, 4, 8, 16),
         flash_bytes=0, sram_bytes=0, max_instructions=0, val_images=5000, calib_images=512, seed=1,
-        # candidates scored per compiled call and the form (train/candidates.py). On 2 CPU cores the loop
-        # measured fastest (benchmarks/candidates_masked_cpu.json); vmap for the GPU is not measured yet
-        score_method="vmap", score_batch=16,
+        # candidates scored per compiled call and the form (train/candidates.py); auto: the loop on CPU
+        # (measured fastest there, benchmarks/candidates_masked_cpu.json), vmap on a GPU (not measured yet).
+        # score_images_per_call bounds memory: 16 candidates x 1000 images of the widest space needed
+        # 41 GiB of XLA temporaries (CPU memory_analysis); 2000 images per call need about 5 GiB
+        score_method="auto", score_batch=16, score_images_per_call=2000,
         build_workers=0))  # cost-model firmwares built at once (0: one per CPU core)
     c.prune = ml_collections.ConfigDict(dict(rounds=4, distill=0.5, train=ml_collections.ConfigDict(dict(
         epochs=10.0, steps=0, batch_size=128, lr=5e-4, weight_decay=0.01, warmup_steps=100, label_smoothing=0.1,

@@ -128,8 +128,14 @@ def test_search_stopped_by_its_time_limit_resumes_to_the_same_result(tmp_path):
     assert parts == whole
 
 
+def test_auto_scoring_form_is_the_loop_on_cpu():
+    from tinyformer_jax.train.candidates import resolve_method
+
+    assert [resolve_method(m) for m in ("auto", "vmap", "loop")] == ["loop", "vmap", "loop"]
+
+
 @pytest.mark.parametrize("method", ["vmap", "map", "shard"])
-def test_batched_masked_scores_equal_one_candidate_at_a_time(method):
+def test_batched_masked_scores_equal_one_candidate_at_a_time(method, monkeypatch):
     """SparseNAS scores: 5 candidates in batches of 3 (the last padded) in a batched form equal
     the loop form one by one; pruning changes the scores."""
     from flax import nnx
@@ -139,6 +145,7 @@ def test_batched_masked_scores_equal_one_candidate_at_a_time(method):
 
     from tinyformer_jax.models.supernet import Supernet
     from tinyformer_jax.search.scoring import score
+    from tinyformer_jax.train.candidates import evaluate
 
     supernet = Supernet(MODEL, rngs=nnx.Rngs(0))
     rng = np.random.default_rng(4)
@@ -151,6 +158,15 @@ def test_batched_masked_scores_equal_one_candidate_at_a_time(method):
     many = score(supernet, MODEL, cands, _search_cfg(score_method=method, score_batch=3), calib, val)
     assert len(many) == 5
     np.testing.assert_allclose(many, one, atol=1e-9)
+    # 7 test images per call for 3 candidates: the 64 images in chunks of 2, the same scores
+    from tinyformer_jax.search import scoring
+
+    batches = []
+    monkeypatch.setattr(scoring, "evaluate", lambda *a, **kw: batches.append(kw["batch"]) or evaluate(*a, **kw))
+    chunked = score(supernet, MODEL, cands, _search_cfg(score_method=method, score_batch=3,
+                                                        score_images_per_call=7), calib, val)
+    assert batches == [2, 2]
+    np.testing.assert_allclose(chunked, one, atol=1e-9)
     unpruned = score(supernet, MODEL, dense, _search_cfg(score_method=method, score_batch=3), calib, val)
     assert unpruned[0] == 1.0  # the labels are dense path 0's predictions
     assert any(abs(a - b) > 0 for a, b in zip(one, unpruned))

@@ -1,7 +1,10 @@
 """SparseNAS accuracy of candidates: the supernet's path with the candidate's block masks
 (by weight magnitude, on the path's slice of the shared weights) after BatchNorm recalibration,
 `search.score_batch` candidates per compiled call in the form `search.score_method`
-(train/candidates.py: vmap, map, loop or shard)."""
+(train/candidates.py: auto, vmap, map, loop or shard). `search.score_images_per_call` bounds the
+test images all candidates of one call see together, hence the memory: for the full config's
+widest space, 2.5 GiB of XLA temporaries per 1000 images and candidate (CPU memory_analysis), so
+16 candidates x 1000 images needed 41 GiB and were OOM-killed on a 24 GB machine."""
 from __future__ import annotations
 
 import ml_collections
@@ -12,7 +15,7 @@ from ..data.cifar10 import Split
 from ..models.hybrid import Hybrid
 from ..models.supernet import Supernet, crop_index, shared_key, standalone_config
 from ..prune.blocks import masks, prunable
-from ..train.candidates import evaluate
+from ..train.candidates import evaluate, resolve_method
 from .space import Candidate
 
 
@@ -42,13 +45,14 @@ def score(supernet: Supernet, model_cfg: ml_collections.ConfigDict, cands: list[
           search: ml_collections.ConfigDict, calib_images: np.ndarray, val: Split) -> list[float]:
     """Accuracy on `val` of each candidate. Batched forms get full batches (the last one padded
     with its last candidate), so one compiled function serves the whole search."""
-    method = search.get("score_method", "loop")
-    k = max(int(search.get("score_batch", 1)), 1)
+    method = resolve_method(search.get("score_method", "loop"))
+    k = 1 if method == "loop" else max(int(search.get("score_batch", 1)), 1)
+    images = max(1, int(search.get("score_images_per_call", 2000)) // k)
     out: list[float] = []
     for i in range(0, len(cands), k):
         part = cands[i:i + k]
-        padded = part if method == "loop" else part + part[-1:] * (k - len(part))
-        acc = evaluate(supernet, np.asarray([c.path for c in padded]), calib_images, val, method,
+        padded = part + part[-1:] * (k - len(part))
+        acc = evaluate(supernet, np.asarray([c.path for c in padded]), calib_images, val, method, batch=images,
                        masks=[supernet_masks(supernet, model_cfg, c, search) for c in padded])
         out += [float(a) for a in acc[:len(part)]]
     return out

@@ -32,6 +32,14 @@ from .supernet import recalibrating
 METHODS = ("vmap", "map", "loop", "shard")
 
 
+def resolve_method(method: str) -> str:
+    """`auto`: the loop on CPU (measured fastest there: benchmarks/candidates*_cpu.json), vmap on an
+    accelerator; any other name unchanged."""
+    if method != "auto":
+        return method
+    return "loop" if jax.default_backend() == "cpu" else "vmap"
+
+
 def _split(model: Supernet):
     """(train graph with BatchNorm momentum 0, eval graph, BatchNorm statistics, the rest)."""
     with recalibrating(model):
@@ -96,8 +104,9 @@ def evaluator(model: Supernet, paths: np.ndarray, calib_images: np.ndarray, meth
     """Recalibrate every path's BatchNorm on `calib_images` (one batch) once; returns a function
     giving the [K, N, classes] logits of all paths for uint8 NHWC images. `masks`: one dict per
     path ({supernet variable key: 0/1 array of its shape}) multiplying that path's weights."""
+    method = resolve_method(method)
     if method not in METHODS:
-        raise TinyFormerError(f"candidate evaluation method {method!r}: choose one of {', '.join(METHODS)}")
+        raise TinyFormerError(f"candidate evaluation method {method!r}: choose one of auto, {', '.join(METHODS)}")
     if masks is not None and len(masks) != len(paths):
         raise TinyFormerError(f"{len(masks)} mask sets for {len(paths)} candidates")
     gd_train, gd_eval, stats, rest = _split(model)
