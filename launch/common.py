@@ -1,6 +1,6 @@
 """What the launch scripts share: the flags --config (config_flags: file[:preset], --config.x.y=...),
---workdir, --data_dir, --distributed, --time_limit, and a main that calls the script's one run
-function, with bad data, config or model reported as one line instead of a traceback, and a run
+--workdir, --data_dir, --distributed, --time_limit, --conv_form, and a main that calls the script's
+one run function, with bad data, config or model reported as one line instead of a traceback, and a run
 stopped by its time limit reported as one line with exit status 75 (rerun to resume)."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sparse_engine.errors import EngineError  # noqa: E402
 from tinyformer_jax import time_limit  # noqa: E402
 from tinyformer_jax.errors import TinyFormerError  # noqa: E402
+from tinyformer_jax.models import layers  # noqa: E402
 
 STOPPED = 75  # exit status of a run its time limit stopped (EX_TEMPFAIL: rerun to resume)
 
@@ -32,8 +33,13 @@ def launch(run: Callable, config_help: str, workdir_help: str, options: Callable
     limit = flags.DEFINE_float("time_limit", 0.0, "seconds; past them the run stops at the next save point (a "
                                "training step, a search candidate) with exit status 75; rerun to resume (0: none)",
                                lower_bound=0.0)
+    conv_form = flags.DEFINE_enum("conv_form", "unrolled", list(layers.CONV_FORMS),
+                                  "how convolutions are computed (same math): unrolled (depthwise as shifted "
+                                  "multiply-adds, 1x1 as einsum; fastest on CPU) or lax (lax.conv everywhere); "
+                                  "python -m tinyformer_jax.bench train_step measures both")
     flags.mark_flags_as_required(["config", "workdir"])
-    for name in ("config", "workdir", "data_dir", "distributed", "time_limit"):  # listed by the script's --help
+    # listed by the script's --help
+    for name in ("config", "workdir", "data_dir", "distributed", "time_limit", "conv_form"):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
 
     def main(argv: list[str]) -> None:
@@ -44,6 +50,7 @@ def launch(run: Callable, config_help: str, workdir_help: str, options: Callable
 
             jax.distributed.initialize()  # coordinator and process ids from the TPU / cluster environment
         time_limit.start(limit.value)
+        layers.set_conv_form(conv_form.value)
         try:
             run(config.value, workdir.value, data_dir.value, **options())
         except time_limit.TimeLimitReached as exc:

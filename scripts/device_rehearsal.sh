@@ -48,8 +48,9 @@ on_device() {  # the workdir packed, carried to a fresh "device", run there, pac
     .venv/bin/python scripts/pack_workdir.py "$here" "$work/to_device"
     cat "$work"/to_device/workdir.tar.* > .devkit/workdir.tar
     rm -rf "$dev" "$work/from_device" /tmp/tinyformer_site
-    PYTHON=.devsim/bin/python OUT="$work/from_device" \
-        bash scripts/on_device.sh "$dev" launch/tinyformer.py --config="$cfg" --workdir="$dev" --stop_after="$1"
+    # the device has no Arm toolchain or QEMU: a stage there that builds firmware must fail here too
+    PYTHON=.devsim/bin/python OUT="$work/from_device" SPARSE_ENGINE_ARM_PREFIX=/no-arm-toolchain/arm-none-eabi- \
+        SPARSE_ENGINE_QEMU=/no-qemu/qemu-system-arm bash scripts/on_device.sh "$dev" launch/tinyformer.py --config="$cfg" --workdir="$dev" --stop_after="$1"
     rm -rf "$here" && mkdir -p "$here"
     cat "$work"/from_device/workdir.tar.* | tar -C "$here" -xf -
 }

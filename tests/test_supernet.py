@@ -163,3 +163,57 @@ def test_patch_unfold_groups_one_position_per_sequence_and_folds_back():
     for b, pi, pj, hh, ww, e in [(0, 0, 0, 0, 0, 0), (1, 1, 0, 1, 2, 2), (0, 0, 1, 1, 1, 1), (1, 1, 1, 0, 2, 0)]:
         assert t[b * 4 + pi * 2 + pj, hh * 3 + ww, e] == y[b, e, hh * 2 + pi, ww * 2 + pj]
     np.testing.assert_array_equal(blk._fold(t, y.shape, 2), y)
+
+
+def test_conv_forms_compute_the_same_supernet():
+    """--conv_form: unrolled (shifted multiply-adds, einsum) and lax (conv_general_dilated) give the
+    same logits and gradients for a path with 5x5 depthwise kernels; lax traces the depthwise and
+    1x1 convolutions to lax.conv too (unrolled only the full 3x3 ones)."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from tinyformer_jax.models import layers
+    from tinyformer_jax.models.supernet import Supernet, num_candidates
+
+    model = Supernet(CFG.model, rngs=nnx.Rngs(0))
+    model.eval()
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3, 32, 32)), jnp.float32)
+    path = jnp.asarray(num_candidates(CFG.model) - 1, jnp.int32)
+
+    def loss(m):
+        return jnp.sum(m(x, path) ** 2)
+
+    out = {}
+    try:
+        for form in layers.CONV_FORMS:
+            layers.set_conv_form(form)
+            jaxpr = str(jax.make_jaxpr(lambda x: model(x, path))(x))
+            out[form] = (np.asarray(model(x, path)), nnx.grad(loss)(model), jaxpr.count("conv_general_dilated"))
+    finally:
+        layers.set_conv_form("unrolled")
+    (y_u, g_u, conv_u), (y_l, g_l, conv_l) = out["unrolled"], out["lax"]
+    assert conv_l > conv_u
+    np.testing.assert_allclose(y_l, y_u, rtol=1e-4, atol=1e-4)
+    for a, b in zip(jax.tree.leaves(g_u), jax.tree.leaves(g_l)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-3, atol=1e-3)
+    with pytest.raises(Exception, match="--conv_form=cudnn: choose one of unrolled, lax"):
+        layers.set_conv_form("cudnn")
+
+
+def test_bench_train_step_measures_both_forms(tmp_path):
+    from tinyformer_jax.bench.__main__ import main
+    from tinyformer_jax.models import layers
+
+    cfg = tmp_path / "tiny.py"
+    cfg.write_text("import ml_collections\n\n\ndef get_config():\n"
+                   f"    return ml_collections.ConfigDict({CFG.to_dict()!r})\n")
+    assert main(["train_step", "--config", str(cfg), "--batch", "4", "--steps", "1",
+                 "--out", str(tmp_path / "ts.json")]) == 0
+    import json
+
+    r = json.loads((tmp_path / "ts.json").read_text())
+    assert [row["form"] for row in r["rows"]] == ["unrolled", "lax"] and r["paths_per_step"] == 4
+    assert all(row["images_per_second"] > 0 and np.isfinite(row["first_loss"]) for row in r["rows"])
+    assert r["rows"][1]["first_loss_diff_vs_unrolled"] < 1e-3 * abs(r["rows"][0]["first_loss"])
+    assert layers._CONV_FORM == "unrolled"  # the bench leaves the form as it found it

@@ -1,4 +1,4 @@
-"""`python -m tinyformer_jax.bench fwsa|candidates ...` (see --help of each)."""
+"""`python -m tinyformer_jax.bench fwsa|candidates|train_step ...` (see --help of each)."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="each path with its own weight masks (SparseNAS scoring of pruned candidates)")
     c.add_argument("--out", default=None,
                    help="JSON results file (default benchmarks/candidates[_masked]_<platform>.json)")
+    t = sub.add_parser("train_step", help="supernet training images per second per convolution form")
+    t.add_argument("--config", default="configs/supernet_cifar10.py", help="config file[:preset]")
+    t.add_argument("--batch", type=int, default=0, help="images per step (0: the config's train.batch_size)")
+    t.add_argument("--steps", type=int, default=5, help="timed steps per form")
+    t.add_argument("--out", default=None, help="JSON results file (default benchmarks/train_step_<platform>.json)")
     args = ap.parse_args(argv)
     if args.command == "candidates" and args.cpu_devices:  # before JAX starts
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
@@ -56,10 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
     from sparse_engine.errors import EngineError
 
-    from . import candidates, fwsa
+    from . import candidates, fwsa, train_step
     try:
         if args.command == "fwsa":
             mod, results = fwsa, fwsa.run(load_config(args.config), Path(args.workdir), args.data_dir)
+        elif args.command == "train_step":
+            cfg = load_config(args.config)
+            mod, results = train_step, train_step.run(cfg, args.batch or int(cfg.train.batch_size), args.steps,
+                                                      progress=lambda m: print(m, file=sys.stderr, flush=True))
+            args.out = args.out or f"benchmarks/train_step_{results['platform']}.json"
         else:
             mod = candidates
             results = candidates.run(load_config(args.config), args.candidates, args.images, args.calib,

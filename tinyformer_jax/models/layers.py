@@ -18,10 +18,26 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from ..errors import TinyFormerError
 from ..quant.fake_quant import act_qparams, fake_quant, fake_quant_weight
 
 MODES = ("float", "calibrate", "quant", "export")
 _RECORDER: list | None = None
+# How convolutions are computed in training and evaluation (the same math, other XLA programs):
+#   unrolled  depthwise as k*k shifted multiply-adds, 1x1 as an einsum (measured several times
+#             faster than lax.conv on CPU)
+#   lax       lax.conv_general_dilated everywhere (cuDNN on a GPU)
+# python -m tinyformer_jax.bench train_step measures both on the machine at hand.
+CONV_FORMS = ("unrolled", "lax")
+_CONV_FORM = "unrolled"
+
+
+def set_conv_form(form: str) -> None:
+    """Choose the convolution form for programs traced from now on (launch: --conv_form)."""
+    global _CONV_FORM
+    if form not in CONV_FORMS:
+        raise TinyFormerError(f"--conv_form={form}: choose one of {', '.join(CONV_FORMS)}")
+    _CONV_FORM = form
 
 
 class QRange(nnx.Variable):
@@ -110,9 +126,10 @@ class Conv(nnx.Module):
                 raise ValueError("fake quantization needs BatchNorm folded first (quant.fold.fold_batchnorm)")
             w = fake_quant_weight(w, 0)
         pad = self.k // 2
-        if self.depthwise and self.mode != "export":
+        unrolled = _CONV_FORM == "unrolled" and self.mode != "export"
+        if self.depthwise and unrolled:
             y = _depthwise_shifted(x, w, self.stride, pad)
-        elif self.k == 1 and self.stride == 1 and self.mode != "export":
+        elif self.k == 1 and self.stride == 1 and unrolled:
             y = jnp.einsum("bchw,oc->bohw", x, w[:, :, 0, 0])  # measured 5x faster than a 1x1 conv on CPU
         else:
             y = jax.lax.conv_general_dilated(x, w, (self.stride, self.stride), ((pad, pad), (pad, pad)),
