@@ -19,6 +19,7 @@ from .attention import workspace
 from .ir import Graph, Op, contiguous_strides
 from .passes import operand_view
 from .planner import Plan, dw_ring_bytes
+from .qmath import mbqm
 from .sparse import BlockRLE
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -87,6 +88,29 @@ def softmax_dsp_fits(p: dict, n: int) -> bool:
     """se_softmax_s8_dsp's preconditions: exp table at most 2^16, row sums within 32 bits, no left shift."""
     top = int(np.max(p["exp_table"]))
     return top <= 1 << 16 and n * top < 2**31 and int(p["shift"]) <= 0
+
+
+ADD_DSP_SCRATCH = 1024  # int16 elements: se_add_s8_dsp's two 256-entry int32 term tables
+
+
+def add_dsp_fits(p: dict, a_shape, b_shape, out_shape) -> bool:
+    """se_add_s8_dsp's preconditions, under which every SRDHM of the Add is one SMMULR of the doubled
+    operand: no broadcasting; multipliers >= 0; the inputs' terms shift right only and their doubled
+    operands (x - zp) << (left_shift + 1) fit int32; every sum of two terms, shifted left by the
+    output's left shift + 1, fits int32 (the terms exact: the simulator's arithmetic over all 256
+    values of each input)."""
+    if tuple(a_shape) != tuple(out_shape) or tuple(b_shape) != tuple(out_shape):
+        return False
+    x = np.arange(-128, 128, dtype=np.int64)
+    for o in "ab":
+        widest = int(np.max(np.abs(x - p[f"{o}_zp"])))
+        if p[f"{o}_shift"] > 0 or p[f"{o}_mult"] < 0 or widest << (p["left_shift"] + 1) >= 2**31:
+            return False
+    if p["out_mult"] < 0:
+        return False
+    top = sum(int(np.max(np.abs(mbqm((x - p[f"{o}_zp"]) << p["left_shift"], p[f"{o}_mult"], p[f"{o}_shift"]))))
+              for o in "ab")
+    return top << (max(int(p["out_shift"]), 0) + 1) < 2**31
 
 
 def requant_table(mult, shift) -> np.ndarray | None:
@@ -340,6 +364,9 @@ class _Emitter:
                      if k == "add" else ["mult", "shift"])
             fields.update({f: _c_int(p[f]) for f in names})
             fn, struct = f"se_{k}_s8", "se_binary_params_t"
+            if k == "add" and self.dsp and add_dsp_fits(p, ins[0].shape, ins[1].shape, shape):
+                fn, scratch = fn + "_dsp", ADD_DSP_SCRATCH
+                fields.update(scratch="scratch")
             args = f"{ptrs[0]}, {ptrs[1]}, {self.ptr(out.name)}"
         elif k in ("avgpool", "maxpool"):
             x = ins[0]

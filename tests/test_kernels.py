@@ -9,7 +9,7 @@ import pytest
 from conftest import compile_verified, exact_on_host_and_qemu, force_requant_branches, quantized, record
 
 from sparse_engine.bench.kernels import kernel_code
-from sparse_engine.codegen import fast_requant, softmax_dsp_fits
+from sparse_engine.codegen import add_dsp_fits, fast_requant, softmax_dsp_fits
 from sparse_engine.compiler import build_graph
 
 CASES = {
@@ -23,6 +23,7 @@ CASES = {
     "matmul_odd_all": dict(op="matmul_aa", shape=(7, 5), mean=0.3),
     "matmul_heads_views": dict(op="matmul_aa", shape=(1, 3, 9, 6)),
     "softmax_row_tail": dict(op="softmax", shape=(2, 3, 7), mean=0.4),
+    "add_same_shape": dict(op="add", shape=(1, 6, 5, 7), mean=-0.4),
 }
 
 
@@ -77,3 +78,34 @@ def test_softmax_dsp_one_hot_rows(models_dir, tmp_path):
     sums = table[x.max(axis=1, keepdims=True) - x].sum(axis=1)
     assert (sums == 1 << 16).any() and (sums > 1 << 16).any(), sums  # both paths ran
     assert not softmax_dsp_fits(op.params, 1 << 15)
+
+
+@pytest.mark.parametrize("narrow", [False, True])
+def test_add_dsp_branches(models_dir, tmp_path, narrow):
+    """se_add_s8_dsp's table path with the output shifting left (right shift 0: no rounding term,
+    tables shifted by 2) and, when `narrow`, clamp bounds narrower than int8 (no SSAT); forced in
+    the IR, which the simulator reads too."""
+    g = build_graph(quantized(dict(op="add", shape=(1, 5, 6, 6), mean=0.2), models_dir, "k_add_rq"))
+    (op,) = [o for o in g.ops if o.kind == "add"]
+    p = op.params
+    assert 0 in (p["a_shift"], p["b_shift"])  # the larger scale's term has no rounding divide
+    p["out_mult"], p["out_shift"] = p["out_mult"] >> (-p["out_shift"] - 1), 1  # the same scale x 4
+    if narrow:
+        p["act_min"], p["act_max"] = -100, 90
+    assert add_dsp_fits(p, (1, 6, 6, 5), (1, 6, 6, 5), (1, 6, 6, 5))
+    _, ref, _ = exact_on_host_and_qemu(g, tmp_path, "se_add_s8_dsp")
+    lo, hi = (-100, 90) if narrow else (-128, 127)
+    assert (ref == lo).any() and (ref == hi).any() and ((ref > lo) & (ref < hi)).any()
+
+
+def test_add_dsp_preconditions():
+    """Broadcasting, a left-shifting input term, or an output left shift that would overflow the
+    doubled sum send an Add to the portable kernel."""
+    p = dict(a_zp=-3, b_zp=10, left_shift=20, a_mult=1 << 30, a_shift=0, b_mult=1518500250, b_shift=-1,
+             out_mult=1 << 30, out_shift=1)
+    s = (1, 4, 4, 8)
+    assert add_dsp_fits(p, s, s, s)
+    assert not add_dsp_fits(p, s, (1, 1, 1, 8), s)
+    assert not add_dsp_fits({**p, "b_shift": 1}, s, s, s)
+    assert add_dsp_fits({**p, "out_shift": 3}, s, s, s) and not add_dsp_fits({**p, "out_shift": 4}, s, s, s)
+    assert not add_dsp_fits({**p, "left_shift": 23}, s, s, s)

@@ -70,6 +70,7 @@ typedef struct {
     int32_t a_zp, b_zp, out_zp, act_min, act_max;
     int32_t left_shift, a_mult, a_shift, b_mult, b_shift, out_mult, out_shift; /* add */
     int32_t mult, shift;                                                     /* mul */
+    int16_t *scratch; /* se_add_s8_dsp: room for its two 256-entry int32 term tables */
 } se_binary_params_t;
 
 typedef struct {
@@ -154,5 +155,6 @@ void se_fc_sparse_s8_dsp(const se_sparse_fc_params_t *p, const int8_t *in, int8_
 void se_conv_sparse_s8_dsp(const se_sparse_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_matmul_s8_dsp(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 void se_softmax_s8_dsp(const se_softmax_params_t *p, const int8_t *in, int8_t *out);
+void se_add_s8_dsp(const se_binary_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 
 #endif
