@@ -99,8 +99,8 @@ def _code_path(p: dict) -> tuple:
         out += (("left_shift", bool(np.any(np.asarray(p["shift"]) > 0))),)
     if "exp_table" in p:
         out += (("exp_top", int(np.max(p["exp_table"])) <= 1 << 16),)
-    if "a_shift" in p and "b_shift" in p:  # se_add_s8_dsp's tables skip the rounding of right shift 0
-        out += (("add_right0", int(p["a_shift"] == 0) + int(p["b_shift"] == 0)),)
+    if "a_shift" in p and "b_shift" in p:  # se_add_s8_dsp skips the rounding of right shift 0
+        out += (("add_right0", int(p["a_shift"] == 0) + int(p["b_shift"] == 0), int(p["out_shift"] >= 0)),)
     return out
 
 
