@@ -104,6 +104,17 @@ def _code_path(p: dict) -> tuple:
     return out
 
 
+def sources_key(profile: MCUProfile, kernels: str) -> str:
+    """What every cached measurement depends on beyond a layer's signature: the C the generator
+    copies or fills in (kernels, model template, harness, linker script), the profile and kernel set.
+    A cache made under another key is measured again, so a kernel change never reuses stale counts."""
+    h = hashlib.sha1(repr((profile.name, profile.cflags, kernels)).encode())
+    for d in (codegen.TEMPLATES, codegen.RUNTIME):
+        for f in sorted(d.iterdir()):
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:20]
+
+
 def signature(g: Graph, i: int, kernel_fn: str) -> str:
     """What a layer's instruction count depends on, as a short hash."""
     op = g.ops[i]
@@ -130,9 +141,14 @@ class CostModel:
         else:
             self.objects = Path(tempfile.mkdtemp(prefix="se-objects-"))
             weakref.finalize(self, shutil.rmtree, self.objects, True)
+        self.sources = sources_key(profile, kernels)
         if self.cache_file and self.cache_file.exists():
             d = json.loads(self.cache_file.read_text())
-            self.layers, self.kernel_sets, self.glue = d["layers"], d["kernel_sets"], d["glue"]
+            if d.get("sources") == self.sources:
+                self.layers, self.kernel_sets, self.glue = d["layers"], d["kernel_sets"], d["glue"]
+            elif self.progress:
+                self.progress(f"cost cache {self.cache_file}: made with other kernels or another profile; "
+                              "measuring again")
 
     # -- the estimate -------------------------------------------------------------------------
     def estimate(self, g: Graph, memory_only: bool = False) -> Cost:
@@ -244,5 +260,6 @@ class CostModel:
             return
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.cache_file.with_name(f".{self.cache_file.name}.tmp")
-        tmp.write_text(json.dumps(dict(layers=self.layers, kernel_sets=self.kernel_sets, glue=self.glue)))
+        tmp.write_text(json.dumps(dict(sources=self.sources, layers=self.layers, kernel_sets=self.kernel_sets,
+                                       glue=self.glue)))
         os.replace(tmp, self.cache_file)

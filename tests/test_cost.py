@@ -102,3 +102,30 @@ def test_memory_only_builds_nothing(tmp_path):
     assert CAND.key not in cc.costs
     tiny = dataclasses.replace(profiles.get("stm32f746"), sram_bytes=32 * 1024)
     assert est.fits(profiles.get("stm32f746")) and not est.fits(tiny)
+
+
+def test_caches_from_other_kernels_are_measured_again(tmp_path):
+    """The engine's layer cache and the candidate cache carry the key of the C they were measured
+    with (kernels, templates, harness, profile): a cache under another key is dropped, not reused."""
+    import json
+
+    from sparse_engine.cost import CostModel, sources_key
+
+    m7 = profiles.get("stm32f746")
+    assert sources_key(m7, "dsp") != sources_key(m7, "portable")
+    assert sources_key(m7, "dsp") != sources_key(profiles.get("stm32l476"), "dsp")
+    file = tmp_path / "engine_cache.json"
+    first = CostModel(m7, file)
+    first.layers["a-layer"] = 1234
+    first._save()
+    assert CostModel(m7, file).layers == {"a-layer": 1234}
+    d = json.loads(file.read_text())
+    file.write_text(json.dumps({**d, "sources": "other kernels"}))
+    said = []
+    assert CostModel(m7, file, progress=said.append).layers == {} and "measuring again" in said[0]
+
+    cc = CandidateCost(MODEL, SEARCH, "stm32f746", tmp_path / "cost")
+    (tmp_path / "cost" / "costs.json").write_text(json.dumps(dict(sources=cc.engine.sources, costs={"k": {}})))
+    assert CandidateCost(MODEL, SEARCH, "stm32f746", tmp_path / "cost").costs == {"k": {}}
+    (tmp_path / "cost" / "costs.json").write_text(json.dumps(dict(sources="old", costs={"k": {}})))
+    assert CandidateCost(MODEL, SEARCH, "stm32f746", tmp_path / "cost").costs == {}

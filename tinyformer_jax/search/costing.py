@@ -69,7 +69,9 @@ class CandidateCost:
         self.engine = engine_cost.CostModel(self.profile, self.workdir / "engine_cache.json", progress=progress,
                                             workers=int(search.get("build_workers", 0)))
         self.file = self.workdir / "costs.json"
-        self.costs: dict[str, dict] = json.loads(self.file.read_text()) if self.file.exists() else {}
+        saved = json.loads(self.file.read_text()) if self.file.exists() else {}
+        # figures measured with other kernels (engine_cost.sources_key) are measured again
+        self.costs: dict[str, dict] = saved.get("costs", {}) if saved.get("sources") == self.engine.sources else {}
 
     @functools.lru_cache(maxsize=4)
     def _model(self, path: tuple[int, ...]) -> Hybrid:
@@ -97,5 +99,5 @@ class CandidateCost:
         cost = self.engine.estimate(self.graph(c), memory_only=memory_only)
         if not memory_only:
             self.costs[c.key] = cost.to_json()
-            write_json(self.file, self.costs, indent=None)
+            write_json(self.file, dict(sources=self.engine.sources, costs=self.costs), indent=None)
         return cost
