@@ -18,6 +18,7 @@ CASES = {
     "pointwise_odd_rows": dict(op="conv", shape=(1, 12, 3, 5), cout=9, k=1),
     "depthwise_channel_tail": dict(op="depthwise", shape=(1, 10, 6, 7), mean=-0.7),
     "depthwise5x5_stride2": dict(op="depthwise", shape=(1, 8, 9, 9), k=5, stride=2),
+    "depthwise5x5_channel_tail": dict(op="depthwise", shape=(1, 7, 8, 8), k=5, mean=0.3),
     "fc_one_row_tail": dict(op="gemm", shape=(1, 37), n=11, mean=0.8),
     "fc_odd_rows": dict(op="gemm", shape=(5, 20), n=6),
     "matmul_odd_all": dict(op="matmul_aa", shape=(7, 5), mean=0.3),

@@ -18,6 +18,7 @@ from ..compiler import compile_model
 CASES = [
     ("conv 3x3, 32x32x16 -> 16, pad 1", dict(op="conv", shape=(1, 16, 32, 32), cout=16), "conv2d", 5_505_049, 4_600_000),
     ("depthwise 3x3, 16x16x64", dict(op="depthwise", shape=(1, 64, 16, 16)), "conv2d", 1_249_841, 900_000),
+    ("depthwise 5x5, 16x16x64", dict(op="depthwise", shape=(1, 64, 16, 16), k=5), "conv2d", None, None),
     ("fully connected 1x256 -> 256", dict(op="gemm", shape=(1, 256), n=256), "fc", 135_688, 130_000),
     ("64 rows x 256 -> 256 (batched FC)", dict(op="gemm", shape=(64, 256), n=256), "fc", 6_698_212, 6_000_000),
     ("Q.K^T, 64x64 . (64x64)^T", dict(op="matmul_aa", shape=(64, 64)), "matmul", 544_132, 480_000),

@@ -775,6 +775,22 @@ void se_conv_sparse_s8_dsp(const se_sparse_conv_params_t *sp, const int8_t *in, 
                 : "memory");                                                               \
     } while (0)
 
+/* Five taps of one kernel row: inputs at X_ + i CS_ (i < 5), weights from W_ on. X_ is moved
+ * (to X_ + 2 CS_ halfway: Thumb-2 addressing scales a register offset by 1, 2, 4 or 8 only). */
+#define SE_DW_ROW5(X_, CS_, W_)                                                            \
+    do {                                                                                   \
+        uint32_t t_, e_, we_, wo_;                                                         \
+        const int8_t *x_ = (X_);                                                           \
+        __asm__(SE_DW_ROW_ASM("ldr %[t], [%[x]]")                                          \
+                "add %[x], %[x], %[cs], lsl #1\n\t"                                        \
+                SE_DW_TAP_ASM("ldr %[t], [%[x], %[cs]]")                                   \
+                SE_DW_TAP_ASM("ldr %[t], [%[x], %[cs], lsl #1]")                           \
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(W_), \
+                  [x] "+r"(x_), [t] "=&r"(t_), [e] "=&r"(e_), [we] "=&r"(we_), [wo] "=&r"(wo_) \
+                : [cs] "r"(CS_), [o] "r"(off2)                                             \
+                : "memory");                                                               \
+    } while (0)
+
 /* The whole 3x3 window of one group: rows at X_, X_ + RS_, X_ + 2 RS_. Leaves X_ at X_ + 2 RS_
  * and W_ after the nine taps, which is the next group's first weight. */
 #define SE_DW_3X3(X_, CS_, RS_, W_)                                                        \
@@ -795,6 +811,11 @@ void se_conv_sparse_s8_dsp(const se_sparse_conv_params_t *sp, const int8_t *in, 
         SE_DW_TAP((X_) + (CS_), (W_) + 4);         \
         SE_DW_TAP((X_) + 2 * (CS_), (W_) + 8);     \
     } while (0)
+#define SE_DW_ROW5(X_, CS_, W_)                              \
+    do {                                                    \
+        for (int32_t i_ = 0; i_ < 5; i_++, (W_) += 4)       \
+            SE_DW_TAP((X_) + i_ * (CS_), (W_));             \
+    } while (0)
 #define SE_DW_3X3(X_, CS_, RS_, W_)                     \
     do {                                                \
         SE_DW_ROW3((X_), (CS_), (W_));                  \
@@ -811,6 +832,7 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
     const uint32_t off2 = se_pair(off, off);
     const int32_t row_step = p->dil_h * p->in_w * c, col_step = p->dil_w * c;
     int32_t *acc = (int32_t *)(void *)p->scratch;
+    const int32_t *bias = p->bias; /* in a register across the asm blocks' memory clobbers */
     const int16_t *wtail = p->weights16 + groups * taps * 4;
     for (int32_t b = 0; b < p->batch; b++) {
         const int8_t *img = in + b * p->in_h * p->in_w * c;
@@ -834,9 +856,20 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
                     const int16_t *wp = wg;
                     const int32_t back = 4 - 2 * row_step;
                     for (int32_t g = 0; g < 4 * groups; g += 4) {
-                        int32_t a0 = p->bias[g], a1 = p->bias[g + 1], a2 = p->bias[g + 2], a3 = p->bias[g + 3];
+                        int32_t a0 = bias[g], a1 = bias[g + 1], a2 = bias[g + 2], a3 = bias[g + 3];
                         SE_DW_3X3(xr, col_step, row_step, wp);
                         xr += back;
+                        acc[g] = a0;
+                        acc[g + 1] = a1;
+                        acc[g + 2] = a2;
+                        acc[g + 3] = a3;
+                    }
+                } else if (taps == 25 && rows * cols == 25) {
+                    const int16_t *wp = wg;
+                    for (int32_t g = 0; g < 4 * groups; g += 4) {
+                        int32_t a0 = bias[g], a1 = bias[g + 1], a2 = bias[g + 2], a3 = bias[g + 3];
+                        const int8_t *xr = base + g;
+                        for (int32_t ky = 0; ky < 5; ky++, xr += row_step) SE_DW_ROW5(xr, col_step, wp);
                         acc[g] = a0;
                         acc[g + 1] = a1;
                         acc[g + 2] = a2;
