@@ -23,7 +23,8 @@ TARGETS = ("host", "cortex-m7")
 
 
 def build_graph(model_path: Path) -> Graph:
-    return passes.absorb_copies(layout.to_physical(frontend.import_model(frontend.load(model_path))))
+    g = layout.to_physical(frontend.import_model(frontend.load(model_path)))
+    return passes.absorb_copies(passes.merge_identity_copies(g))
 
 
 def fuse_attention(g: Graph, fwsa: str, inputs: np.ndarray, invert: bool = False) -> Graph:

@@ -1,5 +1,8 @@
 """Graph passes after the layout pass.
 
+`merge_identity_copies`: a chain of copies that moves no element becomes one copy that the
+planner runs in place.
+
 `absorb_copies`: a MatMul of two activations often reads its operands through Reshape and
 Transpose copies (attention heads, K transposed). When the copies only re-index memory, the
 operand is a strided view of the tensor before them: the MatMul reads that view directly
@@ -95,6 +98,30 @@ def absorb_copies(g: Graph) -> Graph:
     removed = _drop_dead_ops(g)
     if absorbed:
         g.notes.append(f"{absorbed} MatMul operand(s) read as strided views; {removed} copy layer(s) removed")
+    return g
+
+
+def merge_identity_copies(g: Graph) -> Graph:
+    """A chain of re-indexing copies that, taken together, leaves every element where it was (the
+    tokens' Reshape + Transpose of a MobileViT block in NHWC, and their inverse with the layout
+    copy after it) becomes one copy without permutation, which the planner runs in place; the
+    copies inside the chain disappear when nothing else reads them."""
+    producers = _producers(g)
+    merged = 0
+    for op in g.ops:
+        if op.kind != "copy" or op.params["requant"]:
+            continue
+        found = _copy_chain(g, op.outputs[0], producers)
+        src, idx = found
+        if src == op.inputs[0] or not np.array_equal(idx.reshape(-1), np.arange(idx.size)):
+            continue
+        op.inputs = [src]
+        op.params["perm"] = tuple(range(len(g.tensors[src].shape)))
+        merged += 1
+    removed = _drop_dead_ops(g)
+    if merged:
+        g.notes.append(f"{merged} chain(s) of copies that move no element merged into one in-place copy; "
+                       f"{removed} copy layer(s) removed")
     return g
 
 

@@ -118,20 +118,23 @@ def place(sizes: dict[str, int], life: dict[str, tuple[int, int]]) -> tuple[dict
 
 
 def inplace_aliases(g: Graph, life: dict[str, tuple[int, int]], depthwise: bool = True) -> dict[str, str]:
-    """output -> input for ops that may overwrite an input dying at them (same shape)."""
+    """output -> input for ops that may overwrite an input dying at them (same shape; for a copy that
+    moves no element, same size)."""
     aliases: dict[str, str] = {}
     taken: set[str] = set()
     for i, op in enumerate(g.ops):
         out = op.outputs[0]
         if op.kind not in INPLACE or out not in life:
             continue
-        if op.kind == "copy" and tuple(op.params["perm"]) != tuple(range(len(op.params["perm"]))):
+        plain = op.kind == "copy" and tuple(op.params["perm"]) == tuple(range(len(op.params["perm"])))
+        if op.kind == "copy" and not plain:
             continue
         if op.kind == "conv2d" and not (depthwise and inplace_depthwise(op, g)):
             continue
-        for name in op.inputs:
+        for name in op.inputs:  # a copy that moves no element only renames its bytes: any shape
             if (name in life and life[name][1] == i and name not in taken
-                    and g.tensors[name].shape == g.tensors[out].shape):
+                    and (g.tensors[name].shape == g.tensors[out].shape
+                         or plain and g.tensors[name].size == g.tensors[out].size)):
                 aliases[out] = name
                 taken.add(name)
                 break
