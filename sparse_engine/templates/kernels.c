@@ -182,30 +182,35 @@ void se_mul_s8(const se_binary_params_t *p, const int8_t *a, const int8_t *b, in
     });
 }
 
+/* The window of one output pixel is clipped to the image once; channels run innermost, each over
+ * the clipped window. Padding adds nothing; `count` is the taps inside the image. */
 static void se_pool(const se_pool_params_t *p, const int8_t *in, int8_t *out, int is_max) {
+    const int32_t c = p->channels, row = p->in_w * c;
     for (int32_t b = 0; b < p->batch; b++) {
-        const int8_t *img = in + b * p->in_h * p->in_w * p->channels;
+        const int8_t *img = in + b * p->in_h * row;
         for (int32_t oy = 0; oy < p->out_h; oy++) {
+            const int32_t y0 = oy * p->stride_h - p->pad_top;
+            const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + p->k_h > p->in_h ? p->in_h - y0 : p->k_h;
             for (int32_t ox = 0; ox < p->out_w; ox++) {
-                for (int32_t c = 0; c < p->channels; c++) {
-                    int32_t acc = is_max ? -129 : 0, count = 0;
-                    for (int32_t ky = 0; ky < p->k_h; ky++) {
-                        int32_t iy = oy * p->stride_h - p->pad_top + ky;
-                        if (iy < 0 || iy >= p->in_h) continue;
-                        for (int32_t kx = 0; kx < p->k_w; kx++) {
-                            int32_t ix = ox * p->stride_w - p->pad_left + kx;
-                            if (ix < 0 || ix >= p->in_w) continue;
-                            int32_t v = img[(iy * p->in_w + ix) * p->channels + c];
-                            if (is_max) acc = v > acc ? v : acc;
-                            else acc += v - p->in_zp;
-                            count++;
+                const int32_t x0 = ox * p->stride_w - p->pad_left;
+                const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + p->k_w > p->in_w ? p->in_w - x0 : p->k_w;
+                const int32_t count = ky1 > ky0 && kx1 > kx0 ? (ky1 - ky0) * (kx1 - kx0) : 0;
+                const int8_t *win = img + (y0 + ky0) * row + (x0 + kx0) * c;
+                const int32_t idx = p->fixed_count ? 0 : count;
+                for (int32_t ch = 0; ch < c; ch++) {
+                    int32_t acc = is_max ? -129 : 0;
+                    const int8_t *r = win + ch;
+                    for (int32_t ky = ky0; ky < ky1; ky++, r += row) {
+                        const int8_t *v = r;
+                        for (int32_t kx = kx0; kx < kx1; kx++, v += c) {
+                            if (is_max) acc = *v > acc ? *v : acc;
+                            else acc += *v - p->in_zp;
                         }
                     }
                     int32_t res;
                     if (is_max) {
                         res = p->requant ? se_mbqm(acc - p->in_zp, p->mult, p->shift) + p->out_zp : acc;
                     } else {
-                        int32_t idx = p->fixed_count ? 0 : count;
                         res = se_mbqm(acc, p->count_mult[idx], p->count_shift[idx]) + p->out_zp;
                     }
                     *out++ = se_clamp(res, -128, 127);
