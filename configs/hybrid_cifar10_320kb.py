@@ -14,9 +14,10 @@ Results (CIFAR-10 test set, 10,000 images; JPEG copy of ../shared/data/cifar10):
     transformer layer, FWSA off): the same accuracies, flash 264,456 B, SRAM 88,588 B, 41,385,835
     instructions (13 min 55 s). Rerun at 67f1f7e (Scaled-LayerNorm in int32 only): float and
     fake-quant identical, int8 simulator 54.79 %, onnxruntime 54.70 %; flash 264,316 B, SRAM
-    88,588 B, 41,359,172 instructions. With the DSP Add kernel (defd935; the README main job's model
-    at 0.02 epochs recompiled, its eight residual Adds 6.64 M -> 0.70 M instructions): 41,392,842 ->
-    35,452,057 instructions, flash 263,548 -> 263,260 B, SRAM 88,588 B unchanged, bit-exact.
+    88,588 B, 41,359,172 instructions. Engine changes of 2026-11-22 (DSP Add, copy chains merged,
+    pooling loops; the README main job's model at 0.02 epochs recompiled, same inputs): 41,392,842 ->
+    35,452,057 with the DSP Add (eight residual Adds 6.64 M -> 0.70 M) -> 34,917,536 instructions
+    with all three, flash 263,548 -> 264,504 B, SRAM 88,588 -> 88,568 B, bit-exact.
   full preset (200 epochs float + 10 epochs QAT) on a GPU: not run yet (no GPU lent so far);
     benchmarks/hybrid_cifar10_gpu.json is to hold it.
 """

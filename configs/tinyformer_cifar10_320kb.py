@@ -22,8 +22,9 @@ measured yet.
 
 Full shapes, tiny budget (2 steps per training stage, 4 candidates; 2026-11-22, 2 CPU cores, 9 min
 with SuperNAS): the chosen 2x-space model deploys bit-exact at flash 417,756 B, SRAM 183,124 B,
-63,011,433 instructions (untrained: 10.8 % int8); recompiled with the DSP Add kernel (defd935):
-54,612,243 instructions, flash 417,460 B, SRAM unchanged, bit-exact. Results: not run with the full budget yet (no GPU
+63,011,433 instructions (untrained: 10.8 % int8). Recompiled after the engine changes of the same
+day: 54,612,243 with the DSP Add, 51,972,831 with the 5x5 depthwise asm, 51,383,203 with copy chains
+merged and the pooling loops; flash 418,704 B, SRAM 183,104 B, arena 163,840 B, bit-exact. Results: not run with the full budget yet (no GPU
 lent so far). The paper's figure for
 comparison: 96.1 % CIFAR-10 in 1 MB flash / 320 KB SRAM.
 """
