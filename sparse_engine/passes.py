@@ -111,8 +111,7 @@ def merge_identity_copies(g: Graph) -> Graph:
     for op in g.ops:
         if op.kind != "copy" or op.params["requant"]:
             continue
-        found = _copy_chain(g, op.outputs[0], producers)
-        src, idx = found
+        src, idx = _copy_chain(g, op.outputs[0], producers)  # op itself is a copy: never None
         if src == op.inputs[0] or not np.array_equal(idx.reshape(-1), np.arange(idx.size)):
             continue
         op.inputs = [src]

@@ -25,13 +25,19 @@ static inline __attribute__((always_inline)) int8_t se_rq(int32_t acc, int32_t m
     return se_clamp(se_mbqm_pos(acc, mult, shift) + zp, lo, hi);
 }
 
-/* The same bits from a requant_table row t: SRDHM is SMMULR of the doubled value, and the
- * rounding divide (v + 2^(right-1) - [v < 0]) >> right cannot overflow. */
+/* RDBPOT(SRDHM(x, mult), right) for mult >= 0 and |2x| < 2^31, given the doubled x2 = 2x and
+ * rnd = 2^(right - 1) (0 for right 0): SRDHM is SMMULR of the doubled value, and the rounding
+ * divide (v + 2^(right-1) - [v < 0]) >> right cannot overflow. */
+static inline __attribute__((always_inline)) int32_t se_srdhm_rdiv(int32_t x2, int32_t mult, int32_t rnd,
+                                                                   int32_t right) {
+    const int32_t v = se_smmulr(x2, mult);
+    return right ? (v + rnd - (int32_t)((uint32_t)v >> 31)) >> right : v;
+}
+
+/* The same bits as se_rq from a requant_table row t. */
 static inline __attribute__((always_inline)) int8_t se_rq_table(int32_t acc, const int32_t *t, int32_t zp,
                                                                 int32_t lo, int32_t hi) {
-    const int32_t right = 32 - se_clz((uint32_t)t[1]);
-    int32_t v = se_smmulr((int32_t)((uint32_t)acc << 1), t[0]);
-    if (right) v = (v + t[1] - (int32_t)((uint32_t)v >> 31)) >> right;
+    int32_t v = se_srdhm_rdiv((int32_t)((uint32_t)acc << 1), t[0], t[1], 32 - se_clz((uint32_t)t[1]));
     v += zp;
     v = v < lo ? lo : v; /* this order, not se_clamp's: fewer instructions */
     return (int8_t)(v > hi ? hi : v);
@@ -984,14 +990,9 @@ void se_softmax_s8_dsp(const se_softmax_params_t *p, const int8_t *in, int8_t *o
 
 /* Add of two tensors of the output's shape (codegen.add_dsp_fits). An input's term
  * RDBPOT(SRDHM((x - zp) << left_shift, mult), right) depends on one byte: both terms go to 256-entry
- * tables in the scratch, already shifted left by the output's left shift + 1. The generator proved
- * every doubled SRDHM operand within int32, so each SRDHM is one SMMULR (as in se_rq_table), and the
- * rounding divide is (v + 2^(right-1) - [v < 0]) >> right, the sign term dropped when right is 0. */
-static inline __attribute__((always_inline)) int32_t se_add_term(int32_t x2, int32_t mult, int32_t right) {
-    const int32_t v = se_smmulr(x2, mult);
-    return right ? (v + (1 << (right - 1)) - (int32_t)((uint32_t)v >> 31)) >> right : v;
-}
-
+ * tables in the scratch (se_srdhm_rdiv), already shifted left by the output's left shift + 1. The
+ * generator proved every doubled SRDHM operand within int32. Per element, the output's rounding
+ * divide is se_srdhm_rdiv's without its branch: the sign term is masked off when right is 0. */
 static inline __attribute__((always_inline)) void se_add_loop(const int32_t *ta, const int32_t *tb, const int8_t *a,
                                                                const int8_t *b, int8_t *out, int32_t n,
                                                                const se_binary_params_t *p, int32_t full) {
@@ -1012,9 +1013,12 @@ static inline __attribute__((always_inline)) void se_add_loop(const int32_t *ta,
 void se_add_s8_dsp(const se_binary_params_t *p, const int8_t *a, const int8_t *b, int8_t *out) {
     int32_t *ta = (int32_t *)(void *)p->scratch + 128, *tb = ta + 256;
     const int32_t up = (p->out_shift > 0 ? p->out_shift : 0) + 1, s = p->left_shift + 1;
+    const int32_t ar = -p->a_shift, br = -p->b_shift, arnd = ar ? 1 << (ar - 1) : 0, brnd = br ? 1 << (br - 1) : 0;
     for (int32_t x = -128; x < 128; x++) {
-        ta[x] = (int32_t)((uint32_t)se_add_term((int32_t)((uint32_t)(x - p->a_zp) << s), p->a_mult, -p->a_shift) << up);
-        tb[x] = (int32_t)((uint32_t)se_add_term((int32_t)((uint32_t)(x - p->b_zp) << s), p->b_mult, -p->b_shift) << up);
+        const int32_t va = se_srdhm_rdiv((int32_t)((uint32_t)(x - p->a_zp) << s), p->a_mult, arnd, ar);
+        const int32_t vb = se_srdhm_rdiv((int32_t)((uint32_t)(x - p->b_zp) << s), p->b_mult, brnd, br);
+        ta[x] = (int32_t)((uint32_t)va << up);
+        tb[x] = (int32_t)((uint32_t)vb << up);
     }
     int32_t n = 1;
     for (int32_t d = 0; d < SE_MAX_DIMS; d++) n *= p->out_shape[d];
