@@ -6,6 +6,9 @@ block becomes: three FC projections of one token matrix X [S, E] (Q, K, V), Q·K
 through strided head views, softmax, ·V, copies merging the heads into [S, H·P], and the output
 FC. The chain becomes one `attention` op whose params keep every sub-op's integer parameters
 unchanged, so the fused op computes the same bits as the chain (tests/test_attention.py).
+X may hold `groups` sequences of S rows one after the other (a MobileViT block with p x p
+patches: p^2 sequences), the MatMuls then batch over (sequence, head); each sequence attends
+within itself, and the kernel runs the single-sequence steps below once per sequence.
 
 DFT: the kernel loops over heads, and per head over tiles of `tile` query rows: the Q rows of
 the tile, their T×S scores, softmax in place, ·V_h, and the tile's context rows into the merged
@@ -45,14 +48,15 @@ def _consumers(g: Graph) -> dict[str, list[Op]]:
     return out
 
 
-def _head_indices(heads: int, rows: int, cols: int, width: int, transposed: bool = False) -> np.ndarray:
-    """Flat index in a [rows, width] matrix of element (h, r, c) of its head split into `heads`
-    blocks of `cols` columns ([h, c, r] when transposed)."""
-    h = np.arange(heads).reshape(-1, 1, 1)
-    r = np.arange(rows).reshape(1, -1, 1)
-    c = np.arange(cols).reshape(1, 1, -1)
-    idx = r * width + h * cols + c
-    return idx.transpose(0, 2, 1) if transposed else idx
+def _head_indices(groups: int, heads: int, rows: int, cols: int, width: int, transposed: bool = False) -> np.ndarray:
+    """Flat index in a [groups * rows, width] matrix of element (g, h, r, c): sequence g's rows,
+    split into `heads` blocks of `cols` columns ([g, h, c, r] when transposed)."""
+    g = np.arange(groups).reshape(-1, 1, 1, 1)
+    h = np.arange(heads).reshape(1, -1, 1, 1)
+    r = np.arange(rows).reshape(1, 1, -1, 1)
+    c = np.arange(cols).reshape(1, 1, 1, -1)
+    idx = (g * rows + r) * width + h * cols + c
+    return idx.transpose(0, 1, 3, 2) if transposed else idx
 
 
 def _view_is(g: Graph, op: Op, slot: int, expected: np.ndarray) -> bool:
@@ -72,8 +76,9 @@ class Match:
     ctx: Op
     out: Op
     heads: int
-    seq: int
+    seq: int  # rows of one sequence
     head_dim: int
+    groups: int  # sequences, one after the other in X's rows (MobileViT patches)
 
 
 def _match(g: Graph, sm: Op, producers: dict[str, Op], consumers: dict[str, list[Op]]) -> Match | None:
@@ -93,17 +98,23 @@ def _match(g: Graph, sm: Op, producers: dict[str, Op], consumers: dict[str, list
     if [len(consumers.get(f.outputs[0], [])) for f in (fq, fk, fv)] != [1, 1, 1]:
         return None
     xs = g.tensors[x].shape
-    seq, dim = int(np.prod(xs[:-1], dtype=np.int64)), xs[-1]
+    rows = int(np.prod(xs[:-1], dtype=np.int64))
     sc = g.tensors[m1.outputs[0]].shape
-    heads = int(np.prod(sc[:-2], dtype=np.int64))
+    seq = sc[-1]
+    if sc[-2] != seq or rows % seq:
+        return None
+    groups = rows // seq  # the scores' batch axes are (sequence, head), sequence outermost
+    batch = int(np.prod(sc[:-2], dtype=np.int64))
     width = fq.params["weights"].shape[0]
-    if sc[-2:] != (seq, seq) or width % heads or fk.params["weights"].shape[0] != width \
-            or fv.params["weights"].shape[0] != width:
+    if batch % groups or fk.params["weights"].shape[0] != width or fv.params["weights"].shape[0] != width:
+        return None
+    heads = batch // groups
+    if width % heads:
         return None
     p = width // heads
-    if not (_view_is(g, m1, 0, _head_indices(heads, seq, p, width))
-            and _view_is(g, m1, 1, _head_indices(heads, seq, p, width, transposed=True))
-            and _view_is(g, m2, 1, _head_indices(heads, seq, p, width))):
+    if not (_view_is(g, m1, 0, _head_indices(groups, heads, seq, p, width))
+            and _view_is(g, m1, 1, _head_indices(groups, heads, seq, p, width, transposed=True))
+            and _view_is(g, m2, 1, _head_indices(groups, heads, seq, p, width))):
         return None
     # the context reaches the output FC through re-indexing copies that merge the heads
     chain_ops, name = [], m2.outputs[0]
@@ -124,14 +135,14 @@ def _match(g: Graph, sm: Op, producers: dict[str, Op], consumers: dict[str, list
     found = _copy_chain(g, fo.inputs[0], producers) if chain_ops else (m2.outputs[0], None)
     if found is None or found[0] != m2.outputs[0]:
         return None
-    # element (s, h*P + c) of the FC input must be context (h, s, c)
-    merged = np.arange(heads * seq * p).reshape(heads, seq, p).transpose(1, 0, 2).reshape(-1)
+    # element (g*S + s, h*P + c) of the FC input must be context (g, h, s, c)
+    merged = np.arange(groups * heads * seq * p).reshape(groups, heads, seq, p).transpose(0, 2, 1, 3).reshape(-1)
     if found[1] is not None and not np.array_equal(found[1].reshape(-1), merged):
         return None
     if found[1] is None and heads != 1:
         return None
     ops = [fq, fk, fv, m1, sm, m2, *chain_ops, fo]
-    return Match(sorted(ops, key=g.ops.index), fq, fk, fv, m1, sm, m2, fo, heads, seq, p)
+    return Match(sorted(ops, key=g.ops.index), fq, fk, fv, m1, sm, m2, fo, heads, seq, p, groups)
 
 
 def _fc_part(op: Op) -> dict:
@@ -143,15 +154,16 @@ def _mm_part(op: Op) -> dict:
     return {k: v for k, v in op.params.items() if k not in ("a_view", "b_view")}
 
 
-def costs(heads: int, seq: int, dim: int, p: int, out_dim: int) -> dict:
-    """Weights + biases and MACs of the attention, unfused and with FWSA."""
-    hp = heads * p
+def costs(heads: int, seq: int, dim: int, p: int, out_dim: int, groups: int = 1) -> dict:
+    """Weights + biases and MACs of the attention over `groups` sequences of `seq` rows, unfused
+    and with FWSA."""
+    hp, rows, pairs = heads * p, groups * seq, groups * heads * seq * seq
     common_params = (dim * hp + hp) + (hp * out_dim + out_dim)  # V and output projection
-    common_macs = seq * dim * hp + heads * seq * seq * p + seq * hp * out_dim
+    common_macs = rows * dim * hp + pairs * p + rows * hp * out_dim
     return dict(params_unfused=common_params + 2 * (dim * hp + hp),
                 params_fwsa=common_params + heads * (dim * dim + dim),
-                macs_unfused=common_macs + 2 * seq * dim * hp + heads * seq * seq * p,
-                macs_fwsa=common_macs + heads * seq * dim * dim + heads * seq * seq * dim)
+                macs_unfused=common_macs + 2 * rows * dim * hp + pairs * p,
+                macs_fwsa=common_macs + heads * rows * dim * dim + pairs * dim)
 
 
 def fwsa_pays(c: dict) -> bool:
@@ -227,8 +239,9 @@ def workspace(p: dict, tile: int) -> dict:
 
 def materialized_bytes(p: dict) -> int:
     """Working bytes of the unfused chain if every intermediate were live at once at the peak
-    step (Q, K, V and all heads' scores): the form DFT avoids (for reports)."""
-    return 3 * p["seq"] * p["heads"] * p["head_dim"] + p["heads"] * p["seq"] * p["seq"]
+    step (Q, K, V and all heads' scores of every sequence): the form DFT avoids (for reports)."""
+    groups = p.get("groups", 1)
+    return groups * (3 * p["seq"] * p["heads"] * p["head_dim"] + p["heads"] * p["seq"] * p["seq"])
 
 
 def set_tile(g: Graph, op: Op, tile: int) -> None:
@@ -247,15 +260,15 @@ def fuse(g: Graph, fwsa: str = "auto", calib_trace=None, invert: bool = False) -
     matches = [m for m in (_match(g, op, producers, consumers) for op in g.ops if op.kind == "softmax") if m]
     if not matches:
         return g
-    cs = [costs(m.heads, m.seq, g.tensors[m.q.inputs[0]].shape[-1], m.head_dim, m.out.params["weights"].shape[0])
-          for m in matches]
+    cs = [costs(m.heads, m.seq, g.tensors[m.q.inputs[0]].shape[-1], m.head_dim, m.out.params["weights"].shape[0],
+                m.groups) for m in matches]
     want = [(fwsa == "on" or (fwsa == "auto" and fwsa_pays(c))) != invert for c in cs]
     traces = calib_trace([m.q.inputs[0] for m, w in zip(matches, want) if w]) if any(want) else {}
     for m, c, use in zip(matches, cs, want):
         x = g.tensors[m.q.inputs[0]]
         out = g.tensors[m.out.outputs[0]]
         name = f"attention_{m.softmax.name}"
-        params = dict(heads=m.heads, seq=m.seq, dim=x.shape[-1], head_dim=m.head_dim,
+        params = dict(heads=m.heads, seq=m.seq, groups=m.groups, dim=x.shape[-1], head_dim=m.head_dim,
                       out_dim=m.out.params["weights"].shape[0],
                       q=_fc_part(m.q), k=_fc_part(m.k), v=_fc_part(m.v), o=_fc_part(m.out),
                       scores=_mm_part(m.scores), softmax=dict(m.softmax.params), ctx=_mm_part(m.ctx),
@@ -278,14 +291,15 @@ def fuse(g: Graph, fwsa: str = "auto", calib_trace=None, invert: bool = False) -
                 for t in o.outputs:
                     g.tensors.pop(t, None)
         g.notes.append(f"{name}: multi-head self-attention recognized ({len(m.ops)} layers -> 1; H={m.heads}, "
-                       f"S={m.seq}, E={x.shape[-1]}, P={m.head_dim}); FWSA {'on' if use else 'off'}")
+                       f"S={m.seq}{f' x {m.groups} sequences' if m.groups > 1 else ''}, E={x.shape[-1]}, P={m.head_dim}); FWSA {'on' if use else 'off'}")
     return g
 
 
 def summary(g: Graph, index: int, op: Op) -> dict:
     """One attention block for the report: shape, FWSA choice, costs both ways, tile and memory."""
     p = op.params
-    return dict(index=index, name=op.name, heads=p["heads"], seq=p["seq"], dim=p["dim"], head_dim=p["head_dim"],
+    return dict(index=index, name=op.name, heads=p["heads"], seq=p["seq"], groups=p.get("groups", 1), dim=p["dim"],
+                head_dim=p["head_dim"],
                 out_dim=p["out_dim"], fwsa=p["fwsa"] is not None, fwsa_pays=fwsa_pays(p["costs"]), **p["costs"],
                 tile=p["tile"], tile_peaks={str(k): v for k, v in p.get("tile_peaks", {}).items()},
                 workspace_bytes=g.tensors[op.outputs[1]].size, materialized_bytes=materialized_bytes(p),

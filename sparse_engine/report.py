@@ -149,7 +149,8 @@ def attention_section(rep: dict) -> list[str]:
     DFT tile and working memory against the materialized form; the model arena both ways."""
     lines = ["", "## Attention (fused: depth-first tiled; FWSA where it pays)", "",
              "Parameters = weights + biases of the four projections. Materialized = Q, K, V and all heads' "
-             "S x S scores live at once (the unfused layers); DFT = this layer's workspace at the chosen "
+             "S x S scores live at once (the unfused layers); S is one sequence's rows, x G when the block "
+             "attends within G sequences (MobileViT patches); DFT = this layer's workspace at the chosen "
              "query-row tile (the context shares the output buffer when it fits).", "",
              "| # | block | H / S / E / P | FWSA | params unfused / FWSA | MACs unfused / FWSA | instructions "
              "unfused / FWSA | tile | working B materialized / DFT | model arena unfused / fused |",
@@ -158,7 +159,8 @@ def attention_section(rep: dict) -> list[str]:
         mine, other = b.get("instructions"), b.get("other_instructions")
         unf, fw = (other, mine) if b["fwsa"] else (mine, other)
         choice = ("on" if b["fwsa"] else "off") + (" (pays)" if b["fwsa_pays"] else " (does not pay)")
-        lines.append(f"| {b['index']} | {b['name']} | {b['heads']} / {b['seq']} / {b['dim']} / {b['head_dim']} | "
+        seq = f"{b['seq']} x {b['groups']}" if b.get("groups", 1) > 1 else f"{b['seq']}"
+        lines.append(f"| {b['index']} | {b['name']} | {b['heads']} / {seq} / {b['dim']} / {b['head_dim']} | "
                      f"{choice} | {b['params_unfused']:,} / {b['params_fwsa']:,} | {b['macs_unfused']:,} / "
                      f"{b['macs_fwsa']:,} | {_fmt(unf)} / {_fmt(fw)} | {b['tile']} | "
                      f"{b['materialized_bytes']:,} / {b['workspace_bytes']:,} | "

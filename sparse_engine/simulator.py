@@ -218,8 +218,13 @@ def affine(op: Op, xs, out: Tensor) -> np.ndarray:
 def attention(op: Op, xs, out: Tensor) -> np.ndarray:
     """Multi-head self-attention (attention.py): the unfused chain's arithmetic, or FWSA's."""
     p = op.params
-    heads, seq, dim, pd = p["heads"], p["seq"], p["dim"], p["head_dim"]
-    x = xs[0].reshape(seq, dim)
+    x = xs[0].reshape(p.get("groups", 1), p["seq"], p["dim"])
+    return np.concatenate([_attention_sequence(p, s) for s in x]).reshape(out.shape)
+
+
+def _attention_sequence(p: dict, x: np.ndarray) -> np.ndarray:
+    """One sequence [S, E] -> its output rows [S, out_dim]."""
+    heads, seq, pd = p["heads"], p["seq"], p["head_dim"]
     v = fc_rows(p["v"], x)
     q = fc_rows(p["q"], x)
     k = None if p["k"] is None else fc_rows(p["k"], x)  # FWSA: no K projection, the keys are X
@@ -230,7 +235,7 @@ def attention(op: Op, xs, out: Tensor) -> np.ndarray:
         scores = matmul_int(p["scores"], q[:, h * qn:(h + 1) * qn], keys.T)
         probs = softmax_rows(p["softmax"], scores)
         ctx[:, h * pd:(h + 1) * pd] = matmul_int(p["ctx"], probs, v[:, h * pd:(h + 1) * pd])
-    return fc_rows(p["o"], ctx).reshape(out.shape)
+    return fc_rows(p["o"], ctx)
 
 
 def lut(op: Op, xs, out: Tensor) -> np.ndarray:

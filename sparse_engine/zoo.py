@@ -145,14 +145,18 @@ def single_op(case: dict, seed: int = 0) -> onnx.ModelProto:
 
 
 def attention(b: _Builder, x: str, tokens: int, dim: int, heads: int, head_dim: int | None = None,
-              gemm: bool = False) -> str:
+              gemm: bool = False, groups: int = 1) -> str:
     """Multi-head self-attention as PyTorch/JAX export it (1/sqrt(P) folded into W_Q); head_dim P
     defaults to dim / heads (P = dim is the EEGFormer form, where FWSA pays). Tokens [1, tokens, dim]
     with bias-free MatMul projections, or with `gemm` [tokens, dim] and Gemm projections with
-    biases (tinyformer_jax's export)."""
+    biases (tinyformer_jax's export). `groups` > 1: the rows are that many sequences one after the
+    other, each attending within itself (MobileViT patches; the MatMuls batch over them)."""
     p = head_dim or dim // heads
     width = heads * p
     lead = [] if gemm else [1]
+    seq = tokens // groups
+    split = lead + ([groups] if groups > 1 else [])
+    n = len(split)
     wq = b.rng.normal(0, math.sqrt(1.0 / dim), size=(dim, width)) / math.sqrt(p)
 
     def proj(t: str, cin: int, cout: int, w=None) -> str:
@@ -162,22 +166,23 @@ def attention(b: _Builder, x: str, tokens: int, dim: int, heads: int, head_dim: 
         return b.op("Gemm", [t, b.const(w, "w"), b.const(b.rng.normal(0, 0.1, size=cout), "b")], "gemm")
 
     def heads_of(t: str) -> str:
-        r = b.op("Reshape", [t, b.const(np.array(lead + [tokens, heads, p], np.int64))])
-        return b.op("Transpose", [r], perm=[0, 2, 1, 3] if lead else [1, 0, 2])
+        r = b.op("Reshape", [t, b.const(np.array(split + [seq, heads, p], np.int64))])
+        return b.op("Transpose", [r], perm=list(range(n)) + [n + 1, n, n + 2])
 
     q, k, v = heads_of(proj(x, dim, width, wq)), heads_of(proj(x, dim, width)), heads_of(proj(x, dim, width))
-    kt = b.op("Transpose", [k], perm=[0, 1, 3, 2] if lead else [0, 2, 1])
+    kt = b.op("Transpose", [k], perm=list(range(n)) + [n, n + 2, n + 1])
     att = b.op("Softmax", [b.op("MatMul", [q, kt])], axis=-1)
-    o = b.op("Transpose", [b.op("MatMul", [att, v])], perm=[0, 2, 1, 3] if lead else [1, 0, 2])
+    o = b.op("Transpose", [b.op("MatMul", [att, v])], perm=list(range(n)) + [n + 1, n, n + 2])
     o = b.op("Reshape", [o, b.const(np.array(lead + [tokens, width], np.int64))])
     return proj(o, width, dim)
 
 
 def attention_block(tokens: int, dim: int, heads: int, head_dim: int | None = None, seed: int = 0,
-                    gemm: bool = False) -> onnx.ModelProto:
+                    gemm: bool = False, groups: int = 1) -> onnx.ModelProto:
     """An attention layer alone (the attention benchmark and tests), tokens as in `attention`."""
     b = _Builder(seed)
-    return b.model(([] if gemm else [1]) + [tokens, dim], attention(b, "x", tokens, dim, heads, head_dim, gemm))
+    return b.model(([] if gemm else [1]) + [tokens, dim],
+                   attention(b, "x", tokens, dim, heads, head_dim, gemm, groups))
 
 
 def hybrid(seed: int = 0, classes: int = 10, head_dim: int = 32) -> onnx.ModelProto:

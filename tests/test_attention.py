@@ -15,22 +15,38 @@ from sparse_engine import attention, planner, verify, zoo
 from sparse_engine.compiler import build_graph, fuse_attention
 
 
-def _block(tmp_path, tokens, dim, heads, head_dim=None, gemm=False, name="att"):
-    path = zoo.quantize_qdq(zoo.attention_block(tokens, dim, heads, head_dim, seed=3, gemm=gemm),
+def _block(tmp_path, tokens, dim, heads, head_dim=None, gemm=False, name="att", groups=1):
+    path = zoo.quantize_qdq(zoo.attention_block(tokens, dim, heads, head_dim, seed=3, gemm=gemm, groups=groups),
                             tmp_path / f"{name}.onnx")
     g = build_graph(path)
     return path, g, verify.load_inputs(g, None, 6, 1)
 
 
-@pytest.mark.parametrize("tokens,dim,heads,head_dim,gemm", [(16, 32, 4, None, True), (12, 16, 2, 16, False),
-                                                            (10, 8, 1, None, True)])
-def test_fused_op_equals_the_unfused_chain(tmp_path, tokens, dim, heads, head_dim, gemm):
-    path, g, inputs = _block(tmp_path, tokens, dim, heads, head_dim, gemm)
+@pytest.mark.parametrize("tokens,dim,heads,head_dim,gemm,groups", [
+    (16, 32, 4, None, True, 1), (12, 16, 2, 16, False, 1), (10, 8, 1, None, True, 1),
+    (16, 16, 2, None, True, 4), (12, 16, 2, 16, False, 3), (12, 8, 1, None, True, 2)])
+def test_fused_op_equals_the_unfused_chain(tmp_path, tokens, dim, heads, head_dim, gemm, groups):
+    """Also with several sequences in the rows (MobileViT patches): one op that knows them."""
+    path, g, inputs = _block(tmp_path, tokens, dim, heads, head_dim, gemm, groups=groups)
     ref = verify.simulate(g, inputs)
     fused = fuse_attention(build_graph(path), "off", inputs)
     kinds = [op.kind for op in fused.ops]
     assert kinds.count("attention") == 1 and "softmax" not in kinds and "matmul" not in kinds
+    op = next(op for op in fused.ops if op.kind == "attention")
+    assert (op.params["groups"], op.params["seq"], op.params["heads"]) == (groups, tokens // groups, heads)
     np.testing.assert_array_equal(verify.simulate(fused, inputs), ref)
+
+
+def test_sequences_attend_only_within_themselves(tmp_path):
+    """Changing the rows of one sequence leaves every other sequence's output rows unchanged."""
+    path, g, inputs = _block(tmp_path, 12, 16, 2, gemm=True, groups=3)
+    fused = fuse_attention(build_graph(path), "off", inputs)
+    x = inputs[:1].copy()
+    y = np.asarray(verify.simulate(fused, x)).reshape(3, 4, -1)
+    x.reshape(3, 4, -1)[1] = np.random.default_rng(0).integers(-128, 128, (4, 16))
+    y2 = np.asarray(verify.simulate(fused, x)).reshape(3, 4, -1)
+    np.testing.assert_array_equal(y2[[0, 2]], y[[0, 2]])
+    assert not np.array_equal(y2[1], y[1])
 
 
 def test_a_chain_with_other_consumers_is_left_alone(tmp_path):
@@ -47,11 +63,13 @@ def test_a_chain_with_other_consumers_is_left_alone(tmp_path):
     assert len(g2.ops) == n_ops and all(op.kind != "attention" for op in g2.ops)
 
 
-@pytest.mark.parametrize("fwsa", ["off", "on"])
-def test_attention_kernel_bit_exact_for_every_tile(tmp_path, fwsa):
-    """Host C and QEMU, DSP and portable sub-kernels, tiles S, an odd one and 1."""
-    path, g, inputs = _block(tmp_path, 12, 16, 2, 16, gemm=True)
-    for tile in (12, 5, 1):
+@pytest.mark.parametrize("fwsa,groups", [("off", 1), ("on", 1), ("off", 3), ("on", 2)])
+def test_attention_kernel_bit_exact_for_every_tile(tmp_path, fwsa, groups):
+    """Host C and QEMU, DSP and portable sub-kernels, tiles S, an odd one and 1; one sequence, or
+    several in the rows."""
+    seq = 12 // groups
+    path, g, inputs = _block(tmp_path, 12, 16, 2, 16, gemm=True, groups=groups)
+    for tile in sorted({seq, 5 if seq > 5 else 3, 1}, reverse=True):
         g = fuse_attention(build_graph(path), fwsa, inputs)
         op = next(op for op in g.ops if op.kind == "attention")
         assert (op.params["fwsa"] is not None) == (fwsa == "on")

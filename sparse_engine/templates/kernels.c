@@ -354,7 +354,7 @@ static se_fc_params_t se_head_fc(const se_fc_params_t *p, int32_t h, int32_t n, 
     return r;
 }
 
-void se_attention_s8(const se_attention_params_t *p, const int8_t *in, int8_t *out, int8_t *work) {
+static void se_attention_sequence(const se_attention_params_t *p, const int8_t *in, int8_t *out, int8_t *work) {
     const int32_t S = p->seq, E = p->dim, P = p->head_dim, T = p->tile, cs = p->ctx_stride;
     int8_t *ctx = p->ctx_off < 0 ? out : work + p->ctx_off;
     int8_t *kh = work + p->k_off, *vh = work + p->v_off, *qt = work + p->q_off;
@@ -389,4 +389,9 @@ void se_attention_s8(const se_attention_params_t *p, const int8_t *in, int8_t *o
         se_fc_params_t f = se_head_fc(&p->o, 0, p->out_dim, t);
         p->fc_o(&f, ot, out + i0 * p->out_dim);
     }
+}
+
+void se_attention_s8(const se_attention_params_t *p, const int8_t *in, int8_t *out, int8_t *work) {
+    for (int32_t g = 0; g < p->groups; g++)
+        se_attention_sequence(p, in + g * p->seq * p->dim, out + g * p->seq * p->out_dim, work);
 }

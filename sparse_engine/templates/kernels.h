@@ -116,9 +116,10 @@ typedef void (*se_softmax_fn)(const se_softmax_params_t *p, const int8_t *in, in
  * in `out` (ctx_off < 0, row stride ctx_stride = out_dim). Sub-layers run through the kernels the
  * generator picked (portable or DSP). q: the per-head projection of q_n outputs per head (P, or E
  * with FWSA: the fused matrix A_h, the keys are then the input rows); k unused with FWSA. The
- * *_off fields are byte offsets into `work` (arena). */
+ * *_off fields are byte offsets into `work` (arena). The input holds `groups` sequences of `seq`
+ * rows one after the other (MobileViT patches); each runs alone, through the same workspace. */
 typedef struct {
-    int32_t heads, seq, dim, head_dim, out_dim, q_n, tile, fused, ctx_stride;
+    int32_t heads, seq, groups, dim, head_dim, out_dim, q_n, tile, fused, ctx_stride;
     int32_t ctx_off, k_off, v_off, q_off, s_off, c_off, o_off;
     se_fc_params_t q, k, v, o;
     se_matmul_params_t scores, ctx;
