@@ -2,7 +2,7 @@
 naive (the unfused layers, all heads' scores in memory) vs FWSA vs DFT vs both.
 
 Each configuration is an attention layer alone ([1, S, E] -> [1, S, E], zoo.attention_block,
-quantized by onnxruntime). Its activation arena is the attention's working memory: the model's
+quantized by onnxruntime; [G S, E] for G sequences of S rows, MobileViT patches). Its activation arena is the attention's working memory: the model's
 input and output live in the caller's buffers. FWSA alone = the fused op with one tile of S
 query rows (one head's S x S scores at a time); DFT = the planner's tile. Instructions are
 counted in QEMU on one input, and the firmware output must equal the simulator (bit_exact); a
@@ -23,6 +23,10 @@ GRID = [dict(seq=s, dim=e, heads=h) for s in (64, 128, 256) for e in (64, 128) f
 PAPER_REDUCTION = "up to 6.19x"
 PAPERS = [dict(name="EEGFormer", seq=81, dim=32, head_dim=32, heads=8),
           dict(name="ECGFormer", seq=66, dim=16, head_dim=2, heads=8)]
+# a MobileViT block's attention at a 16x16 map: every pixel a token (one sequence of 256), or 2x2
+# patches (4 sequences of 64 tokens; `groups`), the same weights shapes
+MOBILEVIT = [dict(name="MobileViT-16x16-patch1", seq=256, dim=64, heads=4),
+             dict(name="MobileViT-16x16-patch2", seq=64, groups=4, dim=64, heads=4)]
 FORMS = ("naive", "fwsa", "dft", "fwsa+dft")
 
 
@@ -41,13 +45,15 @@ def _form(path: Path, form: str, inputs: np.ndarray):
 def run_case(case: dict, work: Path, profile) -> dict:
     name = case.get("name") or f"S{case['seq']}-E{case['dim']}-H{case['heads']}"
     pd = case.get("head_dim") or case["dim"] // case["heads"]
+    groups = case.get("groups", 1)
     (work / name).mkdir(parents=True, exist_ok=True)
-    path = zoo.quantize_qdq(zoo.attention_block(case["seq"], case["dim"], case["heads"], pd, seed=0),
-                            work / name / "model.onnx")
+    path = zoo.quantize_qdq(zoo.attention_block(groups * case["seq"], case["dim"], case["heads"], pd, seed=0,
+                                                groups=groups), work / name / "model.onnx")
     g0 = build_graph(path)
     inputs = verify.load_inputs(g0, None, 4, 0)
-    costs = attention.costs(case["heads"], case["seq"], case["dim"], pd, case["dim"])
-    res = dict(name=name, seq=case["seq"], dim=case["dim"], heads=case["heads"], head_dim=pd, forms={})
+    costs = attention.costs(case["heads"], case["seq"], case["dim"], pd, case["dim"], groups)
+    res = dict(name=name, seq=case["seq"], groups=groups, dim=case["dim"], heads=case["heads"], head_dim=pd,
+               forms={})
     for form in FORMS:
         g, plan = _form(path, form, inputs)
         op = next((op for op in g.ops if op.kind == "attention"), None)
@@ -76,7 +82,7 @@ def run(work: Path, only: list[str] | None = None, progress=print) -> dict:
     profile = profiles.get(profiles.DEFAULT)
     work = work.resolve()
     cases = []
-    for case in GRID + PAPERS:
+    for case in GRID + PAPERS + MOBILEVIT:
         name = case.get("name") or f"S{case['seq']}-E{case['dim']}-H{case['heads']}"
         if only and not any(o in name for o in only):
             continue
@@ -92,7 +98,8 @@ def table(results: dict) -> str:
         for form, r in c["forms"].items():
             ins = f"{r['instructions']:,}" if r["instructions"] is not None else "over SRAM"
             ex = "–" if r["bit_exact"] is None else ("yes" if r["bit_exact"] else "NO")
-            lines.append(f"| {c['name']} | {c['heads']} / {c['seq']} / {c['dim']} / {c['head_dim']} | {form} | "
+            seq = f"{c['seq']} x {c['groups']}" if c.get("groups", 1) > 1 else c["seq"]
+            lines.append(f"| {c['name']} | {c['heads']} / {seq} / {c['dim']} / {c['head_dim']} | {form} | "
                          f"{r['tile'] or '–'} | {r['peak_bytes']:,} | {r['peak_reduction']}x | {r['params']:,} | "
                          f"{r['macs']:,} | {ins} | {ex} |")
     papers = [c for c in results["cases"] if "paper_reduction" in c]
