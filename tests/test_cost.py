@@ -67,6 +67,21 @@ def test_cost_model_matches_the_compiled_firmware(tmp_path):
                                                                           rep2["mcu"]["instructions"]]))
 
 
+def test_cost_model_matches_the_firmware_with_2x2_patches(tmp_path):
+    """A transformer candidate with 2x2 patches (4 sequences): costed and deployed alike."""
+    model = MODEL.copy_and_resolve_references()
+    model.transformer = ((16, 1, 1), (24, 2, 1, 2))
+    cc = CandidateCost(model, SEARCH, "stm32f746", tmp_path / "cost")
+    est = cc(CAND)
+    rep = _compiled(cc.export(CAND, tmp_path / "cand.onnx"), tmp_path / "engine")
+    (block,) = rep["attention"]
+    assert (block["groups"], block["seq"]) == (4, 64)
+    fw = rep["mcu"]
+    assert est.arena_bytes == rep["totals"]["arena_bytes"]
+    assert abs(est.flash_bytes - fw["flash_bytes"]) <= 0.02 * fw["flash_bytes"]
+    assert est.instructions == pytest.approx(fw["instructions"], rel=1e-3)
+
+
 def test_parallel_measurement_builds_equal_one_at_a_time(tmp_path):
     """The measurement firmwares built 4 at a time give the cache and estimate one at a time gives."""
     from sparse_engine.cost import CostModel

@@ -110,3 +110,28 @@ def test_wide_heads_export_with_fwsa_deploy_simulation_equals_the_firmware(tmp_p
     mcu = toolchain.run_qemu(toolchain.build_mcu(tmp_path / "c", tmp_path / "m7", m7), m7,
                              quantize(x[:4].reshape(4, -1), t.scale, t.zero_point), sim.shape[1])
     np.testing.assert_array_equal(mcu.outputs, sim)
+
+
+def test_patch_2_block_deploys_as_one_attention_over_four_sequences(tmp_path):
+    """A MobileViT block with 2x2 patches (16x16 map: 4 sequences of 64 tokens): the export keeps
+    onnxruntime at the fake-quant model's outputs, SparseEngine fuses it into one attention op of
+    4 sequences (FWSA, head dim = embedding dim), and the ladder is bit-exact."""
+    import onnxruntime as ort
+    from _train_tiny import MODEL
+
+    from conftest import record
+    from tinyformer_jax import deploy
+
+    cfg = MODEL.copy_and_resolve_references()
+    cfg.blocks = tuple(b + (b[1], 2) if b[0] == "vit" else b for b in cfg.blocks)
+    path, x, fq = _export(cfg, tmp_path)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = np.concatenate([sess.run(None, {"image": x[i:i + 1]})[0] for i in range(len(x))])
+    assert np.mean(got.argmax(1) == fq.argmax(1)) >= 0.9
+    rep = deploy.compile_verified(path, tmp_path / "c", "stm32f746", x[:2], calibration=x[8:],
+                                  progress=lambda *_: None)
+    (block,) = rep["attention"]
+    assert (block["groups"], block["seq"], block["heads"], block["fwsa"]) == (4, 64, 2, True)
+    assert all(r["exact"] for r in rep["verification"] if "exact" in r)
+    record("patch 2 hybrid", dict(instructions=rep["totals"]["instructions"], attention=block.get("instructions"),
+                                  arena=rep["totals"]["arena_bytes"], flash=rep["totals"]["flash_bytes"]))

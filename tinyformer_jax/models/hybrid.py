@@ -55,16 +55,22 @@ class Attention(nnx.Module):
         self.scores, self.probs, self.context = ActQuant(), ActQuant(), ActQuant()
         self.o = Linear(inner, dim, rngs=rngs)
 
-    def __call__(self, t: jax.Array, head_mask: jax.Array | None = None) -> jax.Array:
-        """`head_mask` [heads * head_dim] (supernet): zero the context of the heads a path drops."""
+    def __call__(self, t: jax.Array, head_mask: jax.Array | None = None, groups: int = 1) -> jax.Array:
+        """`head_mask` [heads * head_dim] (supernet): zero the context of the heads a path drops.
+        `groups` (export, patch > 1): the S rows of t hold that many sequences one after the other,
+        each attending within itself; projections stay 2-D (Gemm), the heads' MatMuls get the
+        sequence as a batch axis (SparseEngine fuses it into one attention op of `groups` sequences)."""
         *lead, s, e = t.shape
+        lead = (*lead, groups) if groups > 1 else tuple(lead)
+        s //= groups
         n = len(lead)
         split = lambda z: z.reshape(*lead, s, self.heads, self.head_dim)  # noqa: E731
         q = split(self.q(t)).transpose(_perm(n, (1, 0, 2)))        # [*, H, S, D]
         k = split(self.k(t)).transpose(_perm(n, (1, 2, 0)))        # [*, H, D, S]
         v = split(self.v(t)).transpose(_perm(n, (1, 0, 2)))        # [*, H, S, D]
         a = self.probs(jax.nn.softmax(self.scores(jnp.matmul(q, k)), axis=-1))
-        c = self.context(jnp.matmul(a, v)).transpose(_perm(n, (1, 0, 2))).reshape(*lead, s, self.heads * self.head_dim)
+        c = self.context(jnp.matmul(a, v)).transpose(_perm(n, (1, 0, 2)))
+        c = c.reshape(*t.shape[:-1], self.heads * self.head_dim)
         return self.o(c if head_mask is None else c * head_mask)
 
 
@@ -86,9 +92,9 @@ class TransformerLayer(nnx.Module):
         self.gelu = ActQuant()
         self.fc2 = Linear(dim * mlp_ratio, dim, rngs=rngs)
 
-    def __call__(self, t: jax.Array, masks: "TokenMasks | None" = None) -> jax.Array:
+    def __call__(self, t: jax.Array, masks: "TokenMasks | None" = None, groups: int = 1) -> jax.Array:
         if masks is None:
-            t = self.res1(t, self.attn(self.ln1(t)))
+            t = self.res1(t, self.attn(self.ln1(t), groups=groups))
             h = self.fc2(self.gelu(jax.nn.gelu(self.fc1(self.ln2(t)), approximate=False)))
             return self.res2(t, h)
         dim = masks.dim
@@ -101,7 +107,7 @@ class MobileViTBlock(nnx.Module):
     """Local 3x3 conv, 1x1 to `dim`, unfold into tokens, transformer layers, fold, 1x1 back to the
     input channels, concat with the input, fuse 3x3. Patch p: the pixels at one position inside
     every p x p patch form one sequence (p^2 sequences of HW/p^2 tokens); p = 1: every pixel is a
-    token of one sequence (the only form SparseEngine's attention fusion takes so far)."""
+    token of one sequence."""
 
     def __init__(self, channels: int, dim: int, heads: int, depth: int, mlp_ratio: int, head_dim: int | None = None,
                  patch: int = 1, *, rngs: nnx.Rngs):
@@ -115,15 +121,15 @@ class MobileViTBlock(nnx.Module):
         self.mode = "float"
 
     def _unfold(self, y: jax.Array, p: int) -> jax.Array:
-        """[B, E, H, W] -> [B p^2, H W / p^2, E]."""
+        """[B, E, H, W] -> [B p^2, H W / p^2, E]; export (B = 1): [H W, E], the p^2 sequences'
+        rows one after the other in the same order."""
         b, e, h, w = y.shape
         if h % p or w % p:
             raise TinyFormerError(f"config model.blocks: vit patch {p} does not divide the {h}x{w} feature map")
         if self.mode == "export":  # batch 1: tokens as a 2-D [S, E] matrix (Gemm in ONNX)
-            if p != 1:
-                raise TinyFormerError(f"export: vit patch {p}: SparseEngine fuses single-sequence attention only "
-                                      "(patch 1)")
-            return y.reshape(e, h * w).T
+            if p == 1:
+                return y.reshape(e, h * w).T
+            return y.reshape(e, h // p, p, w // p, p).transpose(2, 4, 1, 3, 0).reshape(h * w, e)
         if p == 1:
             return y.reshape(b, e, h * w).transpose(0, 2, 1)
         t = y.reshape(b, e, h // p, p, w // p, p).transpose(0, 3, 5, 2, 4, 1)
@@ -132,7 +138,9 @@ class MobileViTBlock(nnx.Module):
     def _fold(self, t: jax.Array, shape: tuple, p: int) -> jax.Array:
         b, e, h, w = shape
         if self.mode == "export":
-            return t.T.reshape(b, e, h, w)
+            if p == 1:
+                return t.T.reshape(b, e, h, w)
+            return t.reshape(p, p, h // p, w // p, e).transpose(4, 2, 0, 3, 1).reshape(b, e, h, w)
         if p == 1:
             return t.transpose(0, 2, 1).reshape(b, e, h, w)
         return t.reshape(b, p, p, h // p, w // p, e).transpose(0, 5, 3, 1, 4, 2).reshape(b, e, h, w)
@@ -145,8 +153,9 @@ class MobileViTBlock(nnx.Module):
         if masks is not None:
             y = y * masks.dim[None, :, None, None]
         t = self._unfold(y, p)
+        groups = p * p if self.mode == "export" else 1  # export: the sequences share the 2-D rows
         for i, layer in enumerate(self.layers):
-            t = layer(t) if masks is None else jnp.where(i < masks.depth, layer(t, masks), t)
+            t = layer(t, groups=groups) if masks is None else jnp.where(i < masks.depth, layer(t, masks), t)
         y = self._fold(t, y.shape, p)
         return self.fuse(self.cat(jnp.concatenate([x, self.unembed(y)], axis=1)))
 
