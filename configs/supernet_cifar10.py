@@ -4,7 +4,8 @@
 
 Choice modules (tinyformer_jax/models/supernet.py): downsample (3x3 conv | inverted residual,
 stride 2), MobileNetV2 (expansion x depthwise kernel), transformer (embedding dim, heads, layers,
-patch size; MobileViT block) and pooling (2x2 average | max).
+patch size; MobileViT block) and pooling (2x2 average | max). The benchmark figures below were
+measured with three transformer candidates, before the patch-2 one was added.
 
 Results: not run on a GPU yet (no GPU lent so far); the cpu preset is a smoke run.
 Candidate evaluation throughput (python -m tinyformer_jax.bench candidates, 16 paths x 256 images,
@@ -28,8 +29,9 @@ def get_config(preset: str = "full") -> ml_collections.ConfigDict:
         modules=(("mbv2", 16), ("downsample", 24), ("mbv2", 24), ("downsample", 32), ("mbv2", 32),
                  ("transformer",), ("pool",), ("mbv2", 64), ("mbv2", 64)),
         mbv2=((3, 3), (4, 3), (6, 5)),              # (expansion, depthwise kernel), smallest first
-        # (embedding dim, heads, layers[, patch]); patch 1 only: SparseEngine fuses one sequence
-        transformer=((32, 2, 1), (48, 2, 2), (64, 4, 2)),
+        # (embedding dim, heads, layers[, patch]); smallest first, the largest last (the sandwich
+        # rule's teacher). Patch 2 at the 8x8 map: 4 sequences of 16 tokens, a quarter of the scores
+        transformer=((32, 2, 1), (48, 2, 2), (64, 4, 2, 2), (64, 4, 2)),
         head_dim=16, mlp_ratio=2, downsample_expand=4, head=256, classes=10))
     c.train = ml_collections.ConfigDict(dict(
         epochs=100.0, steps=0, batch_size=128, lr=2e-3, weight_decay=0.05, warmup_steps=1000,

@@ -8,7 +8,8 @@ a small search; the model it deploys is not trained to accuracy).
 Stages, outputs and resume: tinyformer_jax/tinyformer_run.py. Limits: search.flash_bytes /
 search.sram_bytes (0: the profile's), search.max_instructions (0: none).
 
-SuperNAS spaces of "full", memory only (8 random subnets each, 2026-11-22): all fit; median flash /
+SuperNAS spaces of "full", memory only (8 random subnets each, 2026-11-22, three transformer
+candidates per space: the 2x2-patch one came later): all fit; median flash /
 SRAM 213 KB / 139 KB for the supernet's own widths with stem 24, 370 KB / 220 KB widened 1.5x and
 605 KB / 291 KB widened 2x (mean MACs 15.7 M, 31.4 M, 52.0 M), so the widest is chosen and the search
 works near the 1 MB / 320 KB budget. A new candidate's full cost takes 7 firmware builds: two
@@ -40,7 +41,7 @@ def _widened(first: int, second: int, third: int, dims: tuple[int, int, int], he
     return {"stem": first, "head": head,
             "modules": (("mbv2", first), ("downsample", second), ("mbv2", second), ("downsample", third),
                         ("mbv2", third), ("transformer",), ("pool",), ("mbv2", 2 * third), ("mbv2", 2 * third)),
-            "transformer": ((dims[0], 2, 1), (dims[1], 4, 2), (dims[2], 4, 2))}
+            "transformer": ((dims[0], 2, 1), (dims[1], 4, 2), (dims[2], 4, 2, 2), (dims[2], 4, 2))}
 
 
 def get_config(preset: str = "full") -> ml_collections.ConfigDict:
