@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +45,9 @@ def test_pipeline_end_to_end_on_tiny_data(tmp_path):
         assert 0.0 <= f[key] <= 1.0
     saved = json.loads((tmp_path / "work" / "summary.json").read_text())
     assert saved["instructions_per_inference"] == f["instructions_per_inference"]
+    logits = np.load(f["int8_logits"])  # the int8 simulator's outputs behind int8_simulator_accuracy
+    assert logits.shape == (4, 10) and np.issubdtype(logits.dtype, np.integer)
+    assert np.abs(logits).max() <= 128 and not list((tmp_path / "work").glob(".*.tmp"))
     assert "int8 accuracy, SparseEngine simulator" in (tmp_path / "work" / "summary.md").read_text()
     assert (tmp_path / "work" / "engine" / "model.c").exists()
     assert list((tmp_path / "work" / "tensorboard" / "float").glob("events.out.tfevents.*"))

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .data import cifar10
 from .data.augment import normalize
 from .export.onnx_export import export_qdq
-from .files import write_json
+from .files import write_json, write_npy
 from .models.hybrid import Hybrid
 from .models.layers import set_mode
 from .quant.calibrate import calibrate
@@ -114,6 +114,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
         top1_agreement=float(np.mean(ort_logits.argmax(-1) == fq_logits.argmax(-1))),
         max_abs_logit_difference=float(np.max(np.abs(ort_logits - fq_logits))))
 
+    figures["int8_logits"] = str(write_npy(workdir / "int8_logits.npy", sim))  # the deployed model's, every test image
     figures["int8_simulator_accuracy"] = float(np.mean(sim.argmax(-1) == data.test.labels))
     figures["int8_vs_fake_quant_top1_agreement"] = float(np.mean(sim.argmax(-1) == fq_logits.argmax(-1)))
     figures["int8_minus_fake_quant_points"] = 100 * (figures["int8_simulator_accuracy"] -
