@@ -229,6 +229,7 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     text = report.read_text()
     for png in ("pareto.png", "candidates_memory.png", "layers.png", "sparsity.png"):
         assert (report.parent / png).stat().st_size > 1000 and png in text
+    assert "| 1 | inverted residual: expand x" in text and "MobileViT: embedding " in text  # the blocks in words
     assert max(f["chosen"]["sparsity_achieved"]) > 0 or max(f["chosen"]["sparsity_target"]) == 0
     assert len(f["chosen"]["layers"]) == len(f["chosen"]["sparsity_target"]) == len(f["chosen"]["block_sizes"])
 

@@ -217,3 +217,15 @@ def test_bench_train_step_measures_both_forms(tmp_path):
     assert all(row["images_per_second"] > 0 and np.isfinite(row["first_loss"]) for row in r["rows"])
     assert r["rows"][1]["first_loss_diff_vs_unrolled"] < 1e-3 * abs(r["rows"][0]["first_loss"])
     assert layers._CONV_FORM == "unrolled"  # the bench leaves the form as it found it
+
+
+def test_blocks_described_with_their_feature_maps():
+    from tinyformer_jax.models.hybrid import describe_blocks
+
+    rows = describe_blocks((("ir", 4, 24, 2, 5), ("vit", 32, 2, 2, 2, 0, 2), ("pool", "max"), ("conv", 48, 3, 2)), 16)
+    assert rows == [
+        ("inverted residual: expand x4, 5x5 depthwise, stride 2, 24 channels", "16x16x24"),
+        ("MobileViT: embedding 32, 2 heads of 16, 2 layer(s), MLP x2, 2x2 patches: 4 sequences of 64 tokens",
+         "16x16x24"),
+        ("2x2 max pooling", "8x8x24"),
+        ("conv 3x3, stride 2, 48 channels", "4x4x48")]

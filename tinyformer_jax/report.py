@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib
 
 from .files import write_text
+from .models.hybrid import describe_blocks
 from .pipeline import rung_line
 
 matplotlib.use("Agg")
@@ -113,7 +114,10 @@ def write(f: dict, rep: dict, archive: dict, out: Path) -> Path:
         lines.append(f"| `{r['key']}` | {100 * r['accuracy']:.2f} % | {r['flash_bytes']:,} | {r['sram_bytes']:,} | "
                      f"{r['instructions']:,} |")
     ch = f["chosen"]
-    lines += ["", "## Chosen model", "", f"Blocks: `{ch['blocks']}`", "",
+    lines += ["", "## Chosen model", "", "| # | block | output |", "|---:|---|---|"]
+    lines += [f"| {i} | {text} | {shape} |" for i, (text, shape) in
+              enumerate(describe_blocks(ch["blocks"], ch["stem"]), 1)]
+    lines += ["", f"Config blocks: `{ch['blocks']}`", "",
               f"![sparsity]({plots['sparsity']})", "", "| prunable layer | block size | target sparsity | masked |",
               "|---|---|---|---|"]
     lines += [f"| `{name}` | {b} | {100 * t:.0f} % | {100 * a:.1f} % |" for name, b, t, a in

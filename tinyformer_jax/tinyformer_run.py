@@ -178,7 +178,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     _, _, rep, sim = deploy_and_simulate(qat, cfg, workdir, data.test.images[:n_test], train.images, progress)
     mcu = rep["mcu"]
     figures = dict(
-        supernas=sn, search=found, chosen=dict(candidate=best.key, blocks=[list(b) for b in net_cfg.blocks],
+        supernas=sn, search=found, chosen=dict(candidate=best.key, stem=int(net_cfg.stem), blocks=[list(b) for b in net_cfg.blocks],
                                                 layers=["/".join(map(str, k)) for k in level],
                                                 sparsity_target=[sp for sp, _ in level.values()],
                                                 block_sizes=[b for _, b in level.values()],

@@ -213,3 +213,31 @@ class Hybrid(nnx.Module):
         for block in self.blocks:
             x = block(x)
         return self.classifier(self.pool(jnp.mean(self.head(x), axis=(2, 3))))
+
+
+def describe_blocks(blocks, stem: int, size: int = 32) -> list[tuple[str, str]]:
+    """Each block of a Hybrid config in words, with its output feature map (H x W x C) for a
+    size x size input: the chosen model as a person reads it (reports)."""
+    rows, c = [], stem
+    for kind, *args in blocks:
+        if kind == "ir":
+            expand, cout, stride, *kernel = args
+            k = kernel[0] if kernel else 3
+            size, c = -(-size // stride), cout
+            text = f"inverted residual: expand x{expand}, {k}x{k} depthwise, stride {stride}, {cout} channels"
+        elif kind == "conv":
+            cout, k, stride = args
+            size, c = -(-size // stride), cout
+            text = f"conv {k}x{k}, stride {stride}, {cout} channels"
+        elif kind == "pool":
+            size //= 2
+            text = f"2x2 {args[0]} pooling"
+        else:
+            dim, heads, depth, mlp_ratio, *more = args
+            head_dim = more[0] if more and more[0] else dim // heads
+            p = more[1] if len(more) > 1 else 1
+            seqs = p * p
+            text = (f"MobileViT: embedding {dim}, {heads} heads of {head_dim}, {depth} layer(s), MLP x{mlp_ratio}, "
+                    f"{p}x{p} patches: {seqs} sequence{'s' if seqs > 1 else ''} of {size * size // seqs} tokens")
+        rows.append((text, f"{size}x{size}x{c}"))
+    return rows
