@@ -240,8 +240,12 @@ def workspace(p: dict, tile: int) -> dict:
 def materialized_bytes(p: dict) -> int:
     """Working bytes of the unfused chain if every intermediate were live at once at the peak
     step (Q, K, V and all heads' scores of every sequence): the form DFT avoids (for reports)."""
-    groups = p.get("groups", 1)
-    return groups * (3 * p["seq"] * p["heads"] * p["head_dim"] + p["heads"] * p["seq"] * p["seq"])
+    return p["groups"] * (3 * p["seq"] * p["heads"] * p["head_dim"] + p["heads"] * p["seq"] * p["seq"])
+
+
+def seq_text(seq: int, groups: int) -> str:
+    """A block's sequence length for tables: "S", or "S x G" for G sequences of S rows."""
+    return f"{seq} x {groups}" if groups > 1 else f"{seq}"
 
 
 def set_tile(g: Graph, op: Op, tile: int) -> None:
@@ -298,7 +302,7 @@ def fuse(g: Graph, fwsa: str = "auto", calib_trace=None, invert: bool = False) -
 def summary(g: Graph, index: int, op: Op) -> dict:
     """One attention block for the report: shape, FWSA choice, costs both ways, tile and memory."""
     p = op.params
-    return dict(index=index, name=op.name, heads=p["heads"], seq=p["seq"], groups=p.get("groups", 1), dim=p["dim"],
+    return dict(index=index, name=op.name, heads=p["heads"], seq=p["seq"], groups=p["groups"], dim=p["dim"],
                 head_dim=p["head_dim"],
                 out_dim=p["out_dim"], fwsa=p["fwsa"] is not None, fwsa_pays=fwsa_pays(p["costs"]), **p["costs"],
                 tile=p["tile"], tile_peaks={str(k): v for k, v in p.get("tile_peaks", {}).items()},

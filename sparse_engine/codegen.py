@@ -238,9 +238,9 @@ class _Emitter:
         q_n = p["q"]["weights"].shape[0] // p["heads"]
         ws = workspace(p, tile)
         off = ws["offsets"]
-        fields = dict(heads=p["heads"], seq=seq, groups=p.get("groups", 1), dim=p["dim"], head_dim=pd, out_dim=p["out_dim"], q_n=q_n,
-                      tile=tile, fused=int(fused), ctx_stride=ws["ctx_stride"], ctx_off=off["ctx"], k_off=off["k"],
-                      v_off=off["v"], q_off=off["q"], s_off=off["s"], c_off=off["c"], o_off=off["o"])
+        fields = dict(heads=p["heads"], seq=seq, groups=p["groups"], dim=p["dim"], head_dim=pd, out_dim=p["out_dim"],
+                      q_n=q_n, tile=tile, fused=int(fused), ctx_stride=ws["ctx_stride"], ctx_off=off["ctx"],
+                      k_off=off["k"], v_off=off["v"], q_off=off["q"], s_off=off["s"], c_off=off["c"], o_off=off["o"])
         scratch = 0
         for name in ("q", "k", "v", "o"):
             sp = p[name]

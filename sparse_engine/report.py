@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 
+from .attention import seq_text
 from .ir import Graph, param_bytes
 from .planner import Plan
 from .profiles import MCUProfile
@@ -159,7 +160,7 @@ def attention_section(rep: dict) -> list[str]:
         mine, other = b.get("instructions"), b.get("other_instructions")
         unf, fw = (other, mine) if b["fwsa"] else (mine, other)
         choice = ("on" if b["fwsa"] else "off") + (" (pays)" if b["fwsa_pays"] else " (does not pay)")
-        seq = f"{b['seq']} x {b['groups']}" if b.get("groups", 1) > 1 else f"{b['seq']}"
+        seq = seq_text(b["seq"], b["groups"])
         lines.append(f"| {b['index']} | {b['name']} | {b['heads']} / {seq} / {b['dim']} / {b['head_dim']} | "
                      f"{choice} | {b['params_unfused']:,} / {b['params_fwsa']:,} | {b['macs_unfused']:,} / "
                      f"{b['macs_fwsa']:,} | {_fmt(unf)} / {_fmt(fw)} | {b['tile']} | "

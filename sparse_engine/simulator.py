@@ -218,7 +218,7 @@ def affine(op: Op, xs, out: Tensor) -> np.ndarray:
 def attention(op: Op, xs, out: Tensor) -> np.ndarray:
     """Multi-head self-attention (attention.py): the unfused chain's arithmetic, or FWSA's."""
     p = op.params
-    x = xs[0].reshape(p.get("groups", 1), p["seq"], p["dim"])
+    x = xs[0].reshape(p["groups"], p["seq"], p["dim"])
     return np.concatenate([_attention_sequence(p, s) for s in x]).reshape(out.shape)
 
 

@@ -116,7 +116,7 @@ def test_fwsa_auto_keeps_the_unfused_form_where_it_does_not_pay(tmp_path):
 @pytest.mark.parametrize("dim", [64, 128])
 @pytest.mark.parametrize("heads", [4, 8])
 def test_dft_working_memory_under_a_quarter_of_materialized(seq, dim, heads):
-    p = dict(heads=heads, seq=seq, dim=dim, head_dim=dim // heads, out_dim=dim, fwsa=None)
+    p = dict(heads=heads, seq=seq, groups=1, dim=dim, head_dim=dim // heads, out_dim=dim, fwsa=None)
     for tile in planner.tile_candidates(seq):
         assert attention.workspace(p, tile)["bytes"] <= attention.workspace(p, seq)["bytes"]
     assert attention.workspace(p, 8)["bytes"] * 4 <= attention.materialized_bytes(p)

@@ -98,7 +98,7 @@ def table(results: dict) -> str:
         for form, r in c["forms"].items():
             ins = f"{r['instructions']:,}" if r["instructions"] is not None else "over SRAM"
             ex = "–" if r["bit_exact"] is None else ("yes" if r["bit_exact"] else "NO")
-            seq = f"{c['seq']} x {c['groups']}" if c.get("groups", 1) > 1 else c["seq"]
+            seq = attention.seq_text(c["seq"], c["groups"])
             lines.append(f"| {c['name']} | {c['heads']} / {seq} / {c['dim']} / {c['head_dim']} | {form} | "
                          f"{r['tile'] or '–'} | {r['peak_bytes']:,} | {r['peak_reduction']}x | {r['params']:,} | "
                          f"{r['macs']:,} | {ins} | {ex} |")
