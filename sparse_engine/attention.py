@@ -295,7 +295,7 @@ def fuse(g: Graph, fwsa: str = "auto", calib_trace=None, invert: bool = False) -
                 for t in o.outputs:
                     g.tensors.pop(t, None)
         g.notes.append(f"{name}: multi-head self-attention recognized ({len(m.ops)} layers -> 1; H={m.heads}, "
-                       f"S={m.seq}{f' x {m.groups} sequences' if m.groups > 1 else ''}, E={x.shape[-1]}, P={m.head_dim}); FWSA {'on' if use else 'off'}")
+                       f"S={seq_text(m.seq, m.groups)}, E={x.shape[-1]}, P={m.head_dim}); FWSA {'on' if use else 'off'}")
     return g
 
 

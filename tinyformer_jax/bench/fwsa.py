@@ -42,8 +42,9 @@ def run(cfg: ml_collections.ConfigDict, workdir: Path, data_dir: str | None = No
         unfused_minus_fake_quant_points=100 * (acc["off"] - figures["fake_quant_accuracy"]),
         fwsa_vs_unfused=dict(top1_agreement=float(np.mean(outs["on"].argmax(-1) == outs["off"].argmax(-1))),
                              mean_abs_logit_steps=float(diff.mean()), max_abs_logit_steps=int(diff.max())),
-        attention=[{k: b[k] for k in ("name", "heads", "seq", "groups", "dim", "head_dim", "params_unfused", "params_fwsa",
-                                      "macs_unfused", "macs_fwsa", "instructions", "other_instructions", "tile")}
+        attention=[{k: b[k] for k in ("name", "heads", "seq", "groups", "dim", "head_dim", "params_unfused",
+                                      "params_fwsa", "macs_unfused", "macs_fwsa", "instructions", "other_instructions",
+                                      "tile")}
                    for b in rep["attention"]],
         flash_bytes=figures["flash_bytes"], sram_bytes=figures["sram_bytes"],
         instructions_per_inference=figures["instructions_per_inference"],
