@@ -189,10 +189,12 @@ class _Emitter:
         table = requant_table(p["mult"], p["shift"]) if dsp and fast_requant(p) else None
         return "0" if table is None else A(table, np.int32, "rq")
 
-    def sparse_fc(self, p: dict, A, rows: int) -> tuple[dict, str, int]:
+    def sparse_fc(self, p: dict, A, rows: int, enc: BlockRLE | None = None, out_n: int | None = None
+                  ) -> tuple[dict, str, int]:
         """Fields, kernel and scratch of an FC (or pointwise conv) whose weights carry a BlockRLE
-        coding in p["sparse"]; the DSP kernel takes blocks of 4m values, the rest runs portable."""
-        enc: BlockRLE = p["sparse"]
+        coding (`enc`, default p["sparse"]); the DSP kernel takes blocks of 4m values, the rest runs
+        portable. `out_n`: the output channels of one call when a caller runs slices (attention heads)."""
+        enc = p["sparse"] if enc is None else enc
         dsp = self.dsp and enc.block % 4 == 0
         fields = dict(rows=rows, in_k=enc.k, out_n=enc.n, block=enc.block, in_zp=p["in_zp"], out_zp=p["out_zp"],
                       act_min=p["act_min"], act_max=p["act_max"], counts=A(enc.counts, np.uint16, "counts"),
@@ -200,7 +202,7 @@ class _Emitter:
                       bias=A(p["bias"], np.int32, "bias"), mult=A(p["mult"], np.int32, "mult"),
                       shift=A(p["shift"], np.int32, "shift"), rq=self.requant(p, A, dsp),
                       scratch="scratch" if dsp else "0")
-        scratch = pair_len(enc.k) + 4 * enc.n if dsp else 0  # widened pair + two rows of int32 accumulators
+        scratch = pair_len(enc.k) + 4 * (out_n or enc.n) if dsp else 0  # widened pair + two rows of int32 acc
         return fields, ("se_fc_sparse_s8_dsp" if dsp else "se_fc_sparse_s8"), scratch
 
     def fc_fields(self, p: dict, A, rows: int) -> tuple[dict, str, int]:
@@ -242,14 +244,26 @@ class _Emitter:
                       q_n=q_n, tile=tile, fused=int(fused), ctx_stride=ws["ctx_stride"], ctx_off=off["ctx"],
                       k_off=off["k"], v_off=off["v"], q_off=off["q"], s_off=off["s"], c_off=off["c"], o_off=off["o"])
         scratch = 0
+        coded = p["sparse"].parts if p.get("sparse") is not None else {}
+        per_call = dict(q=q_n, k=pd, v=pd, o=p["out_dim"])
         for name in ("q", "k", "v", "o"):
             sp = p[name]
+            fields[f"fc_{name}"] = fields[f"sfc_{name}"] = "0"
             if sp is None:
-                fields[f"fc_{name}"] = "0"
                 continue
-            sub, fn, sc = self.fc_fields(sp, lambda v, dt, what: A(v, dt, f"{name}_{what}"), 0)
-            fields.update({f"{name}.{k}": v for k, v in sub.items()})
-            fields[f"fc_{name}"] = fn
+            An = lambda v, dt, what, name=name: A(v, dt, f"{name}_{what}")  # noqa: E731
+            if name in coded:
+                sub, fn, sc = self.sparse_fc(sp, An, 0, coded[name], per_call[name])
+                if sub["rq"] != "0":
+                    sub.update(mult="0", shift="0")
+                fields.update({f"s{name}.{k}": v for k, v in sub.items()})
+                fields[f"sfc_{name}"] = fn
+                if name != "o":
+                    fields[f"{name}_first"] = An(p["sparse"].head_starts[name], np.int32, "head_starts")
+            else:
+                sub, fn, sc = self.fc_fields(sp, An, 0)
+                fields.update({f"{name}.{k}": v for k, v in sub.items()})
+                fields[f"fc_{name}"] = fn
             scratch = max(scratch, sc)
         mm = [("scores", p["scores"], q_n, seq, q_n, 1, 1, p["dim"] if fused else pd),
               ("ctx", p["ctx"], seq, pd, seq, 1, pd, 1)]

@@ -41,7 +41,7 @@ from . import codegen, planner, sparsity, toolchain, verify
 from .compiler import firmware_run
 from .ir import Graph
 from .profiles import MCUProfile
-from .sparse import BlockRLE
+from .sparse import BlockRLE, ProjectionCodings
 
 _VALUE_KEYS = ("mult", "shift", "zp", "scale", "bias", "table", "t_scale", "score_scale", "tile_peaks", "acc_bound",
                "costs")
@@ -79,6 +79,8 @@ def _structure(v):
     scalars as they are; requantization values are left out by the caller."""
     if isinstance(v, BlockRLE):
         return ("rle", v.block, v.n, v.k, hashlib.sha1(v.counts.tobytes() + v.skips.tobytes()).hexdigest())
+    if isinstance(v, ProjectionCodings):
+        return ("rle-projections", tuple(sorted((n, _structure(e)) for n, e in v.parts.items())))
     if isinstance(v, np.ndarray):
         return ("a", v.shape, str(v.dtype))
     if isinstance(v, dict):

@@ -50,19 +50,22 @@ class Op:
 
 def param_bytes(op: Op) -> int:
     """Flash bytes of an op's parameter arrays; weights carrying a sparse coding
-    (params["sparse"], sparse.BlockRLE) count as the coding."""
+    (params["sparse"]: sparse.BlockRLE, or an attention's sparse.ProjectionCodings) count as the coding."""
     return _dict_bytes(op.params)
 
 
-def _dict_bytes(params: dict) -> int:
-    """Arrays of a params dict and of the sub-layers' dicts in it (attention: q, k, v, o...)."""
+def _dict_bytes(params: dict, coded_weights: bool = False) -> int:
+    """Arrays of a params dict and of the sub-layers' dicts in it (attention: q, k, v, o...);
+    `coded_weights`: the dict's weights are in a coding counted by its parent."""
     coded = params.get("sparse")
+    parts = getattr(coded, "parts", None)  # an attention's coded sub-layers
+    own = coded_weights or (coded is not None and parts is None)
     total = 0
     for k, v in params.items():
-        if isinstance(v, np.ndarray) and not (coded is not None and k == "weights"):
+        if isinstance(v, np.ndarray) and not (own and k == "weights"):
             total += v.nbytes
         elif isinstance(v, dict):
-            total += _dict_bytes(v)
+            total += _dict_bytes(v, parts is not None and k in parts)
     return total + (coded.nbytes if coded is not None else 0)
 
 

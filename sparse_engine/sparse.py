@@ -49,6 +49,28 @@ class BlockRLE:
         return self.counts.nbytes + self.skips.nbytes + self.values.nbytes
 
 
+@dataclass(frozen=True)
+class ProjectionCodings:
+    """The block-sparse projections of one attention op, one block size: name (q, k, v, o) ->
+    the coding of its W[N, K], and for the per-head ones (q, k, v) the stored blocks before each
+    head's first output channel (the kernel runs a head's slice of the coding as a coding of its
+    own). Projections left out stay dense."""
+
+    block: int
+    parts: dict[str, BlockRLE]
+    head_starts: dict[str, np.ndarray]  # int32[heads] per coded q, k, v
+
+    @property
+    def nbytes(self) -> int:
+        return sum(e.nbytes for e in self.parts.values()) + sum(a.nbytes for a in self.head_starts.values())
+
+
+def head_starts(enc: BlockRLE, heads: int) -> np.ndarray:
+    """Stored blocks before output channel h * N / heads, for every head h (int32[heads])."""
+    before = np.concatenate([[0], np.cumsum(enc.counts, dtype=np.int64)])
+    return before[np.arange(heads) * (enc.n // heads)].astype(np.int32)
+
+
 def as_matrix(w: np.ndarray) -> np.ndarray:
     """Weights as the coded W[N, K]: FC [N, K] as they are, conv OHWI [O, kh, kw, C] in column
     order [O, kw, kh, C]."""

@@ -4,6 +4,9 @@ Detection: for every FC / pointwise / kxk conv layer (not depthwise) and every b
 sparse.BLOCK_SIZES that divides its input channels, the share of all-zero blocks of its int8
 weights (blocks along the input channels, sparse.as_matrix). A (layer, b) is a *candidate* when
 that share is at least MIN_SPARSITY and its coding is smaller than the dense int8 weights.
+An attention op is one layer whose projections (Q, K, V, O; with FWSA the fused one in Q's
+place) are each coded with b where that projection alone meets the same two conditions
+(sparse.ProjectionCodings); the layer is a candidate when at least one is.
 
 Choice: the compiler measures every candidate on the Cortex-M (one firmware per block size, every
 candidate layer coded with it, QEMU -icount: per-layer instruction counts are exact and do not
@@ -33,7 +36,7 @@ class LayerSparsity:
     name: str
     dense_bytes: int
     sparsity: dict[int, float]  # block size -> share of all-zero blocks
-    codings: dict[int, sparse.BlockRLE] = field(default_factory=dict)  # the candidates
+    codings: dict[int, sparse.BlockRLE | sparse.ProjectionCodings] = field(default_factory=dict)  # candidates
     dense_instructions: int | None = None
     instructions: dict[int, int] = field(default_factory=dict)  # block size -> measured
     chosen: int | None = None  # block size, None: dense
@@ -48,11 +51,50 @@ class LayerSparsity:
                     chosen_bytes=self.codings[self.chosen].nbytes if self.chosen else self.dense_bytes)
 
 
+PROJECTIONS = ("q", "k", "v", "o")  # an attention op's FC sub-layers; q, k and v run per head
+
+
 def codable(op: Op) -> bool:
-    """Layers with a sparse kernel: FC and non-depthwise conv with int8 weights."""
+    """Layers with a sparse kernel: FC and non-depthwise conv with int8 weights, and attention."""
     w = op.params.get("weights")
-    return (op.kind == "fc" or (op.kind == "conv2d" and not op.params.get("depthwise"))) \
-        and isinstance(w, np.ndarray) and w.dtype == np.int8
+    return op.kind == "attention" or ((op.kind == "fc" or (op.kind == "conv2d" and not op.params.get("depthwise")))
+                                      and isinstance(w, np.ndarray) and w.dtype == np.int8)
+
+
+def _coding(m: np.ndarray, b: int, channels: int, name: str) -> sparse.BlockRLE | None:
+    """The coding of W[N, K] with blocks of b when it is a candidate (module docstring), else None."""
+    if sparse.block_sparsity(m, b) < MIN_SPARSITY:
+        return None
+    enc = sparse.encode(m, b, channels, name)
+    return enc if enc.nbytes < m.nbytes else None
+
+
+def _attention(i: int, op: Op) -> LayerSparsity:
+    """Detection for an attention op: per block size, the projections that are candidates alone."""
+    p = op.params
+    ws = {n: p[n]["weights"] for n in PROJECTIONS if p[n] is not None}
+    ls = LayerSparsity(i, op.name, sum(int(w.nbytes) for w in ws.values()), {})
+    for b in sparse.BLOCK_SIZES:
+        fits = {n: w for n, w in ws.items() if w.shape[1] % b == 0}
+        if len(fits) < len(ws):
+            continue
+        kept = [sparse.block_mask(w, b) for w in fits.values()]
+        ls.sparsity[b] = float(1.0 - sum(int(k.sum()) for k in kept) / sum(k.size for k in kept))
+        parts = {n: e for n, w in fits.items() if (e := _coding(w, b, w.shape[1], f"{op.name}.{n}")) is not None}
+        if parts:
+            ls.codings[b] = projection_codings(p, b, parts)
+    return ls
+
+
+def projection_codings(p: dict, block: int, parts: dict[str, sparse.BlockRLE] | None = None
+                       ) -> sparse.ProjectionCodings:
+    """An attention op's codings with blocks of `block` (params `p`): `parts`, or else every
+    projection coded whatever its sparsity (benchmarks), with the heads' first stored blocks."""
+    if parts is None:
+        parts = {n: sparse.encode(p[n]["weights"], block, p[n]["weights"].shape[1], n)
+                 for n in PROJECTIONS if p[n] is not None}
+    starts = {n: sparse.head_starts(e, p["heads"]) for n, e in parts.items() if n != "o"}
+    return sparse.ProjectionCodings(block, parts, starts)
 
 
 def detect(g: Graph) -> list[LayerSparsity]:
@@ -61,6 +103,9 @@ def detect(g: Graph) -> list[LayerSparsity]:
     for i, op in enumerate(g.ops):
         if not codable(op):
             continue
+        if op.kind == "attention":
+            found.append(_attention(i, op))
+            continue
         w = op.params["weights"]
         m, channels = sparse.as_matrix(w), w.shape[-1]
         ls = LayerSparsity(i, op.name, int(w.nbytes), {})
@@ -68,10 +113,8 @@ def detect(g: Graph) -> list[LayerSparsity]:
             if channels % b:
                 continue
             ls.sparsity[b] = sparse.block_sparsity(m, b)
-            if ls.sparsity[b] >= MIN_SPARSITY:
-                enc = sparse.encode(m, b, channels, op.name)
-                if enc.nbytes < w.nbytes:
-                    ls.codings[b] = enc
+            if (enc := _coding(m, b, channels, op.name)) is not None:
+                ls.codings[b] = enc
         found.append(ls)
     return found
 

@@ -2,7 +2,7 @@
 
 The fused op without FWSA must give the unfused chain's bits; the C kernel (portable and DSP
 sub-kernels, several tile sizes, with and without FWSA) must give the simulator's bits on the
-host and in QEMU; FWSA must cut the parameters by 25 % where P = E and stay within
+host and in QEMU, also with block-sparse projections; FWSA must cut the parameters by 25 % where P = E and stay within
 quantization noise of the unfused block; DFT's working memory must stay under 1/4 of the
 materialized form over the benchmark's configurations."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import compile_verified, exact_on_host_and_qemu, record
 
-from sparse_engine import attention, planner, verify, zoo
+from sparse_engine import attention, planner, sparsity, verify, zoo
 from sparse_engine.compiler import build_graph, fuse_attention
 
 
@@ -76,6 +76,48 @@ def test_attention_kernel_bit_exact_for_every_tile(tmp_path, fwsa, groups):
         attention.set_tile(g, op, tile)
         for kernels in ("dsp", "portable"):
             exact_on_host_and_qemu(g, tmp_path / f"{fwsa}{tile}{kernels}", "se_attention_s8", kernels)
+
+
+def _prune_projections(op, block: int, keep: float, seed: int) -> None:
+    """Zero random blocks of b input values in every projection's int8 weights, and all of head
+    1's V rows (a head whose coding stores nothing)."""
+    rng = np.random.default_rng(seed)
+    for name in sparsity.PROJECTIONS:
+        sp = op.params[name]
+        if sp is None:
+            continue
+        w = sp["weights"]
+        kept = rng.random((w.shape[0], w.shape[1] // block)) < keep
+        sp["weights"] = (w.reshape(w.shape[0], -1, block) * kept[:, :, None]).reshape(w.shape).astype(np.int8)
+    pd = op.params["head_dim"]
+    op.params["v"]["weights"][pd:2 * pd] = 0
+
+
+@pytest.mark.parametrize("fwsa,groups,block", [("off", 1, 4), ("off", 3, 1), ("on", 2, 8), ("off", 2, 16)])
+def test_block_sparse_projections_bit_exact(tmp_path, fwsa, groups, block):
+    """Projections coded block-sparse inside the attention op (per head from the head's first
+    stored block): host C and QEMU equal the simulator, DSP and portable, tiles S and 1; the
+    constants shrink by exactly the coding's saving."""
+    seq = 12 // groups
+    path, g, inputs = _block(tmp_path, 12, 16, 2, 16, gemm=True, groups=groups)
+    g = fuse_attention(build_graph(path), fwsa, inputs)
+    i, op = next((i, op) for i, op in enumerate(g.ops) if op.kind == "attention")
+    _prune_projections(op, block, keep=0.4, seed=block)
+    dense_bytes = g.const_bytes()
+    (ls,) = [ls for ls in sparsity.detect(g) if ls.index == i]
+    coded = ls.codings[block]
+    assert set(coded.parts) == ({"q", "v", "o"} if fwsa == "on" else {"q", "k", "v", "o"})
+    assert coded.head_starts["v"][1] == coded.head_starts["v"][0] + coded.parts["v"].counts[:16].sum()
+    sparsity.apply(g, [ls], block)
+    assert g.const_bytes() == dense_bytes - ls.dense_bytes + coded.nbytes
+    for tile in (seq, 1):
+        attention.set_tile(g, op, tile)
+        for kernels in ("dsp", "portable"):
+            exact_on_host_and_qemu(g, tmp_path / f"t{tile}{kernels}", "se_attention_s8", kernels, inputs[:3])
+            model_c = (tmp_path / f"t{tile}{kernels}" / "lib" / "model.c").read_text()
+            dsp = kernels == "dsp" and block % 4 == 0
+            assert f".sfc_v = {'se_fc_sparse_s8_dsp' if dsp else 'se_fc_sparse_s8'}," in model_c
+            assert ".fc_v = 0," in model_c
 
 
 def test_fwsa_saves_a_quarter_of_the_parameters_within_quantization_noise(tmp_path):

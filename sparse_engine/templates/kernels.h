@@ -109,6 +109,7 @@ typedef struct {
 typedef void (*se_fc_fn)(const se_fc_params_t *p, const int8_t *in, int8_t *out);
 typedef void (*se_matmul_fn)(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 typedef void (*se_softmax_fn)(const se_softmax_params_t *p, const int8_t *in, int8_t *out);
+typedef void (*se_sparse_fc_fn)(const se_sparse_fc_params_t *p, const int8_t *in, int8_t *out);
 
 /* Multi-head self-attention (sparse_engine/attention.py), depth-first: per head, K_h and V_h, then
  * per tile of `tile` query rows the Q (or, with FWSA, T) rows, scores, softmax, context rows into
@@ -117,14 +118,19 @@ typedef void (*se_softmax_fn)(const se_softmax_params_t *p, const int8_t *in, in
  * generator picked (portable or DSP). q: the per-head projection of q_n outputs per head (P, or E
  * with FWSA: the fused matrix A_h, the keys are then the input rows); k unused with FWSA. The
  * *_off fields are byte offsets into `work` (arena). The input holds `groups` sequences of `seq`
- * rows one after the other (MobileViT patches); each runs alone, through the same workspace. */
+ * rows one after the other (MobileViT patches); each runs alone, through the same workspace.
+ * A projection whose sfc_* is set runs block-sparse (sparse_engine/sparsity.py) from s*, head h
+ * from its coding's stored block *_first[h] on; its dense struct is then unused. */
 typedef struct {
     int32_t heads, seq, groups, dim, head_dim, out_dim, q_n, tile, fused, ctx_stride;
     int32_t ctx_off, k_off, v_off, q_off, s_off, c_off, o_off;
     se_fc_params_t q, k, v, o;
+    se_sparse_fc_params_t sq, sk, sv, so;
+    const int32_t *q_first, *k_first, *v_first;
     se_matmul_params_t scores, ctx;
     se_softmax_params_t softmax;
     se_fc_fn fc_q, fc_k, fc_v, fc_o;
+    se_sparse_fc_fn sfc_q, sfc_k, sfc_v, sfc_o;
     se_matmul_fn mm_scores, mm_ctx;
     se_softmax_fn sm;
 } se_attention_params_t;
