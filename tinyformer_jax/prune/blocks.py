@@ -5,8 +5,9 @@ SparseEngine's run-length coding stores or skips (sparse_engine/sparse.py), so a
 becomes exactly that many skipped blocks in the firmware. Conv weights are OIHW (blocks along I),
 Linear weights [in, out] (blocks along in).
 
-Prunable: every non-depthwise conv except the stem (3 input channels), and every Linear outside
-attention (SparseEngine fuses Q/K/V/O into one attention op that keeps them dense). Layers are
+Prunable: every non-depthwise conv except the stem (3 input channels), and every Linear, the
+attention's Q, K, V and O included (SparseEngine codes them block-sparse inside its fused
+attention op, one block size per attention; with FWSA the fused W_Q·W_Kᵀ is dense). Layers are
 grouped into *units* (unit i = model block i, the last unit = head conv + classifier) and numbered
 within their unit, so SparseNAS can give every layer its own gene. Each layer has one sparsity and
 one block size (the largest of sparse.BLOCK_SIZES up to the asked one that divides its input
@@ -21,23 +22,16 @@ from flax import nnx
 
 from sparse_engine.sparse import BLOCK_SIZES
 
-from ..models.hybrid import Attention
 from ..models.layers import Conv, Linear
 
 
 def prunable(model: nnx.Module) -> dict[tuple, int]:
     """{weight key: unit} of the prunable layers of a Hybrid (keys as in nnx.state)."""
     n_blocks = len(model.blocks)
-    attn = {path for path, m in nnx.iter_graph(model) if isinstance(m, Attention)}
     out = {}
     for path, m in nnx.iter_graph(model):
-        if isinstance(m, Conv) and not m.depthwise and path[:1] != ("stem",):
-            pass
-        elif isinstance(m, Linear) and not any(path[:len(a)] == a for a in attn):
-            pass
-        else:
-            continue
-        out[(*path, "w")] = int(path[1]) if path[0] == "blocks" else n_blocks
+        if (isinstance(m, Conv) and not m.depthwise and path[:1] != ("stem",)) or isinstance(m, Linear):
+            out[(*path, "w")] = int(path[1]) if path[0] == "blocks" else n_blocks
     return out
 
 
