@@ -68,18 +68,30 @@ def test_cost_model_matches_the_compiled_firmware(tmp_path):
 
 
 def test_cost_model_matches_the_firmware_with_2x2_patches(tmp_path):
-    """A transformer candidate with 2x2 patches (4 sequences): costed and deployed alike."""
+    """A transformer candidate with 2x2 patches (4 sequences) and its transformer pruned to 75 %
+    in blocks of 8, attention projections included: costed and deployed alike, the attention's
+    projections coded block-sparse inside the fused op."""
     model = MODEL.copy_and_resolve_references()
     model.transformer = ((16, 1, 1), (24, 2, 1, 2))
+    cand = Candidate(CAND.path, *(tuple(int(g) for g in np.repeat(unit, slots(model)))
+                                  for unit in ((1, 2, 2, 0, 2, 1), (1, 2, 2, 0, 0, 1))))
     cc = CandidateCost(model, SEARCH, "stm32f746", tmp_path / "cost")
-    est = cc(CAND)
-    rep = _compiled(cc.export(CAND, tmp_path / "cand.onnx"), tmp_path / "engine")
+    est = cc(cand)
+    rep = _compiled(cc.export(cand, tmp_path / "cand.onnx"), tmp_path / "engine")
     (block,) = rep["attention"]
     assert (block["groups"], block["seq"]) == (4, 64)
+    (coded,) = [s for s in rep["sparse_layers"] if s["index"] == block["index"]]
+    b = coded["chosen_block"]  # blocks of 8 are pruned, so 4 (two zero blocks each) may measure faster
+    assert b in (4, 8) and coded["chosen_bytes"] < 0.5 * coded["dense_bytes"]
+    assert coded["candidates"][str(b)]["instructions"] < coded["dense_instructions"]
     fw = rep["mcu"]
     assert est.arena_bytes == rep["totals"]["arena_bytes"]
     assert abs(est.flash_bytes - fw["flash_bytes"]) <= 0.02 * fw["flash_bytes"]
     assert est.instructions == pytest.approx(fw["instructions"], rel=1e-3)
+    record("2x2-patch candidate, transformer 75 % in blocks of 8 (attention coded sparse)", dict(
+        attention_block=b, attention_weight_bytes=[coded["dense_bytes"], coded["chosen_bytes"]],
+        attention_instructions=[coded["dense_instructions"], coded["candidates"][str(b)]["instructions"]],
+        flash=[est.flash_bytes, fw["flash_bytes"]], instructions=[est.instructions, fw["instructions"]]))
 
 
 def test_parallel_measurement_builds_equal_one_at_a_time(tmp_path):
