@@ -140,7 +140,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
     candidates = [ls for ls in layers if ls.codings]
     if target == "cortex-m7" and sparse != "off":
         for ls in candidates:  # the budget with the most compact coding of each layer
-            g.ops[ls.index].params["sparse"] = min(ls.codings.values(), key=lambda c: c.nbytes)
+            g.ops[ls.index].params["sparse"] = ls.smallest()
     check_budget(g, plan, profile)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

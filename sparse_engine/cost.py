@@ -163,7 +163,7 @@ class CostModel:
         cands = [ls for ls in layers if ls.codings]
         if memory_only:
             for ls in cands:
-                g.ops[ls.index].params["sparse"] = min(ls.codings.values(), key=lambda c: c.nbytes)
+                g.ops[ls.index].params["sparse"] = ls.smallest()
             return self._memory(g, plan, codegen.footprint(g, plan, self.kernels), None, len(cands))
         configs, todo, pending = [], [], set()
         for b in [0] + sparsity.blocks_to_measure(cands):

@@ -41,14 +41,27 @@ class LayerSparsity:
     instructions: dict[int, int] = field(default_factory=dict)  # block size -> measured
     chosen: int | None = None  # block size, None: dense
 
+    def weight_bytes(self, b: int | None) -> int:
+        """The layer's weight bytes with coding b (None: dense); an attention's projections left
+        out of the coding count dense, so every block size compares with the others and dense."""
+        if not b:
+            return self.dense_bytes
+        c = self.codings[b]
+        parts = getattr(c, "parts", None)
+        return c.nbytes if parts is None else c.nbytes + self.dense_bytes - sum(e.n * e.k for e in parts.values())
+
+    def smallest(self) -> sparse.BlockRLE | sparse.ProjectionCodings:
+        """The most compact coding (the budget check before the choice is measured)."""
+        return self.codings[min(self.codings, key=self.weight_bytes)]
+
     def summary(self) -> dict:
         """JSON form for the report."""
         return dict(index=self.index, name=self.name, dense_bytes=self.dense_bytes,
                     sparsity={str(b): round(s, 4) for b, s in self.sparsity.items()},
-                    candidates={str(b): dict(bytes=c.nbytes, instructions=self.instructions.get(b))
-                                for b, c in self.codings.items()},
+                    candidates={str(b): dict(bytes=self.weight_bytes(b), instructions=self.instructions.get(b))
+                                for b in self.codings},
                     dense_instructions=self.dense_instructions, chosen_block=self.chosen,
-                    chosen_bytes=self.codings[self.chosen].nbytes if self.chosen else self.dense_bytes)
+                    chosen_bytes=self.weight_bytes(self.chosen))
 
 
 PROJECTIONS = ("q", "k", "v", "o")  # an attention op's FC sub-layers; q, k and v run per head
@@ -139,9 +152,9 @@ def choose(layers: list[LayerSparsity], objective: str = "speed") -> None:
         if not faster:
             continue
         if objective == "speed":
-            ls.chosen = min(faster, key=lambda b: (ls.instructions[b], ls.codings[b].nbytes))
+            ls.chosen = min(faster, key=lambda b: (ls.instructions[b], ls.weight_bytes(b)))
         else:
-            ls.chosen = min(faster, key=lambda b: (ls.codings[b].nbytes, ls.instructions[b]))
+            ls.chosen = min(faster, key=lambda b: (ls.weight_bytes(b), ls.instructions[b]))
 
 
 def blocks_to_measure(layers: list[LayerSparsity]) -> list[int]:

@@ -120,6 +120,24 @@ def test_block_sparse_projections_bit_exact(tmp_path, fwsa, groups, block):
             assert ".fc_v = 0," in model_c
 
 
+def test_partly_pruned_attention_counts_its_dense_projections(tmp_path):
+    """Only V is pruned: the coding holds V alone, and the layer's bytes (report, size objective,
+    budget check) are V's coding plus Q, K and O dense."""
+    path, g, inputs = _block(tmp_path, 12, 16, 2, 8, gemm=True)
+    g = fuse_attention(g, "off", inputs)
+    i, op = next((i, op) for i, op in enumerate(g.ops) if op.kind == "attention")
+    w = op.params["v"]["weights"]
+    w[:, 8:] = 0  # half of every output channel: blocks of up to 8 are zero (b=1 codes larger than dense)
+    (ls,) = [ls for ls in sparsity.detect(g) if ls.index == i]
+    assert set(ls.codings) == {2, 4, 8} and all(set(c.parts) == {"v"} for c in ls.codings.values())
+    qko = sum(op.params[n]["weights"].nbytes for n in "qko")
+    for b, c in ls.codings.items():
+        assert ls.weight_bytes(b) == c.nbytes + qko < ls.dense_bytes
+    assert ls.smallest() is ls.codings[min(ls.codings, key=ls.weight_bytes)]
+    sparsity.apply(g, [ls], 8)
+    assert ls.summary()["candidates"]["8"]["bytes"] == ls.weight_bytes(8)
+
+
 def test_fwsa_saves_a_quarter_of_the_parameters_within_quantization_noise(tmp_path):
     """P = E: Q, K, V, O weights 4E^2 per head -> 3E^2. FWSA changes the arithmetic (the fused matrix
     is quantized, not W_Q and W_K), so both int8 forms are compared with the float model on inputs
