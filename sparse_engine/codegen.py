@@ -202,6 +202,8 @@ class _Emitter:
                       bias=A(p["bias"], np.int32, "bias"), mult=A(p["mult"], np.int32, "mult"),
                       shift=A(p["shift"], np.int32, "shift"), rq=self.requant(p, A, dsp),
                       scratch="scratch" if dsp else "0")
+        if fields["rq"] != "0":
+            fields.update(mult="0", shift="0")  # the table replaces them; --gc-sections drops the arrays
         scratch = pair_len(enc.k) + 4 * (out_n or enc.n) if dsp else 0  # widened pair + two rows of int32 acc
         return fields, ("se_fc_sparse_s8_dsp" if dsp else "se_fc_sparse_s8"), scratch
 
@@ -254,11 +256,9 @@ class _Emitter:
             An = lambda v, dt, what, name=name: A(v, dt, f"{name}_{what}")  # noqa: E731
             if name in coded:
                 sub, fn, sc = self.sparse_fc(sp, An, 0, coded[name], per_call[name])
-                if sub["rq"] != "0":
-                    sub.update(mult="0", shift="0")
                 fields.update({f"s{name}.{k}": v for k, v in sub.items()})
                 fields[f"sfc_{name}"] = fn
-                if name != "o":
+                if name in p["sparse"].head_starts:  # q, k, v: per head; o: one call
                     fields[f"{name}_first"] = An(p["sparse"].head_starts[name], np.int32, "head_starts")
             else:
                 sub, fn, sc = self.fc_fields(sp, An, 0)

@@ -88,12 +88,11 @@ def _attention(i: int, op: Op) -> LayerSparsity:
     ws = {n: p[n]["weights"] for n in PROJECTIONS if p[n] is not None}
     ls = LayerSparsity(i, op.name, sum(int(w.nbytes) for w in ws.values()), {})
     for b in sparse.BLOCK_SIZES:
-        fits = {n: w for n, w in ws.items() if w.shape[1] % b == 0}
-        if len(fits) < len(ws):
+        if any(w.shape[1] % b for w in ws.values()):
             continue
-        kept = [sparse.block_mask(w, b) for w in fits.values()]
+        kept = [sparse.block_mask(w, b) for w in ws.values()]
         ls.sparsity[b] = float(1.0 - sum(int(k.sum()) for k in kept) / sum(k.size for k in kept))
-        parts = {n: e for n, w in fits.items() if (e := _coding(w, b, w.shape[1], f"{op.name}.{n}")) is not None}
+        parts = {n: e for n, w in ws.items() if (e := _coding(w, b, w.shape[1], f"{op.name}.{n}")) is not None}
         if parts:
             ls.codings[b] = projection_codings(p, b, parts)
     return ls
