@@ -9,8 +9,8 @@ measured with three transformer candidates, before the patch-2 one was added.
 
 Results: not run on a GPU yet (no GPU lent so far); the cpu preset is a smoke run.
 Candidate evaluation throughput (python -m tinyformer_jax.bench candidates, 16 paths x 256 images,
-2 CPU cores, 8 emulated devices; benchmarks/candidates_cpu.json): the loop 1.21 paths/s, vmap
-0.92x, lax.map 0.77x, sharded 1.12x of it (each path's BatchNorm recalibrated once per call).
+2 CPU cores, 8 emulated devices; benchmarks/candidates_cpu.json): the loop 0.99 paths/s, vmap
+0.87x, lax.map 1.37x, sharded 1.23x of it (each path's BatchNorm recalibrated once per call).
 Training speed (python -m tinyformer_jax.bench train_step, batch 128 x 4 paths, 2 CPU cores;
 benchmarks/train_step_cpu.json): 11.3 s per step with --conv_form=unrolled, 22.8 s with lax, so the
 full budget's 39,000 steps are about 5 days on CPU; XLA's temporaries for one step are 10.8 GB.

@@ -81,6 +81,40 @@ def test_path_equals_standalone_model_with_copied_weights(trained, which):
     assert not np.allclose(path_logits(model, other, data.images[32:]), got, atol=1e-4)
 
 
+@pytest.mark.parametrize("dispatch", ["mask", "switch"])
+@pytest.mark.parametrize("which", ["largest", "patch2", "smallest", "random3"])
+def test_recalibrated_path_equals_standalone_recalibrated_alone(trained, dispatch, which):
+    """BatchNorm recalibration of a path sets exactly the statistics the standalone model gets
+    from the same batch, in both dispatch forms (the patch sizes share the MobileViT block's
+    BatchNorms: a patch-1 path must not keep the patch-2 pass's statistics)."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from tinyformer_jax.data.augment import normalize
+    from tinyformer_jax.models.hybrid import Hybrid
+    from tinyformer_jax.models.supernet import copy_shared, dispatching, num_candidates, standalone_config
+    from tinyformer_jax.train.supernet import path_logits, recalibrate_bn, recalibrating
+
+    model, data, _, _ = trained
+    counts = num_candidates(CFG.model)
+    patch2 = np.where(np.arange(len(counts)) == 3, 1, counts - 1)
+    path = dict(smallest=counts * 0, largest=counts - 1, patch2=patch2).get(
+        which, np.random.default_rng(3).integers(0, counts))
+    calib, images = data.images[:32], data.images[32:]
+    alone = Hybrid(standalone_config(CFG.model, path), rngs=nnx.Rngs(99))
+    copy_shared(model, path, alone)
+    with recalibrating(alone):
+        alone(normalize(calib))
+    want = np.asarray(alone(normalize(images)))
+    with dispatching(model, dispatch):
+        recalibrate_bn(model, np.where(path == 0, counts - 1, 0), calib)  # stale statistics first
+        recalibrate_bn(model, path, calib)
+        got = path_logits(model, path, images)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert [m.dispatch for _, m in nnx.iter_graph(model) if hasattr(m, "dispatch")] == ["mask"] * len(counts)
+    assert jnp.abs(want).max() > 1e-2
+
+
 def test_one_compiled_function_serves_every_path(trained):
     """The path is data: tracing happens once for all paths."""
     import jax.numpy as jnp
@@ -188,7 +222,8 @@ def test_conv_forms_compute_the_same_supernet():
     try:
         for form in layers.CONV_FORMS:
             layers.set_conv_form(form)
-            jaxpr = str(jax.make_jaxpr(lambda x: model(x, path))(x))
+            graphdef, state = nnx.split(model)
+            jaxpr = str(jax.make_jaxpr(lambda st, x: nnx.merge(graphdef, st)(x, path))(state, x))
             out[form] = (np.asarray(model(x, path)), nnx.grad(loss)(model), jaxpr.count("conv_general_dilated"))
     finally:
         layers.set_conv_form("unrolled")

@@ -27,12 +27,14 @@ class InvertedResidual(nnx.Module):
         self.residual = nnx.data(Residual() if stride == 1 and cin == cout else None)
 
     def __call__(self, x: jax.Array, hidden_mask: jax.Array | None = None,
-                 kernel_mask: jax.Array | None = None) -> jax.Array:
-        """Masks (supernet): `hidden_mask` [hidden] keeps the first hidden channels of a smaller
-        expansion, `kernel_mask` [k, k] the centre of a smaller depthwise kernel."""
+                 kernel_mask: jax.Array | None = None, hidden: int | None = None,
+                 kernel: int | None = None) -> jax.Array:
+        """A smaller block inside this one (supernet), masked: `hidden_mask` [hidden] keeps the
+        first hidden channels of a smaller expansion, `kernel_mask` [k, k] the centre of a smaller
+        depthwise kernel; or sliced: the first `hidden` channels and the centre `kernel`."""
         keep = (lambda h: h) if hidden_mask is None else (lambda h: h * hidden_mask[None, :, None, None])  # noqa: E731
-        h = keep(self.expand(x)) if self.expand is not None else x
-        h = self.project(keep(self.dw(h, None if kernel_mask is None else kernel_mask[None, None])))
+        h = keep(self.expand(x, out=hidden)) if self.expand is not None else x
+        h = self.project(keep(self.dw(h, None if kernel_mask is None else kernel_mask[None, None], k=kernel)))
         return self.residual(x, h) if self.residual is not None else h
 
 

@@ -102,6 +102,22 @@ def _depthwise_shifted(x: jax.Array, w: jax.Array, stride: int, pad: int) -> jax
     return out
 
 
+def _batchnorm_first(bn: nnx.BatchNorm, y: jax.Array) -> jax.Array:
+    """`bn` (channels on axis 1) applied to y's fewer channels as a BatchNorm of that width holding
+    the first ones' parameters and statistics would be; only those statistics are updated."""
+    n = y.shape[1]
+    per_channel = lambda v: v[:n, None, None]  # noqa: E731
+    mean, var = bn.mean[...][:n], bn.var[...][:n]
+    if not bn.use_running_average:
+        batch_mean = jnp.mean(y, axis=(0, 2, 3))
+        batch_var = jnp.maximum(jnp.mean(y * y, axis=(0, 2, 3)) - batch_mean * batch_mean, 0.0)
+        bn.mean[...] = bn.mean[...].at[:n].set(jax.lax.stop_gradient(bn.momentum * mean + (1 - bn.momentum) * batch_mean))
+        bn.var[...] = bn.var[...].at[:n].set(jax.lax.stop_gradient(bn.momentum * var + (1 - bn.momentum) * batch_var))
+        mean, var = batch_mean, batch_var
+    scale = jax.lax.rsqrt(per_channel(var) + bn.epsilon) * per_channel(bn.scale[...])
+    return (y - per_channel(mean)) * scale + per_channel(bn.bias[...])
+
+
 class Conv(nnx.Module):
     """Conv (optionally depthwise) + BatchNorm (until folded) or bias + optional ReLU6 + ActQuant."""
 
@@ -118,27 +134,34 @@ class Conv(nnx.Module):
         self.out = ActQuant()
         self.mode = "float"
 
-    def __call__(self, x: jax.Array, w_mask: jax.Array | None = None) -> jax.Array:
-        """`w_mask` (broadcast onto the weight): the supernet's smaller kernels inside the largest one."""
+    def __call__(self, x: jax.Array, w_mask: jax.Array | None = None, out: int | None = None,
+                 k: int | None = None) -> jax.Array:
+        """Supernet: `w_mask` (broadcast onto the weight) masks a smaller kernel inside the largest
+        one; `out` and `k` slice one instead (the first `out` output channels, the centre k x k),
+        and the input channels are always the first x.shape[1]."""
         w = self.w[...] if w_mask is None else self.w[...] * w_mask
+        rows = x.shape[1] if self.depthwise else (out or w.shape[0])
+        k = k or self.k
+        off = (self.k - k) // 2
+        w = w[:rows, :w.shape[1] if self.depthwise else x.shape[1], off:off + k, off:off + k]
         if self.mode == "quant":
             if self.bn is not None:
                 raise ValueError("fake quantization needs BatchNorm folded first (quant.fold.fold_batchnorm)")
             w = fake_quant_weight(w, 0)
-        pad = self.k // 2
+        pad = k // 2
         unrolled = _CONV_FORM == "unrolled" and self.mode != "export"
         if self.depthwise and unrolled:
             y = _depthwise_shifted(x, w, self.stride, pad)
-        elif self.k == 1 and self.stride == 1 and unrolled:
+        elif k == 1 and self.stride == 1 and unrolled:
             y = jnp.einsum("bchw,oc->bohw", x, w[:, :, 0, 0])  # measured 5x faster than a 1x1 conv on CPU
         else:
             y = jax.lax.conv_general_dilated(x, w, (self.stride, self.stride), ((pad, pad), (pad, pad)),
                                              dimension_numbers=("NCHW", "OIHW", "NCHW"),
                                              feature_group_count=x.shape[1] if self.depthwise else 1)
         if self.b is not None:
-            y = y + self.b[...][None, :, None, None]
+            y = y + self.b[...][:rows, None, None]
         if self.bn is not None:
-            y = self.bn(y)
+            y = self.bn(y) if rows == self.bn.num_features else _batchnorm_first(self.bn, y)
         if self.relu6:
             y = jnp.clip(y, 0.0, 6.0)
         return self.out(y)

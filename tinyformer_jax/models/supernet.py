@@ -1,8 +1,9 @@
 """Weight-sharing supernet: the search space of SuperNAS / SparseNAS.
 
 A *path* is an int32 array with one candidate index per choice module. The model takes it as
-data: every candidate is the largest tensors under 0/1 masks (or a select between two ops), so
-one compiled function serves every path. Candidates are listed smallest first: the path of
+data: every candidate is the largest tensors under 0/1 masks (or a select between two ops), or
+with `set_dispatch(model, "switch")` a lax.switch over the candidates (DISPATCH), so one compiled
+function serves every path. Candidates are listed smallest first: the path of
 zeros is the smallest network, `largest_path` the largest. Choice modules (config `modules`):
 
   ("downsample", cout)  0: 3x3 conv, stride 2; 1: inverted residual, stride 2, expansion
@@ -22,6 +23,9 @@ the same network, built on its own (tests/test_supernet.py checks the logits agr
 """
 from __future__ import annotations
 
+import functools
+from contextlib import contextmanager
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -30,9 +34,65 @@ from flax import nnx
 
 from ..errors import TinyFormerError
 from .hybrid import Hybrid, InvertedResidual, MobileViTBlock, Pool, TokenMasks
-from .layers import ActQuant, Conv, Linear
+from .layers import ActQuant, Conv, Linear, QRange
 
 KINDS = ("downsample", "mbv2", "transformer", "pool")
+# How the choice modules run a path's candidate (the same numbers either way; a candidate's
+# call changes only its own state, e.g. BatchNorm statistics, even where candidates share it):
+#   mask    MobileNetV2 candidates are the largest block under 0/1 masks, other choices run
+#           every candidate and select (`_select` where they share state): cheapest under vmap, where a switch would
+#           broadcast its weights to the batch of paths, and under grad (measured: a switch's
+#           backward costs more than the masked block's)
+#   switch  lax.switch over the candidates (`_switch`), MobileNetV2 candidates on their slice of
+#           the shared weights: a traced path computes only its own candidates (forward-only
+#           evaluation of one path at a time: the loop and lax.map, train/candidates.py)
+DISPATCH = ("mask", "switch")
+
+
+def _changing(module: nnx.Module) -> list[type]:
+    """The variable types a call of `module` writes in its current modes: BatchNorm statistics in
+    train mode, activation ranges while calibrating."""
+    mods = [m for _, m in nnx.iter_graph(module)]
+    return ([nnx.BatchStat] * any(isinstance(m, nnx.BatchNorm) and not m.use_running_average for m in mods) +
+            [QRange] * any(isinstance(m, ActQuant) and m.mode == "calibrate" for m in mods))
+
+
+def _switch(module: nnx.Module, index: jax.Array, branches: list, *operands):
+    """lax.switch over `branch(module, *operands)` that carries through, and writes back, only the
+    state the call changes (`_changing`): an eval-mode call writes nothing."""
+    changing = _changing(module)
+    if not changing:
+        return jax.lax.switch(index, [lambda *ops, b=b: b(module, *ops) for b in branches], *operands)
+    graphdef, state, rest = nnx.split(module, nnx.Any(*changing), ...)
+
+    def carrying_state(branch):
+        def run(state, *ops):
+            m = nnx.merge(graphdef, state, rest)
+            return branch(m, *ops), nnx.split(m, nnx.Any(*changing), ...)[1]
+        return run
+
+    out, state = jax.lax.switch(index, [carrying_state(b) for b in branches], state, *operands)
+    nnx.update(module, state)
+    return out
+
+
+def _select(module: nnx.Module, index: jax.Array, branches: list, *operands):
+    """`_switch`'s result computed the vmap-friendly way: every branch runs from the same state,
+    then the outputs and changed state of branch `index` are selected. (A vmapped switch would
+    broadcast every weight it closes over to the batch of paths.)"""
+    changing = _changing(module)
+    pick = lambda first, *rest: functools.reduce(  # noqa: E731
+        lambda acc, iv: jnp.where(index == iv[0], iv[1], acc), enumerate(rest, 1), first)
+    if not changing:
+        return jax.tree.map(pick, *[b(module, *operands) for b in branches])
+    graphdef, state, rest = nnx.split(module, nnx.Any(*changing), ...)
+    outs, states = [], []
+    for b in branches:
+        m = nnx.merge(graphdef, state, rest, copy=True)
+        outs.append(b(m, *operands))
+        states.append(nnx.split(m, nnx.Any(*changing), ...)[1])
+    nnx.update(module, jax.tree.map(pick, *states))
+    return jax.tree.map(pick, *outs)
 
 
 def _prefix_mask(size: int, keep: jax.Array) -> jax.Array:
@@ -43,9 +103,12 @@ class ChoiceDownsample(nnx.Module):
     def __init__(self, cin: int, cout: int, expand: int, *, rngs: nnx.Rngs):
         self.conv = Conv(cin, cout, 3, stride=2, rngs=rngs)
         self.ir = InvertedResidual(cin, cout, expand, 2, rngs=rngs)
+        self.dispatch = "mask"
 
     def __call__(self, x: jax.Array, choice: jax.Array) -> jax.Array:
-        return jnp.where(choice == 0, self.conv(x), self.ir(x))
+        if self.dispatch == "switch":
+            return _switch(self, choice, [lambda m, x: m.conv(x), lambda m, x: m.ir(x)], x)
+        return jnp.where(choice == 0, self.conv(x), self.ir(x))  # candidates share no state
 
 
 class ChoiceMBV2(nnx.Module):
@@ -53,8 +116,13 @@ class ChoiceMBV2(nnx.Module):
         self.expand, self.kernel = tuple(e for e, _ in candidates), tuple(k for _, k in candidates)
         self.cin, self.kmax = cin, max(self.kernel)
         self.block = InvertedResidual(cin, cout, max(self.expand), 1, self.kmax, rngs=rngs)
+        self.dispatch = "mask"
 
     def __call__(self, x: jax.Array, choice: jax.Array) -> jax.Array:
+        if self.dispatch == "switch":
+            branches = [lambda m, x, e=e, k=k: m.block(x, hidden=m.cin * e, kernel=k)
+                        for e, k in zip(self.expand, self.kernel)]
+            return _switch(self, choice, branches, x)
         hidden = _prefix_mask(self.cin * max(self.expand), self.cin * jnp.asarray(self.expand)[choice])
         off = (self.kmax - jnp.asarray(self.kernel)[choice]) // 2
         r = jnp.arange(self.kmax)
@@ -67,26 +135,58 @@ class ChoiceTransformer(nnx.Module):
         self.table = tuple((*(int(v) for v in c[:3]), int(c[3]) if len(c) > 3 else 1) for c in candidates)
         self.emax, self.hmax, depth = (max(c[i] for c in self.table) for i in range(3))  # (dim, heads, layers, patch)
         self.patches = tuple(sorted({c[3] for c in self.table}))
+        self.patch_index = tuple(self.patches.index(c[3]) for c in self.table)
         self.head_dim, self.mlp_ratio = head_dim, mlp_ratio
         self.block = MobileViTBlock(channels, self.emax, self.hmax, depth, mlp_ratio, head_dim, rngs=rngs)
+        self.dispatch = "mask"
 
     def __call__(self, x: jax.Array, choice: jax.Array) -> jax.Array:
-        dim, heads, depth, patch = (jnp.asarray(self.table)[choice, i] for i in range(4))
+        dim, heads, depth = (jnp.asarray(self.table)[choice, i] for i in range(3))
         masks = TokenMasks(dim=_prefix_mask(self.emax, dim),
                            heads=_prefix_mask(self.hmax * self.head_dim, heads * self.head_dim),
                            hidden=_prefix_mask(self.emax * self.mlp_ratio, dim * self.mlp_ratio), depth=depth)
-        out = self.block(x, masks, self.patches[0])
-        for p in self.patches[1:]:
-            out = jnp.where(patch == p, self.block(x, masks, p), out)
-        return out
+        if len(self.patches) == 1:
+            return self.block(x, masks, self.patches[0])
+        branches = [lambda m, x, masks, p=p: m.block(x, masks, p) for p in self.patches]
+        # the patch sizes share the block's state: `_select`, not a plain select, in the mask form
+        return (_switch if self.dispatch == "switch" else _select)(
+            self, jnp.asarray(self.patch_index)[choice], branches, x, masks)
 
 
 class ChoicePool(nnx.Module):
     def __init__(self):
         self.avg, self.max = Pool("avg"), Pool("max")
+        self.dispatch = "mask"
 
     def __call__(self, x: jax.Array, choice: jax.Array) -> jax.Array:
+        if self.dispatch == "switch":
+            return _switch(self, choice, [lambda m, x: m.avg(x), lambda m, x: m.max(x)], x)
         return jnp.where(choice == 0, self.avg(x), self.max(x))
+
+
+def _choices(model: nnx.Module) -> list[nnx.Module]:
+    return [m for _, m in nnx.iter_graph(model)
+            if isinstance(m, (ChoiceDownsample, ChoiceMBV2, ChoiceTransformer, ChoicePool))]
+
+
+def set_dispatch(model: nnx.Module, form: str) -> None:
+    """How every choice module runs a path's candidate (DISPATCH), for programs traced from now on."""
+    if form not in DISPATCH:
+        raise TinyFormerError(f"supernet dispatch {form!r}: choose one of {', '.join(DISPATCH)}")
+    for m in _choices(model):
+        m.dispatch = form
+
+
+@contextmanager
+def dispatching(model: nnx.Module, form: str):
+    """`set_dispatch(model, form)` inside the block, each module's former form after it."""
+    before = [(m, m.dispatch) for m in _choices(model)]
+    set_dispatch(model, form)
+    try:
+        yield model
+    finally:
+        for m, form_before in before:
+            m.dispatch = form_before
 
 
 def _check(cfg: ml_collections.ConfigDict) -> None:

@@ -26,7 +26,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from ..data.augment import normalize
 from ..data.cifar10 import Split
 from ..errors import TinyFormerError
-from ..models.supernet import Supernet
+from ..models.supernet import Supernet, dispatching
 from .supernet import recalibrating
 
 METHODS = ("vmap", "map", "loop", "shard")
@@ -40,11 +40,13 @@ def resolve_method(method: str) -> str:
     return "loop" if jax.default_backend() == "cpu" else "vmap"
 
 
-def _split(model: Supernet):
-    """(train graph with BatchNorm momentum 0, eval graph, BatchNorm statistics, the rest)."""
-    with recalibrating(model):
-        gd_train, stats, rest = nnx.split(model, nnx.BatchStat, ...)
-    gd_eval, _, _ = nnx.split(model, nnx.BatchStat, ...)
+def _split(model: Supernet, method: str):
+    """(train graph with BatchNorm momentum 0, eval graph, BatchNorm statistics, the rest); the
+    graphs dispatch by masks where the paths are vmapped, else by switch (models/supernet.py)."""
+    with dispatching(model, "mask" if method in ("vmap", "shard") else "switch"):
+        with recalibrating(model):
+            gd_train, stats, rest = nnx.split(model, nnx.BatchStat, ...)
+        gd_eval, _, _ = nnx.split(model, nnx.BatchStat, ...)
     return gd_train, gd_eval, stats, rest
 
 
@@ -109,7 +111,7 @@ def evaluator(model: Supernet, paths: np.ndarray, calib_images: np.ndarray, meth
         raise TinyFormerError(f"candidate evaluation method {method!r}: choose one of auto, {', '.join(METHODS)}")
     if masks is not None and len(masks) != len(paths):
         raise TinyFormerError(f"{len(masks)} mask sets for {len(paths)} candidates")
-    gd_train, gd_eval, stats, rest = _split(model)
+    gd_train, gd_eval, stats, rest = _split(model, method)
     recal, one = _compiled(gd_train, gd_eval, method, masks is not None)
     paths = jnp.asarray(paths, jnp.int32)
     calib = normalize(calib_images)
