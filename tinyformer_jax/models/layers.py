@@ -111,8 +111,9 @@ def _batchnorm_first(bn: nnx.BatchNorm, y: jax.Array) -> jax.Array:
     if not bn.use_running_average:
         batch_mean = jnp.mean(y, axis=(0, 2, 3))
         batch_var = jnp.maximum(jnp.mean(y * y, axis=(0, 2, 3)) - batch_mean * batch_mean, 0.0)
-        bn.mean[...] = bn.mean[...].at[:n].set(jax.lax.stop_gradient(bn.momentum * mean + (1 - bn.momentum) * batch_mean))
-        bn.var[...] = bn.var[...].at[:n].set(jax.lax.stop_gradient(bn.momentum * var + (1 - bn.momentum) * batch_var))
+        m = bn.momentum
+        bn.mean[...] = bn.mean[...].at[:n].set(jax.lax.stop_gradient(m * mean + (1 - m) * batch_mean))
+        bn.var[...] = bn.var[...].at[:n].set(jax.lax.stop_gradient(m * var + (1 - m) * batch_var))
         mean, var = batch_mean, batch_var
     scale = jax.lax.rsqrt(per_channel(var) + bn.epsilon) * per_channel(bn.scale[...])
     return (y - per_channel(mean)) * scale + per_channel(bn.bias[...])

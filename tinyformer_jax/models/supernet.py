@@ -3,8 +3,8 @@
 A *path* is an int32 array with one candidate index per choice module. The model takes it as
 data: every candidate is the largest tensors under 0/1 masks (or a select between two ops), or
 with `set_dispatch(model, "switch")` a lax.switch over the candidates (DISPATCH), so one compiled
-function serves every path. Candidates are listed smallest first: the path of
-zeros is the smallest network, `largest_path` the largest. Choice modules (config `modules`):
+function serves every path. Candidates are listed smallest first: the path of zeros is the
+smallest network, `largest_path` the largest. Choice modules (config `modules`):
 
   ("downsample", cout)  0: 3x3 conv, stride 2; 1: inverted residual, stride 2, expansion
                         `downsample_expand`
@@ -40,9 +40,9 @@ KINDS = ("downsample", "mbv2", "transformer", "pool")
 # How the choice modules run a path's candidate (the same numbers either way; a candidate's
 # call changes only its own state, e.g. BatchNorm statistics, even where candidates share it):
 #   mask    MobileNetV2 candidates are the largest block under 0/1 masks, other choices run
-#           every candidate and select (`_select` where they share state): cheapest under vmap, where a switch would
-#           broadcast its weights to the batch of paths, and under grad (measured: a switch's
-#           backward costs more than the masked block's)
+#           every candidate and select (`_select` where they share state): cheapest under vmap,
+#           where a switch would broadcast its weights to the batch of paths, and under grad
+#           (measured: a switch's backward costs more than the masked block's)
 #   switch  lax.switch over the candidates (`_switch`), MobileNetV2 candidates on their slice of
 #           the shared weights: a traced path computes only its own candidates (forward-only
 #           evaluation of one path at a time: the loop and lax.map, train/candidates.py)
