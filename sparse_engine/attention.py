@@ -191,7 +191,9 @@ def fold_fwsa(p: dict, x: Tensor, calib: np.ndarray) -> dict:
     bq = q["bias"].astype(np.float64) * sx * np.asarray(q["w_scale"])
     a = np.concatenate([wk[h * pd:(h + 1) * pd].T @ wq[h * pd:(h + 1) * pd] for h in range(heads)])  # [H*E, E]
     c = np.concatenate([wk[h * pd:(h + 1) * pd].T @ bq[h * pd:(h + 1) * pd] for h in range(heads)])
-    s_a = np.maximum(np.abs(a).max(axis=1), 1e-30) / 127.0
+    # a row of A can vanish while its bias does not (pruned W_Q rows under a kept W_K column): its
+    # scale is then set by the bias, held to 2^30 so the accumulator cannot overflow
+    s_a = np.maximum(np.maximum(np.abs(a).max(axis=1) / 127.0, np.abs(c) / (sx * 2.0**30)), 1e-30)
     wa = np.clip(np.rint(a / s_a[:, None]), -127, 127).astype(np.int8)
     bias = np.clip(np.rint(c / (sx * s_a)), -(2**31 - 1), 2**31 - 1).astype(np.int32)
     xf = sx * (calib.reshape(-1, seq, dim).astype(np.float64) - zx)
@@ -253,6 +255,13 @@ def set_tile(g: Graph, op: Op, tile: int) -> None:
     g.tensors[op.outputs[1]].shape = (workspace(op.params, tile)["bytes"],)
 
 
+def apply_fwsa(p: dict, x: Tensor, calib: np.ndarray) -> None:
+    """An unfused attention op's params -> FWSA: the fused projection, scores and softmax replace
+    the unfused ones, and there is no K projection."""
+    f = fold_fwsa(p, x, calib)
+    p.update(q=f.pop("t"), k=None, scores=f.pop("scores"), softmax=f.pop("softmax"), fwsa=f)
+
+
 def fuse(g: Graph, fwsa: str = "auto", calib_trace=None, invert: bool = False) -> Graph:
     """Replace every recognized attention chain by one `attention` op (tile = S until the planner
     chooses). FWSA per block by `fwsa` (auto: where fwsa_pays), each choice flipped with `invert`
@@ -278,9 +287,8 @@ def fuse(g: Graph, fwsa: str = "auto", calib_trace=None, invert: bool = False) -
                       scores=_mm_part(m.scores), softmax=dict(m.softmax.params), ctx=_mm_part(m.ctx),
                       softmax_out_scale=g.tensors[m.softmax.outputs[0]].scale,
                       costs=c, fwsa=None, sources=[o.name for o in m.ops], tile=m.seq)
-        if use:  # the fused projection, scores and softmax replace the unfused ones; no K projection
-            f = fold_fwsa(params, x, traces[x.name])
-            params.update(q=f.pop("t"), k=None, scores=f.pop("scores"), softmax=f.pop("softmax"), fwsa=f)
+        if use:
+            apply_fwsa(params, x, traces[x.name])
         work = g.add_tensor(Tensor(f"{name}.work", (0,)))
         fused = Op("attention", name, "MultiHeadAttention", [x.name], [out.name, work.name], params,
                    macs=sum(o.macs for o in m.ops))

@@ -142,27 +142,57 @@ def test_fwsa_saves_a_quarter_of_the_parameters_within_quantization_noise(tmp_pa
     """P = E: Q, K, V, O weights 4E^2 per head -> 3E^2. FWSA changes the arithmetic (the fused matrix
     is quantized, not W_Q and W_K), so both int8 forms are compared with the float model on inputs
     drawn like the calibration data: FWSA's error must stay within the unfused form's noise."""
+    c = attention.costs(2, 16, 32, 32, 32)
+    assert attention.fwsa_pays(c)
+    assert c["params_fwsa"] / c["params_unfused"] == pytest.approx(0.75, abs=0.01)
+    path = zoo.quantize_qdq(zoo.attention_block(16, 32, 2, 32, seed=3, gemm=True), tmp_path / "att.onnx")
+    e_unfused, e_fwsa, _ = _errors_vs_float(path, "auto")  # auto: FWSA pays
+    record("FWSA vs float, mean |error| in output steps (S=16, E=P=32, H=2, random weights)",
+           dict(unfused=round(float(e_unfused), 3), fwsa=round(float(e_fwsa), 3)))
+    assert e_fwsa <= 1.1 * e_unfused and e_unfused < 1.5
+
+
+def _errors_vs_float(path, fwsa: str):
+    """Mean |int8 - float| in output steps of the unfused and the FWSA form (chosen by `fwsa`, it
+    must be on) on inputs drawn like the calibration data, and the FWSA graph."""
     import onnxruntime as ort
 
     from sparse_engine.qmath import quantize
 
-    c = attention.costs(2, 16, 32, 32, 32)
-    assert attention.fwsa_pays(c)
-    assert c["params_fwsa"] / c["params_unfused"] == pytest.approx(0.75, abs=0.01)
-    path, g, _ = _block(tmp_path, 16, 32, 2, 32, gemm=True)
-    xs = np.random.default_rng(7).normal(0, 1, size=(48, 16, 32)).astype(np.float32)
+    g = build_graph(path)
     tin, tout = g.tensors[g.input], g.tensors[g.output]
+    xs = np.random.default_rng(7).normal(0, 1, size=(48, *tin.shape)).astype(np.float32)
     inputs = quantize(xs, tin.scale, tin.zero_point).reshape(len(xs), -1)
     sess = ort.InferenceSession(str(path.with_suffix(".float.onnx")))
     ref = np.stack([sess.run(None, {"x": x})[0].reshape(-1) for x in xs]) / tout.scale
     unfused = verify.simulate(g, inputs).astype(np.float64) - tout.zero_point
-    fused = fuse_attention(build_graph(path), "auto", inputs)
-    assert next(op for op in fused.ops if op.kind == "attention").params["fwsa"] is not None  # auto: it pays
-    fwsa = verify.simulate(fused, inputs).astype(np.float64) - tout.zero_point
-    e_unfused, e_fwsa = np.abs(unfused - ref).mean(), np.abs(fwsa - ref).mean()
-    record("FWSA vs float, mean |error| in output steps (S=16, E=P=32, H=2, random weights)",
+    fused = fuse_attention(build_graph(path), fwsa, inputs)
+    assert next(op for op in fused.ops if op.kind == "attention").params["fwsa"] is not None
+    out = verify.simulate(fused, inputs).astype(np.float64) - tout.zero_point
+    return np.abs(unfused - ref).mean(), np.abs(out - ref).mean(), fused
+
+
+def test_fwsa_folds_a_head_whose_query_weights_are_all_pruned(tmp_path):
+    """Head 0's W_Q pruned away, its bias kept: A_0 = W_Kᵀ W_Q vanishes, c_0 = W_Kᵀ b_Q does not.
+    Those rows' scale then comes from the bias (taken from the zero row, it made the bias saturate
+    and the fold refuse: a pruned candidate of the full search space failed to deploy). FWSA
+    stays bit-exact on host and QEMU and as close to the float model as the unfused form."""
+    from onnx import numpy_helper
+
+    model = zoo.attention_block(16, 32, 2, 32, seed=3, gemm=True)
+    q = next(n for n in model.graph.node if n.op_type == "Gemm")
+    init = next(i for i in model.graph.initializer if i.name == q.input[1])
+    w = numpy_helper.to_array(init).copy()
+    w[:, :32] = 0
+    init.CopyFrom(numpy_helper.from_array(w, init.name))
+    path = zoo.quantize_qdq(model, tmp_path / "att.onnx")
+    e_unfused, e_fwsa, g = _errors_vs_float(path, "on")
+    t = next(op for op in g.ops if op.kind == "attention").params["q"]
+    assert np.all(t["weights"][:32] == 0) and np.any(t["bias"][:32] != 0) and t["acc_bound"] < 2**31
+    record("FWSA with head 0's W_Q pruned, mean |error| vs float in output steps",
            dict(unfused=round(float(e_unfused), 3), fwsa=round(float(e_fwsa), 3)))
     assert e_fwsa <= 1.1 * e_unfused and e_unfused < 1.5
+    exact_on_host_and_qemu(g, tmp_path / "fwsa", "se_attention_s8", "dsp")
 
 
 def test_fwsa_auto_keeps_the_unfused_form_where_it_does_not_pay(tmp_path):
