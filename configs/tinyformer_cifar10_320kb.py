@@ -17,9 +17,10 @@ candidates of the 2x space took 8.6-9.1 s together on 2 CPU cores with search.bu
 kernels compiled once, constants printed as string literals; 24.8-26.4 s before, 2026-11-22), so
 the search's 32 x 20 candidates need at most about 50 min of builds. Scoring one candidate of the
 2x space on 5000 validation images (+ 512 for BatchNorm) takes 33.7 s on 2 CPU cores in the loop
-form (peak RSS 6.6 GB; 2026-11-22), so a SparseNAS stage run on CPU needs about 6 h of scoring
-besides the builds (resumable with --time_limit); the vmap form that `auto` picks on a GPU is not
-measured yet.
+form (peak RSS 6.6 GB; 2026-11-22); on 2026-11-23 (space 3, 16 candidates per call) 44.5 s in the loop
+(7.0 GB) and 35.1 s in the lax.map form that `auto` now picks on CPU (2.7 GB), so a SparseNAS stage
+run on CPU needs about 6 h of scoring besides the builds (resumable with --time_limit); the vmap
+form that `auto` picks on a GPU is not measured yet.
 
 Full shapes, tiny budget (2 steps per training stage, 4 candidates; 2026-11-22, 2 CPU cores, 9 min
 with SuperNAS): the chosen 2x-space model deploys bit-exact at flash 417,756 B, SRAM 183,124 B,
@@ -62,7 +63,7 @@ def get_config(preset: str = "full") -> ml_collections.ConfigDict:
         population=32, generations=20, parents=8, crossover=0.5, mutation_prob=0.15, max_tries_factor=20,
         sparsity_levels=(0.0, 0.3, 0.5, 0.7, 0.85), block_sizes=(1, 4, 8, 16),
         flash_bytes=0, sram_bytes=0, max_instructions=0, val_images=5000, calib_images=512, seed=1,
-        # candidates scored per compiled call and the form (train/candidates.py); auto: the loop on CPU
+        # candidates scored per compiled call and the form (train/candidates.py); auto: lax.map on CPU
         # (measured fastest there, benchmarks/candidates_masked_cpu.json), vmap on a GPU (not measured yet).
         # score_images_per_call bounds memory: 16 candidates x 1000 images of the widest space needed
         # 41 GiB of XLA temporaries (CPU memory_analysis); 2000 images per call need about 5 GiB

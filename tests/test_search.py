@@ -128,10 +128,10 @@ def test_search_stopped_by_its_time_limit_resumes_to_the_same_result(tmp_path):
     assert parts == whole
 
 
-def test_auto_scoring_form_is_the_loop_on_cpu():
+def test_auto_scoring_form_is_lax_map_on_cpu():
     from tinyformer_jax.train.candidates import resolve_method
 
-    assert [resolve_method(m) for m in ("auto", "vmap", "loop")] == ["loop", "vmap", "loop"]
+    assert [resolve_method(m) for m in ("auto", "vmap", "loop")] == ["map", "vmap", "loop"]
 
 
 @pytest.mark.parametrize("method", ["vmap", "map", "shard"])
