@@ -11,7 +11,7 @@ from configs.tinyformer_cifar10_320kb import get_config
 from sparse_engine import compiler, profiles
 from tinyformer_jax.models.supernet import num_candidates, standalone_config
 from tinyformer_jax.search.costing import CandidateCost
-from tinyformer_jax.search.space import Candidate, n_genes
+from tinyformer_jax.search.space import random_genes
 
 from conftest import record
 
@@ -24,10 +24,7 @@ N = num_candidates(CFG.model)
 @pytest.mark.parametrize("i", range(int(N.max())))
 def test_every_candidate_of_the_full_space_deploys_bit_exactly(tmp_path, i):
     path = tuple(min(i, int(n) - 1) for n in N)
-    rng = np.random.default_rng(i)
-    genes = n_genes(CFG.model)
-    cand = Candidate(path, tuple(int(v) for v in rng.integers(0, len(CFG.search.sparsity_levels), genes)),
-                     tuple(int(v) for v in rng.integers(0, len(CFG.search.block_sizes), genes)))
+    cand = random_genes(path, np.random.default_rng(i), CFG.model, CFG.search)
     onnx = CandidateCost(CFG.model, CFG.search, "stm32f746", tmp_path / "cost").export(cand, tmp_path / "c.onnx")
     rep = compiler.compile_model(onnx, tmp_path / "c", "cortex-m7", profiles.get("stm32f746"), verify_ladder=True,
                                  n_random=2, progress=lambda m: None)

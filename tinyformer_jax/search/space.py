@@ -75,12 +75,19 @@ def n_genes(model: ml_collections.ConfigDict) -> int:
     return sum(slots(model))
 
 
-def random_candidate(rng: np.random.Generator, model: ml_collections.ConfigDict,
-                     search: ml_collections.ConfigDict) -> Candidate:
+def random_genes(path: tuple[int, ...], rng: np.random.Generator, model: ml_collections.ConfigDict,
+                 search: ml_collections.ConfigDict) -> Candidate:
+    """The given path with every layer's sparsity level and block size drawn uniformly."""
     n = n_genes(model)
-    return Candidate(tuple(int(v) for v in rng.integers(0, num_candidates(model))),
+    return Candidate(tuple(path),
                      tuple(int(v) for v in rng.integers(0, len(search.sparsity_levels), n)),
                      tuple(int(v) for v in rng.integers(0, len(search.block_sizes), n)))
+
+
+def random_candidate(rng: np.random.Generator, model: ml_collections.ConfigDict,
+                     search: ml_collections.ConfigDict) -> Candidate:
+    path = tuple(int(v) for v in rng.integers(0, num_candidates(model)))
+    return random_genes(path, rng, model, search)
 
 
 def mutate(c: Candidate, rng: np.random.Generator, model: ml_collections.ConfigDict,
