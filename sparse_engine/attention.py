@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import EngineError
 from .ir import Graph, Op, Tensor
 from .lowering import multipliers, softmax_params
 from .passes import _copy_chain, _producers, operand_view, view_indices
@@ -179,6 +180,16 @@ def _asym(lo: float, hi: float) -> tuple[float, int]:
     return scale, int(np.clip(np.rint(-128 - lo / scale), -128, 127))
 
 
+def fused_acc_bound(dim: int, bias: np.ndarray, x_name: str) -> int:
+    """Worst-case |accumulator| of the fused projection T = X A^T + c over E = `dim` inputs;
+    refuses a fold that int32 cannot hold (the bias is held to 2^30, so only E >= 33,156)."""
+    bound = dim * 255 * 127 + int(np.max(np.abs(np.asarray(bias, np.int64))))
+    if bound >= 2**31:
+        raise EngineError(f"attention on '{x_name}': FWSA's fused projection (E = {dim}) may overflow its int32 "
+                          "accumulator; compile with --fwsa off")
+    return bound
+
+
 def fold_fwsa(p: dict, x: Tensor, calib: np.ndarray) -> dict:
     """The FWSA parameters of a fused attention: fused per-head projection `t` (an FC of E*H
     outputs, head h's rows h*E..), fused `scores` matmul and `softmax` params, and the calibrated
@@ -204,9 +215,7 @@ def fold_fwsa(p: dict, x: Tensor, calib: np.ndarray) -> dict:
     sc = np.stack([td[..., h * dim:(h + 1) * dim] @ xf.transpose(0, 2, 1) for h in range(heads)])
     s_s, z_s = _asym(float(sc.min()), float(sc.max()))
     mult, shift = multipliers(sx * s_a / s_t)
-    bound = dim * 255 * 127 + int(np.max(np.abs(bias.astype(np.int64))))
-    if bound >= 2**31:
-        raise ValueError("FWSA: the fused projection's accumulator may overflow")
+    bound = fused_acc_bound(dim, bias, x.name)
     t_fc = dict(weights=wa, bias=bias, mult=mult, shift=shift, in_zp=zx, out_zp=z_t, act_min=-128, act_max=127,
                 acc_bound=bound, w_scale=tuple(float(v) for v in s_a))
     m, s = multipliers([s_t * sx / s_s])

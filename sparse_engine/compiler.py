@@ -51,10 +51,15 @@ def firmware_run(g: Graph, plan: planner.Plan, kernels: str, work: Path, profile
 
 
 def measure_other_fwsa(unfused: Graph, fwsa: str, calibration, inputs, profile: MCUProfile, kernels: str,
-                       work: Path, blocks: list[dict], objects: Path | None = None) -> None:
+                       work: Path, blocks: list[dict], objects: Path | None = None, progress=print) -> None:
     """Build the model with every attention block's FWSA choice flipped and put each block's
-    Cortex-M instructions into `blocks` (other_instructions): the report's "both ways"."""
-    g = fuse_attention(unfused, fwsa, calibration, invert=True)
+    Cortex-M instructions into `blocks` (other_instructions): the report's "both ways". A flipped
+    form that cannot be built only leaves that column empty: the chosen model is unaffected."""
+    try:
+        g = fuse_attention(unfused, fwsa, calibration, invert=True)
+    except EngineError as e:
+        progress(f"[4/5] other FWSA form not measured: {e}")
+        return
     _, run = firmware_run(g, planner.plan_with_tiles(g), kernels, work, profile, inputs[:1], objects)
     for b in blocks:
         b["other_instructions"] = run.layer_instructions[b["index"]]
@@ -196,7 +201,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
         if mcu is not None and blocks:
             progress(f"[4/5] {profile.core} build and QEMU run, attention with the other FWSA choice")
             measure_other_fwsa(unfused, fwsa, calibration, inputs, profile, kernels, tmp / "other-fwsa",
-                               blocks, objects)
+                               blocks, objects, progress)
         for b in blocks:
             b.update(instructions=mcu["layer_instructions"][b["index"]] if mcu else None,
                      model_arena=plan.peak, unfused_model_arena=unfused_arena)

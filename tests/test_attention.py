@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import compile_verified, exact_on_host_and_qemu, record
+from conftest import M7, compile_verified, exact_on_host_and_qemu, record
 
 from sparse_engine import attention, planner, sparsity, verify, zoo
 from sparse_engine.compiler import build_graph, fuse_attention
@@ -193,6 +193,30 @@ def test_fwsa_folds_a_head_whose_query_weights_are_all_pruned(tmp_path):
            dict(unfused=round(float(e_unfused), 3), fwsa=round(float(e_fwsa), 3)))
     assert e_fwsa <= 1.1 * e_unfused and e_unfused < 1.5
     exact_on_host_and_qemu(g, tmp_path / "fwsa", "se_attention_s8", "dsp")
+
+
+def test_a_fold_that_cannot_be_built_fails_clearly_and_spares_the_unfused_model(tmp_path, monkeypatch):
+    """The fused projection's bound check, reached only at E >= 33,156 (the bias is held to 2^30),
+    so forced here with E = 70,000: --fwsa on fails with the one-line EngineError naming the
+    attention's input; with --fwsa off the model still deploys and the report leaves the other
+    form's column empty instead of crashing in the flipped build."""
+    from sparse_engine.compiler import compile_model
+    from sparse_engine.errors import EngineError
+
+    assert attention.fused_acc_bound(33_155, np.array([2**30]), "x") < 2**31
+    with pytest.raises(EngineError, match="attention on 'x': FWSA's fused projection \\(E = 33156\\)"):
+        attention.fused_acc_bound(33_156, np.array([2**30]), "x")
+    monkeypatch.setattr(attention, "fold_fwsa",
+                        lambda p, x, calib: attention.fused_acc_bound(70_000, p["q"]["bias"], x.name))
+    path = zoo.quantize_qdq(zoo.attention_block(16, 32, 2, 32, seed=3, gemm=True), tmp_path / "att.onnx")
+    with pytest.raises(EngineError, match="--fwsa off"):
+        compile_model(path, tmp_path / "on", "cortex-m7", M7, fwsa="on", progress=lambda *_: None)
+    lines = []
+    rep = compile_model(path, tmp_path / "off", "cortex-m7", M7, fwsa="off", progress=lines.append)
+    (b,) = rep["attention"]
+    assert not b["fwsa"] and b["instructions"] > 0 and b.get("other_instructions") is None
+    assert any("other FWSA form not measured" in m for m in lines)
+    assert f"{b['instructions']:,} / – |" in (tmp_path / "off" / "report.md").read_text()
 
 
 def test_fwsa_auto_keeps_the_unfused_form_where_it_does_not_pay(tmp_path):
