@@ -128,6 +128,41 @@ def test_search_stopped_by_its_time_limit_resumes_to_the_same_result(tmp_path):
     assert parts == whole
 
 
+class BiggerCost(FakeCost):
+    """FakeCost after a kernel change: every candidate 20 % larger."""
+
+    def __call__(self, c: Candidate, memory_only: bool = False) -> Cost:
+        old = super().__call__(c, memory_only)
+        grow = lambda v: None if v is None else int(v * 1.2)  # noqa: E731
+        return Cost(**{k: grow(v) if k.endswith(("bytes", "instructions")) else v for k, v in old.__dict__.items()})
+
+
+def test_search_resumed_with_other_kernels_costs_its_archive_again(tmp_path):
+    """A state saved under one cost key and resumed under another: every archived candidate gets the
+    new figures (fits decided again, accuracies kept for those that still fit, a parent that no longer
+    fits leaves the population); resumed under the same key, nothing is costed again."""
+    cfg = _search_cfg(generations=1, flash_bytes=70_000)
+    s = Search(MODEL, cfg, "stm32f746", FakeCost(), FakeScore(), tmp_path, cost_key="a")
+    s.run()
+    before = {k: dict(r) for k, r in s.archive.items()}
+    same = FakeCost()
+    Search(MODEL, cfg, "stm32f746", same, FakeScore(), tmp_path, cost_key="a")
+    assert same.full_calls == 0
+    bigger = BiggerCost()
+    r = Search(MODEL, _search_cfg(generations=2, flash_bytes=70_000), "stm32f746", bigger, FakeScore(), tmp_path,
+               cost_key="b")
+    assert json.loads((tmp_path / "state.json").read_text())["cost_key"] == "b"
+    assert set(r.archive) == set(before)
+    for k, row in r.archive.items():
+        want = bigger(Candidate.from_key(k), memory_only=not row["fits"])
+        assert (row["flash_bytes"], row["sram_bytes"]) == (want.flash_bytes, want.sram_bytes)
+        assert row["fits"] == (want.flash_bytes <= 70_000)
+        assert row["accuracy"] == (before[k]["accuracy"] if row["fits"] else None)
+    dropped = [k for k, row in before.items() if row["fits"] and not r.archive[k]["fits"]]
+    assert dropped and all(r.archive[c.key]["fits"] for c in r.population)
+    assert r.run()["best"]["flash_bytes"] <= 70_000
+
+
 def test_auto_scoring_form_is_lax_map_on_cpu():
     from tinyformer_jax.train.candidates import resolve_method
 

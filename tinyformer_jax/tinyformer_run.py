@@ -130,7 +130,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     cost = CandidateCost(model_cfg, cfg.search, profile, workdir / "cost" / f"space{sn['chosen']}",
                          progress=None)
     search = Search(model_cfg, cfg.search, profile, cost,
-                    lambda cs: score(supernet, model_cfg, cs, cfg.search, calib, val), workdir / "search", progress)
+                    lambda cs: score(supernet, model_cfg, cs, cfg.search, calib, val), workdir / "search", progress,
+                    cost_key=cost.sources)
     found = search.run()
     best = Candidate.from_key(found["best"]["key"])
     say(f"[3/7] SparseNAS: {found['evaluated']} candidates, {found['fitting']} fit; best {best.key}: "

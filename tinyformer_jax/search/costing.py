@@ -73,6 +73,11 @@ class CandidateCost:
         # figures measured with other kernels (engine_cost.sources_key) are measured again
         self.costs: dict[str, dict] = saved.get("costs", {}) if saved.get("sources") == self.engine.sources else {}
 
+    @property
+    def sources(self) -> str:
+        """Key of the C the figures are measured with (engine_cost.sources_key)."""
+        return self.engine.sources
+
     @functools.lru_cache(maxsize=4)
     def _model(self, path: tuple[int, ...]) -> Hybrid:
         return random_model(standalone_config(self.model_cfg, path))

@@ -7,7 +7,7 @@ after BatchNorm recalibration, on held-out training images), a generation's new 
 in batched calls. Parents are the `parents` best by accuracy; children come from crossover
 (share `crossover`) or mutation. Every candidate seen is archived with its cost and accuracy;
 the state is written after each generation (and where the run's time limit stops it), so a
-rerun continues where it stopped. The result is the best fitting candidate and the Pareto front
+rerun continues where it stopped; one with other kernels costs the archive again first. The result is the best fitting candidate and the Pareto front
 over (accuracy up, flash down, instructions down). When nothing fits, the search says so with the
 smallest figures it saw instead of returning an over-budget model.
 """
@@ -52,8 +52,11 @@ def pareto(rows: list[dict]) -> list[dict]:
 class Search:
     def __init__(self, model_cfg: ml_collections.ConfigDict, search: ml_collections.ConfigDict, profile: str,
                  cost: Callable, score: Callable[[list[Candidate]], list[float]], workdir: Path,
-                 progress: bool = True):
+                 progress: bool = True, cost_key: str | None = None):
+        """`cost_key` names the C the costs were measured with (CandidateCost.sources): a state
+        saved under another key has its archive costed again on load, accuracies kept."""
         self.model_cfg, self.cfg, self.cost, self.score = model_cfg, search, cost, score
+        self.cost_key = cost_key
         self.profile, self.max_instr = limits(search, profile)
         self.file = Path(workdir) / "state.json"
         self.progress = progress
@@ -66,10 +69,27 @@ class Search:
         if stale:
             raise TinyFormerError(f"{self.file}: written for another search space (candidate {stale[0]}, this one has "
                                   f"{genes[0]} modules and {genes[1]} layer genes); use a new --workdir")
+        if self.archive and st.get("cost_key") != cost_key:
+            self._recost()
+
+    def _recost(self) -> None:
+        """Cost every archived candidate again (the kernels changed since they were measured):
+        accuracy does not depend on the C, fitting does; a parent that no longer fits leaves the
+        population."""
+        old, self.archive = self.archive, {}
+        for key, row in tqdm(old.items(), desc="SparseNAS: re-costing the archive (other kernels)", unit="cand",
+                             disable=not self.progress, file=sys.stderr):
+            if time_limit.expired():  # state.json keeps the old key; costs.json keeps what was measured
+                time_limit.stop(f"search re-costing its archive after {len(self.archive)}/{len(old)} candidates")
+            new = self.evaluate(Candidate.from_key(key))
+            if new["fits"]:
+                new["accuracy"] = row["accuracy"]
+        self.population = [c for c in self.population if self.archive[c.key]["fits"]]
+        self._save()
 
     def _save(self) -> None:
         write_json(self.file, dict(generation=self.generation, population=[c.key for c in self.population],
-                                   archive=self.archive), indent=0)
+                                   cost_key=self.cost_key, archive=self.archive), indent=0)
 
     def evaluate(self, c: Candidate) -> dict:
         """Archive row of `c`: memory first (no build), then instructions if it fits; accuracy
@@ -132,7 +152,7 @@ class Search:
                    desc="SparseNAS", unit="cand", disable=not self.progress, file=sys.stderr)
         while self.generation < total:
             rng = np.random.default_rng([int(cfg.seed), self.generation])
-            if self.generation == 0:
+            if self.generation == 0 or not self.population:  # (none left fitting after a re-cost)
                 pop = self._fill(lambda r: random_candidate(r, self.model_cfg, cfg), rng, bar)
             else:
                 ranked = sorted(self.population, key=lambda c: -self.archive[c.key]["accuracy"])
