@@ -104,3 +104,24 @@ def test_c_equals_simulator_on_worst_rows(n, models_dir, tmp_path):
     k, _ = _sumsq(rows.astype(np.int64) - t.zero_point, op.params["prescale"], op.params["limit"])
     assert k.min() == 0 and (k.max() > 0) == (n > 64)  # n = 384: rows with and without a pre-scale
     exact_on_host_and_qemu(g, tmp_path, "se_layernorm_s8", inputs=rows.reshape(-1, 4 * n))
+
+
+def test_negative_gamma_bit_exact_on_host_and_qemu(models_dir, tmp_path):
+    """The output stage computes MBQM as floor((x m + 2^30) / 2^31) (se_mbqm_pos): exact for
+    negative multipliers too, which a negative gamma gives. Half the channels' multipliers are
+    negated (the simulator reads the same params); also the identity itself on extreme values."""
+    a = np.array([-(2**31), -(2**31) + 1, -(2**30), -1, 0, 1, 2**30, 2**31 - 1], np.int64)
+    b = np.array([-(2**31) + 1, -(2**30) - 1, -(2**30), 2**30, 2**31 - 1], np.int64)
+    aa, bb = np.meshgrid(a, b)
+    rng = np.random.default_rng(0)
+    ra, rb = rng.integers(-(2**31), 2**31, 10_000), rng.integers(-(2**31) + 1, 2**31, 10_000)
+    for x, m in ((aa.ravel(), bb.ravel()), (ra, rb)):
+        np.testing.assert_array_equal(qmath.srdhm(x, m), (x * m + 2**30) >> 31)
+    n = 48
+    g = build_graph(quantized(dict(op="layernorm", shape=(4, n)), models_dir, "ln_neg"))
+    (op,) = [o for o in g.ops if o.kind == "layernorm"]
+    assert np.all(op.params["mult"] > 0)
+    op.params["mult"] = np.where(np.arange(n) % 2 == 0, -op.params["mult"], op.params["mult"]).astype(np.int32)
+    t = g.tensors[g.input]
+    rows = _rows(n, 8, t.scale, t.zero_point, 2)[:12]
+    exact_on_host_and_qemu(g, tmp_path, "se_layernorm_s8", inputs=rows.reshape(-1, 4 * n))

@@ -28,9 +28,9 @@ static inline int32_t se_mbqm(int32_t x, int32_t mult, int32_t shift) {
     return se_rdbpot(se_srdhm((int32_t)((uint32_t)x << left), mult), right);
 }
 
-/* se_mbqm for a multiplier >= 0, which every quantized multiplier is. Then SRDHM cannot
- * saturate and TFLite's nudge-and-truncate equals floor((x*m + 2^30) / 2^31): one 64-bit
- * multiply-accumulate and a shift. */
+/* se_mbqm for a multiplier other than INT32_MIN, which no quantized multiplier is (|m| < 2^31).
+ * Then SRDHM cannot saturate and TFLite's nudge-and-truncate equals floor((x*m + 2^30) / 2^31)
+ * for either sign of x*m: one 64-bit multiply-accumulate and a shift. */
 static inline int32_t se_mbqm_pos(int32_t x, int32_t mult, int32_t shift) {
     int32_t left = shift > 0 ? shift : 0;
     int32_t right = shift > 0 ? 0 : -shift;
