@@ -140,14 +140,16 @@ class BiggerCost(FakeCost):
 def test_search_resumed_with_other_kernels_costs_its_archive_again(tmp_path):
     """A state saved under one cost key and resumed under another: every archived candidate gets the
     new figures (fits decided again, accuracies kept for those that still fit, a parent that no longer
-    fits leaves the population); resumed under the same key, nothing is costed again."""
+    fits leaves the population); resumed under the same key, or finished (the later stages were
+    built from its result), nothing is costed again."""
     cfg = _search_cfg(generations=1, flash_bytes=70_000)
     s = Search(MODEL, cfg, "stm32f746", FakeCost(), FakeScore(), tmp_path, cost_key="a")
-    s.run()
+    result = s.run()
     before = {k: dict(r) for k, r in s.archive.items()}
     same = FakeCost()
     Search(MODEL, cfg, "stm32f746", same, FakeScore(), tmp_path, cost_key="a")
-    assert same.full_calls == 0
+    finished = Search(MODEL, cfg, "stm32f746", BiggerCost(), FakeScore(), tmp_path, cost_key="b")
+    assert same.full_calls == finished.cost.full_calls == 0 and finished.run() == result
     bigger = BiggerCost()
     r = Search(MODEL, _search_cfg(generations=2, flash_bytes=70_000), "stm32f746", bigger, FakeScore(), tmp_path,
                cost_key="b")

@@ -7,9 +7,11 @@ after BatchNorm recalibration, on held-out training images), a generation's new 
 in batched calls. Parents are the `parents` best by accuracy; children come from crossover
 (share `crossover`) or mutation. Every candidate seen is archived with its cost and accuracy;
 the state is written after each generation (and where the run's time limit stops it), so a
-rerun continues where it stopped; one with other kernels costs the archive again first. The result is the best fitting candidate and the Pareto front
-over (accuracy up, flash down, instructions down). When nothing fits, the search says so with the
-smallest figures it saw instead of returning an over-budget model.
+rerun continues where it stopped; an unfinished one resumed with other kernels costs its archive
+again first (a finished one keeps its result: later stages were built from it). The result is the
+best fitting candidate and the Pareto front over (accuracy up, flash down, instructions down).
+When nothing fits, the search says so with the smallest figures it saw instead of returning an
+over-budget model.
 """
 from __future__ import annotations
 
@@ -53,8 +55,9 @@ class Search:
     def __init__(self, model_cfg: ml_collections.ConfigDict, search: ml_collections.ConfigDict, profile: str,
                  cost: Callable, score: Callable[[list[Candidate]], list[float]], workdir: Path,
                  progress: bool = True, cost_key: str | None = None):
-        """`cost_key` names the C the costs were measured with (CandidateCost.sources): a state
-        saved under another key has its archive costed again on load, accuracies kept."""
+        """`cost_key` names the C the costs were measured with (CandidateCost.sources): an
+        unfinished search saved under another key has its archive costed again on load,
+        accuracies kept."""
         self.model_cfg, self.cfg, self.cost, self.score = model_cfg, search, cost, score
         self.cost_key = cost_key
         self.profile, self.max_instr = limits(search, profile)
@@ -69,7 +72,7 @@ class Search:
         if stale:
             raise TinyFormerError(f"{self.file}: written for another search space (candidate {stale[0]}, this one has "
                                   f"{genes[0]} modules and {genes[1]} layer genes); use a new --workdir")
-        if self.archive and st.get("cost_key") != cost_key:
+        if self.archive and st.get("cost_key") != cost_key and self.generation < int(search.generations):
             self._recost()
 
     def _recost(self) -> None:
