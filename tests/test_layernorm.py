@@ -107,7 +107,7 @@ def test_c_equals_simulator_on_worst_rows(n, models_dir, tmp_path):
 
 
 def test_negative_gamma_bit_exact_on_host_and_qemu(models_dir, tmp_path):
-    """The output stage computes MBQM as floor((x m + 2^30) / 2^31) (se_mbqm_pos): exact for
+    """The output stage computes MBQM as floor((x m + 2^30) / 2^31) (se_mbqm_floor): exact for
     negative multipliers too, which a negative gamma gives. Half the channels' multipliers are
     negated (the simulator reads the same params); also the identity itself on extreme values."""
     a = np.array([-(2**31), -(2**31) + 1, -(2**30), -1, 0, 1, 2**30, 2**31 - 1], np.int64)

@@ -291,13 +291,12 @@ static uint32_t se_isqrt32(uint32_t x) {
     return res;
 }
 
-/* LayerNorm's and BatchNorm's output stage: t = MBQM(v) in Q8, zp + round((t + b) / 256). se_mbqm_pos
+/* LayerNorm's and BatchNorm's output stage: t = MBQM(v) in Q8, zp + round((t + b) / 256). se_mbqm_floor
  * is exact for their signed multipliers too (|mult| < 2^31); t + b + 128 can pass 2^31, so it is
  * summed in 64 bits, and its >> 8 fits int32. */
 static inline __attribute__((always_inline)) int8_t se_affine_out(int32_t v, int32_t mult, int32_t shift,
                                                                   int32_t bias_q8, int32_t zp) {
-    int32_t q = (int32_t)(((int64_t)se_mbqm_pos(v, mult, shift) + bias_q8 + 128) >> 8) + zp;
-    return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+    return se_clamp((int32_t)(((int64_t)se_mbqm_floor(v, mult, shift) + bias_q8 + 128) >> 8) + zp, -128, 127);
 }
 
 static inline int32_t se_rshift_round(int32_t v, int32_t k) {

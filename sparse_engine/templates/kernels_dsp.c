@@ -5,7 +5,8 @@
  * the order in which SXTB16 and SXTB16 ROR #8 unpack a word; a k % 4 tail follows in plain order.
  * The other operand stays int8 and is unpacked four bytes at a time in registers. A 2 x 2
  * register tile (two wide rows x two int8 rows) uses every unpacked word twice.
- * Requantization is TFLite's; the multipliers are never negative, so se_mbqm_pos applies.
+ * Requantization is TFLite's through se_mbqm_floor; the multipliers are never negative, which the
+ * SMMULR forms (se_srdhm_rdiv) rely on.
  * Every kernel computes the same bits as its portable twin in kernels.c and as the simulator. */
 #include "kernels.h"
 #include "se_math.h"
@@ -19,10 +20,10 @@ typedef struct {
     int32_t step, out_zp, act_min, act_max;
 } se_req_t;
 
-/* se_mbqm_pos + zero point + clamp to the activation range. */
+/* se_mbqm_floor + zero point + clamp to the activation range. */
 static inline __attribute__((always_inline)) int8_t se_rq(int32_t acc, int32_t mult, int32_t shift, int32_t zp,
                                                           int32_t lo, int32_t hi) {
-    return se_clamp(se_mbqm_pos(acc, mult, shift) + zp, lo, hi);
+    return se_clamp(se_mbqm_floor(acc, mult, shift) + zp, lo, hi);
 }
 
 /* RDBPOT(SRDHM(x, mult), right) for mult >= 0 and |2x| < 2^31, given the doubled x2 = 2x and

@@ -31,7 +31,7 @@ static inline int32_t se_mbqm(int32_t x, int32_t mult, int32_t shift) {
 /* se_mbqm for a multiplier other than INT32_MIN, which no quantized multiplier is (|m| < 2^31).
  * Then SRDHM cannot saturate and TFLite's nudge-and-truncate equals floor((x*m + 2^30) / 2^31)
  * for either sign of x*m: one 64-bit multiply-accumulate and a shift. */
-static inline int32_t se_mbqm_pos(int32_t x, int32_t mult, int32_t shift) {
+static inline int32_t se_mbqm_floor(int32_t x, int32_t mult, int32_t shift) {
     int32_t left = shift > 0 ? shift : 0;
     int32_t right = shift > 0 ? 0 : -shift;
     int64_t ab = (int64_t)(int32_t)((uint32_t)x << left) * mult + (1LL << 30);
