@@ -73,6 +73,9 @@ class CArray:
     comment: str
 
 
+NARROW_BLOCKS = (1, 2)  # block sizes of se_fc_sparse_narrow_s8_dsp
+
+
 def pair_len(k: int) -> int:
     """int16 elements of a pair of widened rows in kernels_dsp.c (SE_PAIR_LEN)."""
     return 8 * (k // 4) + 8
@@ -192,10 +195,11 @@ class _Emitter:
     def sparse_fc(self, p: dict, A, rows: int, enc: BlockRLE | None = None, out_n: int | None = None
                   ) -> tuple[dict, str, int]:
         """Fields, kernel and scratch of an FC (or pointwise conv) whose weights carry a BlockRLE
-        coding (`enc`, default p["sparse"]); the DSP kernel takes blocks of 4m values, the rest runs
-        portable. `out_n`: the output channels of one call when a caller runs slices (attention heads)."""
+        coding (`enc`, default p["sparse"]); on the DSP, blocks of 4m values unpack with SXTB16 and
+        blocks of 1 or 2 take the channel-major kernel. `out_n`: the output channels of one call
+        when a caller runs slices (attention heads)."""
         enc = p["sparse"] if enc is None else enc
-        dsp = self.dsp and enc.block % 4 == 0
+        dsp = self.dsp and (enc.block % 4 == 0 or enc.block in NARROW_BLOCKS)
         fields = dict(rows=rows, in_k=enc.k, out_n=enc.n, block=enc.block, in_zp=p["in_zp"], out_zp=p["out_zp"],
                       act_min=p["act_min"], act_max=p["act_max"], counts=A(enc.counts, np.uint16, "counts"),
                       skips=A(enc.skips, np.uint8, "skips"), values=A(enc.values, np.int8, "values"),
@@ -204,8 +208,12 @@ class _Emitter:
                       scratch="scratch" if dsp else "0")
         if fields["rq"] != "0":
             fields.update(mult="0", shift="0")  # the table replaces them; --gc-sections drops the arrays
-        scratch = pair_len(enc.k) + 4 * (out_n or enc.n) if dsp else 0  # widened pair + two rows of int32 acc
-        return fields, ("se_fc_sparse_s8_dsp" if dsp else "se_fc_sparse_s8"), scratch
+        if not dsp:
+            return fields, "se_fc_sparse_s8", 0
+        if enc.block in NARROW_BLOCKS:  # up to 4 channel-major rows + as many rows of int32 acc
+            tile = 4 if rows == 0 or rows >= 4 else (2 if rows >= 2 else 1)  # rows 0: per call, up to 4
+            return fields, "se_fc_sparse_narrow_s8_dsp", (tile * enc.k + 1) // 2 * 2 + 2 * tile * (out_n or enc.n)
+        return fields, "se_fc_sparse_s8_dsp", pair_len(enc.k) + 4 * (out_n or enc.n)  # pair + two rows of acc
 
     def fc_fields(self, p: dict, A, rows: int) -> tuple[dict, str, int]:
         """se_fc_params_t fields, kernel and scratch of a dense FC over `rows` rows."""

@@ -115,8 +115,9 @@ def test_block_sparse_projections_bit_exact(tmp_path, fwsa, groups, block):
         for kernels in ("dsp", "portable"):
             exact_on_host_and_qemu(g, tmp_path / f"t{tile}{kernels}", "se_attention_s8", kernels, inputs[:3])
             model_c = (tmp_path / f"t{tile}{kernels}" / "lib" / "model.c").read_text()
-            dsp = kernels == "dsp" and block % 4 == 0
-            assert f".sfc_v = {'se_fc_sparse_s8_dsp' if dsp else 'se_fc_sparse_s8'}," in model_c
+            fn = "se_fc_sparse_s8" if kernels == "portable" else (
+                "se_fc_sparse_s8_dsp" if block % 4 == 0 else "se_fc_sparse_narrow_s8_dsp")
+            assert f".sfc_v = {fn}," in model_c
             assert ".fc_v = 0," in model_c
 
 

@@ -112,8 +112,10 @@ FC_CASES = {
 @pytest.mark.parametrize("name", sorted(FC_CASES))
 def test_sparse_fc_bit_exact(name, block, kernels, models_dir, tmp_path):
     g, op = sparse_layer(FC_CASES[name], models_dir, f"sp_{name}", block, keep=0.3, seed=block)
-    dsp = kernels == "dsp" and block % 4 == 0
-    kernel = "se_fc_sparse_s8_dsp" if dsp else "se_fc_sparse_s8"
+    if kernels == "portable":
+        kernel = "se_fc_sparse_s8"
+    else:
+        kernel = "se_fc_sparse_s8_dsp" if block % 4 == 0 else "se_fc_sparse_narrow_s8_dsp"
     exact_on_host_and_qemu(g, tmp_path, kernel, kernels)
 
 
@@ -134,16 +136,32 @@ def test_sparse_fc_all_zero_and_single_block(keep, models_dir, tmp_path):
         assert (out == out[0]).all()  # bias only, whatever the input
 
 
-def test_sparse_fc_gaps_over_255_blocks(models_dir, tmp_path):
-    """K = 1200 with block 4: 300 blocks per row, so a row with only its last block kept needs a filler."""
-    g, op = sparse_layer(dict(op="gemm", shape=(2, 1200), n=5), models_dir, "sp_fc_long", 4, keep=0.0)
+@pytest.mark.parametrize("block", [4, 1])
+def test_sparse_fc_gaps_over_255_blocks(block, models_dir, tmp_path):
+    """K = 1200: 300 blocks of 4 (1200 of 1) per row, so a row with only its last 4 values kept
+    needs fillers."""
+    g, op = sparse_layer(dict(op="gemm", shape=(2, 1200), n=5), models_dir, "sp_fc_long", block, keep=0.0)
     w = op.params["weights"].copy()
     w[1, -4:] = [5, -3, 2, 1]
     w[4, :4] = [1, 1, 1, 1]
     op.params["weights"] = w
-    op.params["sparse"] = sparse.encode(w, 4, 1200, op.name)
-    assert list(op.params["sparse"].skips) == [255, 43, 0]
-    exact_on_host_and_qemu(g, tmp_path, "se_fc_sparse_s8_dsp")
+    op.params["sparse"] = sparse.encode(w, block, 1200, op.name)
+    fillers = [255, 43, 0] if block == 4 else [255] * 4 + [1196 - 4 * 256, 0, 0, 0] + [0] * 4
+    assert list(op.params["sparse"].skips) == fillers
+    exact_on_host_and_qemu(g, tmp_path, "se_fc_sparse_s8_dsp" if block == 4 else "se_fc_sparse_narrow_s8_dsp")
+
+
+@pytest.mark.parametrize("block", [1, 2])
+def test_sparse_fc_narrow_blocks_tails_and_requant(block, models_dir, tmp_path):
+    """The blocks-of-1-or-2 DSP kernel where its fast paths end: K = 38 (a 2-value tail after the
+    4-channel widening), 7 rows (a tile of 4, a pair and a single row), and the rarer requantization
+    branches (block 1: a channel shifting left, so no table; block 2: the table without SSAT)."""
+    g, op = sparse_layer(dict(op="gemm", shape=(7, 38), n=9, mean=0.4), models_dir, f"sp_fc_tail{block}", block,
+                         keep=0.4, seed=block)
+    table = force_requant_branches(op.params, left=block == 1)
+    assert table is None if block == 1 else (table[:, 1] == 0).sum() == 2
+    _, ref, _ = exact_on_host_and_qemu(g, tmp_path, "se_fc_sparse_narrow_s8_dsp")
+    assert (ref == -100).any() and (ref == 90).any()
 
 
 CONV_CASES = {

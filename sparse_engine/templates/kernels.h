@@ -159,6 +159,7 @@ void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_fc_s8_dsp(const se_fc_params_t *p, const int8_t *in, int8_t *out);
 void se_fc_sparse_s8_dsp(const se_sparse_fc_params_t *p, const int8_t *in, int8_t *out);
+void se_fc_sparse_narrow_s8_dsp(const se_sparse_fc_params_t *p, const int8_t *in, int8_t *out);
 void se_conv_sparse_s8_dsp(const se_sparse_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_matmul_s8_dsp(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out);
 void se_softmax_s8_dsp(const se_softmax_params_t *p, const int8_t *in, int8_t *out);
