@@ -72,6 +72,13 @@ def exact_on_host_and_qemu(g, tmp_path: Path, kernel: str, kernels: str = "dsp",
     return inputs, ref, mcu.layer_instructions
 
 
+def sparse_fc_kernel(block: int, kernels: str = "dsp") -> str:
+    """The kernel codegen gives a block-sparse FC / pointwise layer (or an attention projection)."""
+    if kernels == "portable":
+        return "se_fc_sparse_s8"
+    return "se_fc_sparse_s8_dsp" if block % 4 == 0 else "se_fc_sparse_narrow_s8_dsp"
+
+
 def force_requant_branches(p: dict, left: bool):
     """Edit a layer's params so the rarer requantization branches run: channel 0 with right shift 0
     (or a left shift: then no table), channel 5 at shift 0 with the largest multiplier, and clamp

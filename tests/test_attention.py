@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import M7, compile_verified, exact_on_host_and_qemu, record
+from conftest import M7, compile_verified, exact_on_host_and_qemu, record, sparse_fc_kernel
 
 from sparse_engine import attention, planner, sparsity, verify, zoo
 from sparse_engine.compiler import build_graph, fuse_attention
@@ -115,9 +115,7 @@ def test_block_sparse_projections_bit_exact(tmp_path, fwsa, groups, block):
         for kernels in ("dsp", "portable"):
             exact_on_host_and_qemu(g, tmp_path / f"t{tile}{kernels}", "se_attention_s8", kernels, inputs[:3])
             model_c = (tmp_path / f"t{tile}{kernels}" / "lib" / "model.c").read_text()
-            fn = "se_fc_sparse_s8" if kernels == "portable" else (
-                "se_fc_sparse_s8_dsp" if block % 4 == 0 else "se_fc_sparse_narrow_s8_dsp")
-            assert f".sfc_v = {fn}," in model_c
+            assert f".sfc_v = {sparse_fc_kernel(block, kernels)}," in model_c
             assert ".fc_v = 0," in model_c
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import exact_on_host_and_qemu, force_requant_branches, quantized
+from conftest import exact_on_host_and_qemu, force_requant_branches, quantized, sparse_fc_kernel
 
 from sparse_engine import sparse
 from sparse_engine.compiler import build_graph
@@ -112,11 +112,7 @@ FC_CASES = {
 @pytest.mark.parametrize("name", sorted(FC_CASES))
 def test_sparse_fc_bit_exact(name, block, kernels, models_dir, tmp_path):
     g, op = sparse_layer(FC_CASES[name], models_dir, f"sp_{name}", block, keep=0.3, seed=block)
-    if kernels == "portable":
-        kernel = "se_fc_sparse_s8"
-    else:
-        kernel = "se_fc_sparse_s8_dsp" if block % 4 == 0 else "se_fc_sparse_narrow_s8_dsp"
-    exact_on_host_and_qemu(g, tmp_path, kernel, kernels)
+    exact_on_host_and_qemu(g, tmp_path, sparse_fc_kernel(block, kernels), kernels)
 
 
 @pytest.mark.parametrize("keep", [0.0, "one"])
@@ -148,7 +144,7 @@ def test_sparse_fc_gaps_over_255_blocks(block, models_dir, tmp_path):
     op.params["sparse"] = sparse.encode(w, block, 1200, op.name)
     fillers = [255, 43, 0] if block == 4 else [255] * 4 + [1196 - 4 * 256, 0, 0, 0] + [0] * 4
     assert list(op.params["sparse"].skips) == fillers
-    exact_on_host_and_qemu(g, tmp_path, "se_fc_sparse_s8_dsp" if block == 4 else "se_fc_sparse_narrow_s8_dsp")
+    exact_on_host_and_qemu(g, tmp_path, sparse_fc_kernel(block))
 
 
 @pytest.mark.parametrize("block", [1, 2])

@@ -591,9 +591,11 @@ void se_fc_sparse_s8_dsp(const se_sparse_fc_params_t *p, const int8_t *in, int8_
     }
 }
 
-/* The low (se_pk_lo) or high (se_pk_hi) halfwords of a and b as one pair: PKHBT / PKHTB. */
-static inline uint32_t se_pk_lo(uint32_t a, uint32_t b) { return (a & 0xFFFFu) | (b << 16); }
+/* The high halfwords of a and b as one pair (PKHTB); se_pair gives the low ones (PKHBT). */
 static inline uint32_t se_pk_hi(uint32_t a, uint32_t b) { return (a >> 16) | (b & 0xFFFF0000u); }
+
+/* Rows of se_fc_sparse_narrow_s8_dsp's next tile when `left` rows remain: 4, else 2, else 1. */
+static inline int32_t se_nb_tile(int32_t left) { return left >= 4 ? 4 : left >= 2 ? 2 : 1; }
 
 /* `rows` (1, 2 or 4) input rows of k values into channel-major int16, zero point subtracted: four
  * channels of every row at a time, unpacked by SXTAB16 into (x0,x2), (x1,x3) and regrouped. */
@@ -609,13 +611,13 @@ static void se_nb_widen(const int8_t *in, int32_t k, int32_t rows, int32_t off, 
             o[r] = se_sxtab16_ror8(off2, w);
         }
         if (rows == 1) {
-            d[0] = se_pk_lo(e[0], o[0]), d[1] = se_pk_hi(e[0], o[0]);
+            d[0] = se_pair(e[0], o[0]), d[1] = se_pk_hi(e[0], o[0]);
         } else if (rows == 2) {
-            d[0] = se_pk_lo(e[0], e[1]), d[1] = se_pk_lo(o[0], o[1]);
+            d[0] = se_pair(e[0], e[1]), d[1] = se_pair(o[0], o[1]);
             d[2] = se_pk_hi(e[0], e[1]), d[3] = se_pk_hi(o[0], o[1]);
         } else {
-            d[0] = se_pk_lo(e[0], e[1]), d[1] = se_pk_lo(e[2], e[3]), d[2] = se_pk_lo(o[0], o[1]);
-            d[3] = se_pk_lo(o[2], o[3]), d[4] = se_pk_hi(e[0], e[1]), d[5] = se_pk_hi(e[2], e[3]);
+            d[0] = se_pair(e[0], e[1]), d[1] = se_pair(e[2], e[3]), d[2] = se_pair(o[0], o[1]);
+            d[3] = se_pair(o[2], o[3]), d[4] = se_pk_hi(e[0], e[1]), d[5] = se_pk_hi(e[2], e[3]);
             d[6] = se_pk_hi(o[0], o[1]), d[7] = se_pk_hi(o[2], o[3]);
         }
         d += 2 * rows;
@@ -632,11 +634,11 @@ static void se_nb_widen(const int8_t *in, int32_t k, int32_t rows, int32_t off, 
  * 4 at a time, the last 1-3 in a pair and a single row. */
 void se_fc_sparse_narrow_s8_dsp(const se_sparse_fc_params_t *p, const int8_t *in, int8_t *out) {
     const int32_t k = p->in_k, b = p->block;
-    const int32_t tile = p->rows >= 4 ? 4 : p->rows >= 2 ? 2 : 1;
+    const int32_t tile = se_nb_tile(p->rows);
     int16_t *wide = p->scratch;
     int32_t *acc = (int32_t *)(void *)(p->scratch + ((tile * k + 1) & ~1));
     for (int32_t row = 0; row < p->rows;) {
-        const int32_t left = p->rows - row, rows = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        const int32_t rows = se_nb_tile(p->rows - row);
         se_nb_widen(in + row * k, k, rows, -p->in_zp, wide);
         switch (b * 4 + rows) {
         case 5: se_sparse_dot(p, wide, acc, 1, 1, 1); break;
