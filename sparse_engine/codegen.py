@@ -15,12 +15,10 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from .attention import workspace
-from .ir import Graph, Op, contiguous_strides
-from .passes import operand_view
-from .planner import Plan, dw_ring_bytes
-from .qmath import mbqm
-from .sparse import BlockRLE
+from . import bindings
+from .bindings.common import c_int
+from .ir import Graph, Op
+from .planner import Plan
 
 TEMPLATES = Path(__file__).parent / "templates"
 RUNTIME = Path(__file__).parent / "runtime"
@@ -48,22 +46,6 @@ def _byte_literals(a: np.ndarray) -> str:
     return "\n".join('    "' + "".join(_BYTE_SPELLING[b] for b in u[i:i + 64]) + '"' for i in range(0, len(u), 64))
 
 
-def _c_int(v: int) -> str:
-    v = int(v)
-    return "(-2147483647 - 1)" if v == -(2**31) else str(v)
-
-
-def _dims6(values, fill: int) -> str:
-    vals = [fill] * (6 - len(values)) + [int(v) for v in values]
-    return "{" + ", ".join(str(v) for v in vals) + "}"
-
-
-def broadcast_strides(shape, out_shape) -> list[int]:
-    """Element strides of `shape` read as `out_shape` under NumPy broadcasting (0 on broadcast axes)."""
-    shape = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
-    return [0 if d == 1 and o != 1 else s for d, o, s in zip(shape, out_shape, contiguous_strides(shape))]
-
-
 @dataclass
 class CArray:
     name: str
@@ -73,83 +55,9 @@ class CArray:
     comment: str
 
 
-NARROW_BLOCKS = (1, 2)  # block sizes of se_fc_sparse_narrow_s8_dsp
-
-
-def pair_len(k: int) -> int:
-    """int16 elements of a pair of widened rows in kernels_dsp.c (SE_PAIR_LEN)."""
-    return 8 * (k // 4) + 8
-
-
-def fast_requant(p: dict) -> int:
-    """1 when |acc| * 2^(left shift + 1) < 2^31 is proven, so the DSP kernels may use SMMULR."""
-    left = int(np.max(np.clip(np.asarray(p["shift"]), 0, None)))
-    return int(int(p["acc_bound"]) << (left + 1) < 2**31)
-
-
-def softmax_dsp_fits(p: dict, n: int) -> bool:
-    """se_softmax_s8_dsp's preconditions: exp table at most 2^16, row sums within 32 bits, no left shift."""
-    top = int(np.max(p["exp_table"]))
-    return top <= 1 << 16 and n * top < 2**31 and int(p["shift"]) <= 0
-
-
-ADD_DSP_SCRATCH = 1024  # int16 elements: se_add_s8_dsp's two 256-entry int32 term tables
-
-
-def add_dsp_fits(p: dict, a_shape, b_shape, out_shape) -> bool:
-    """se_add_s8_dsp's preconditions, under which every SRDHM of the Add is one SMMULR of the doubled
-    operand: no broadcasting; multipliers >= 0; the inputs' terms shift right only and their doubled
-    operands (x - zp) << (left_shift + 1) fit int32; every sum of two terms, shifted left by the
-    output's left shift + 1, fits int32 (the terms exact: the simulator's arithmetic over all 256
-    values of each input)."""
-    if tuple(a_shape) != tuple(out_shape) or tuple(b_shape) != tuple(out_shape):
-        return False
-    x = np.arange(-128, 128, dtype=np.int64)
-    for o in "ab":
-        widest = int(np.max(np.abs(x - p[f"{o}_zp"])))
-        if p[f"{o}_shift"] > 0 or p[f"{o}_mult"] < 0 or widest << (p["left_shift"] + 1) >= 2**31:
-            return False
-    if p["out_mult"] < 0:
-        return False
-    top = sum(int(np.max(np.abs(mbqm((x - p[f"{o}_zp"]) << p["left_shift"], p[f"{o}_mult"], p[f"{o}_shift"]))))
-              for o in "ab")
-    return top << (max(int(p["out_shift"]), 0) + 1) < 2**31
-
-
-def requant_table(mult, shift) -> np.ndarray | None:
-    """Per channel {mult, 2^(right - 1) or 0}: the DSP kernels' form of TFLite's multiplier and
-    (right) shift, in the same 8 bytes; the kernel gets `right` back with CLZ. None when a channel
-    shifts left (the kernels then decode multiplier and shift at run time)."""
-    shift = np.atleast_1d(np.asarray(shift, np.int64))
-    if np.any(shift > 0):
-        return None
-    rnd = np.left_shift(np.int64(1), -shift) >> 1
-    return np.stack([np.atleast_1d(np.asarray(mult, np.int64)), rnd], axis=1)
-
-
-def depthwise_dsp_weights(w: np.ndarray) -> np.ndarray:
-    """Depthwise weights [1, kh, kw, C] widened to int16 in the order of se_depthwise_conv2d_s8_dsp:
-    per group of four channels and per tap (w0, w2, w1, w3) (SXTB16's halfword pairs), then the
-    C % 4 tail channels tap by tap. Twice the int8 bytes, two fewer instructions per tap."""
-    taps = w.reshape(-1, w.shape[-1]).astype(np.int16)
-    c = taps.shape[1]
-    g = c // 4
-    head = taps[:, :4 * g].reshape(len(taps), g, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2)
-    return np.concatenate([head.reshape(-1), taps[:, 4 * g:].reshape(-1)])
-
-
-def _batch_offsets(view: dict, batch_shape: tuple[int, ...]) -> list[int]:
-    """Start of every matrix of a strided operand view, broadcast over the output's batch axes."""
-    vb, strides = view["shape"][:-2], view["strides"][:-2]
-    vb = (1,) * (len(batch_shape) - len(vb)) + tuple(vb)
-    strides = (0,) * (len(batch_shape) - len(strides)) + tuple(strides)
-    offs = []
-    for idx in (np.ndindex(*batch_shape) if batch_shape else [()]):
-        offs.append(view["offset"] + sum(0 if d == 1 else i * s for i, d, s in zip(idx, vb, strides)))
-    return offs
-
-
 class _Emitter:
+    """Lays out the constant arrays and asks each layer's binding (bindings.bind) for its call."""
+
     def __init__(self, g: Graph, plan: Plan, kernels: str):
         self.g, self.plan, self.dsp = g, plan, kernels == "dsp"
         self.arrays: dict[str, CArray] = {}
@@ -170,7 +78,7 @@ class _Emitter:
         elif a.dtype.itemsize == 1:
             body = _byte_literals(a)
         else:
-            lines = [", ".join(_c_int(v) for v in a[i:i + 16]) for i in range(0, len(a), 16)]
+            lines = [", ".join(c_int(v) for v in a[i:i + 16]) for i in range(0, len(a), 16)]
             body = ",\n".join("    " + ln for ln in lines)
         self.arrays[ident] = CArray(ident, ctype, max(len(a), 1), body, comment)
         self.by_content[key] = ident
@@ -187,265 +95,16 @@ class _Emitter:
             return self.array(t.data, np.int8, f"c_{name}", f"constant tensor '{name}' {t.shape}")
         return f"(arena + {self.plan.offsets[name]})"
 
-    def requant(self, p: dict, A, dsp: bool) -> str:
-        """The decoded requantization table of a DSP layer whose accumulators allow SMMULR, else NULL."""
-        table = requant_table(p["mult"], p["shift"]) if dsp and fast_requant(p) else None
-        return "0" if table is None else A(table, np.int32, "rq")
-
-    def sparse_fc(self, p: dict, A, rows: int, enc: BlockRLE | None = None, out_n: int | None = None
-                  ) -> tuple[dict, str, int]:
-        """Fields, kernel and scratch of an FC (or pointwise conv) whose weights carry a BlockRLE
-        coding (`enc`, default p["sparse"]); on the DSP, blocks of 4m values unpack with SXTB16 and
-        blocks of 1 or 2 take the channel-major kernel. `out_n`: the output channels of one call
-        when a caller runs slices (attention heads)."""
-        enc = p["sparse"] if enc is None else enc
-        dsp = self.dsp and (enc.block % 4 == 0 or enc.block in NARROW_BLOCKS)
-        fields = dict(rows=rows, in_k=enc.k, out_n=enc.n, block=enc.block, in_zp=p["in_zp"], out_zp=p["out_zp"],
-                      act_min=p["act_min"], act_max=p["act_max"], counts=A(enc.counts, np.uint16, "counts"),
-                      skips=A(enc.skips, np.uint8, "skips"), values=A(enc.values, np.int8, "values"),
-                      bias=A(p["bias"], np.int32, "bias"), mult=A(p["mult"], np.int32, "mult"),
-                      shift=A(p["shift"], np.int32, "shift"), rq=self.requant(p, A, dsp),
-                      scratch="scratch" if dsp else "0")
-        if fields["rq"] != "0":
-            fields.update(mult="0", shift="0")  # the table replaces them; --gc-sections drops the arrays
-        if not dsp:
-            return fields, "se_fc_sparse_s8", 0
-        if enc.block in NARROW_BLOCKS:  # up to 4 channel-major rows + as many rows of int32 acc
-            tile = 4 if rows == 0 or rows >= 4 else (2 if rows >= 2 else 1)  # rows 0: per call, up to 4
-            return fields, "se_fc_sparse_narrow_s8_dsp", (tile * enc.k + 1) // 2 * 2 + 2 * tile * (out_n or enc.n)
-        return fields, "se_fc_sparse_s8_dsp", pair_len(enc.k) + 4 * (out_n or enc.n)  # pair + two rows of acc
-
-    def fc_fields(self, p: dict, A, rows: int) -> tuple[dict, str, int]:
-        """se_fc_params_t fields, kernel and scratch of a dense FC over `rows` rows."""
-        kk = p["weights"].shape[1]
-        fields = dict(rows=rows, in_k=kk, out_n=p["weights"].shape[0], in_zp=p["in_zp"],
-                      out_zp=p["out_zp"], act_min=p["act_min"], act_max=p["act_max"],
-                      weights=A(p["weights"], np.int8, "weights"), bias=A(p["bias"], np.int32, "bias"),
-                      mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
-                      rq=self.requant(p, A, self.dsp), scratch="scratch" if self.dsp else "0")
-        if fields["rq"] != "0":
-            fields.update(mult="0", shift="0")  # the table replaces them; --gc-sections drops the arrays
-        return fields, ("se_fc_s8_dsp" if self.dsp else "se_fc_s8"), (pair_len(kk) if self.dsp else 0)
-
-    def softmax_fields(self, p: dict, A, rows: int, n: int) -> tuple[dict, str]:
-        right = max(-int(p["shift"]), 0)
-        fields = dict(rows=rows, n=n, mult=_c_int(p["mult"]), shift=p["shift"], out_zp=p["out_zp"],
-                      right=right, rnd=(1 << right) >> 1, exp_table=A(p["exp_table"], np.int32, "exp_table"))
-        return fields, ("se_softmax_s8_dsp" if self.dsp and softmax_dsp_fits(p, n) else "se_softmax_s8")
-
-    def matmul_fields(self, p: dict, A, m: int, k: int, n: int, a_rs: int, a_cs: int, b_ks: int, b_ns: int,
-                      a_off: list[int], b_off: list[int]) -> tuple[dict, str, int]:
-        dsp = self.dsp and (b_ks == 1 or a_cs == 1)
-        fields = dict(batch=len(a_off), m=m, k=k, n=n, a_zp=p["a_zp"], b_zp=p["b_zp"], out_zp=p["out_zp"],
-                      mult=_c_int(p["mult"]), shift=p["shift"], act_min=p["act_min"], act_max=p["act_max"],
-                      a_rs=a_rs, a_cs=a_cs, b_ks=b_ks, b_ns=b_ns,
-                      a_offsets=A(a_off, np.int32, "a_offsets"), b_offsets=A(b_off, np.int32, "b_offsets"),
-                      rq=self.requant(p, A, dsp), scratch="scratch" if dsp else "0")
-        return fields, ("se_matmul_s8_dsp" if dsp else "se_matmul_s8"), (pair_len(k) if dsp else 0)
-
-    def attention_fields(self, p: dict, A) -> tuple[dict, int]:
-        """se_attention_params_t: the sub-layers' structs with the full weights (the kernel offsets
-        them per head), their kernels, and the workspace offsets of attention.workspace."""
-        seq, pd, tile, fused = p["seq"], p["head_dim"], p["tile"], p["k"] is None
-        q_n = p["q"]["weights"].shape[0] // p["heads"]
-        ws = workspace(p, tile)
-        off = ws["offsets"]
-        fields = dict(heads=p["heads"], seq=seq, groups=p["groups"], dim=p["dim"], head_dim=pd, out_dim=p["out_dim"],
-                      q_n=q_n, tile=tile, fused=int(fused), ctx_stride=ws["ctx_stride"], ctx_off=off["ctx"],
-                      k_off=off["k"], v_off=off["v"], q_off=off["q"], s_off=off["s"], c_off=off["c"], o_off=off["o"])
-        scratch = 0
-        coded = p["sparse"].parts if p.get("sparse") is not None else {}
-        per_call = dict(q=q_n, k=pd, v=pd, o=p["out_dim"])
-        for name in ("q", "k", "v", "o"):
-            sp = p[name]
-            fields[f"fc_{name}"] = fields[f"sfc_{name}"] = "0"
-            if sp is None:
-                continue
-            An = lambda v, dt, what, name=name: A(v, dt, f"{name}_{what}")  # noqa: E731
-            if name in coded:
-                sub, fn, sc = self.sparse_fc(sp, An, 0, coded[name], per_call[name])
-                fields.update({f"s{name}.{k}": v for k, v in sub.items()})
-                fields[f"sfc_{name}"] = fn
-                if name in p["sparse"].head_starts:  # q, k, v: per head; o: one call
-                    fields[f"{name}_first"] = An(p["sparse"].head_starts[name], np.int32, "head_starts")
-            else:
-                sub, fn, sc = self.fc_fields(sp, An, 0)
-                fields.update({f"{name}.{k}": v for k, v in sub.items()})
-                fields[f"fc_{name}"] = fn
-            scratch = max(scratch, sc)
-        mm = [("scores", p["scores"], q_n, seq, q_n, 1, 1, p["dim"] if fused else pd),
-              ("ctx", p["ctx"], seq, pd, seq, 1, pd, 1)]
-        for name, mp, k, n, a_rs, a_cs, b_ks, b_ns in mm:
-            sub, fn, sc = self.matmul_fields(mp, lambda v, dt, what: A(v, dt, f"{name}_{what}"), tile, k, n,
-                                             a_rs, a_cs, b_ks, b_ns, [0], [0])
-            fields.update({f"{name}.{k2}": v for k2, v in sub.items()})
-            fields[f"mm_{name}"] = fn
-            scratch = max(scratch, sc)
-        sub, fn = self.softmax_fields(p["softmax"], A, tile, seq)
-        fields.update({f"softmax.{k}": v for k, v in sub.items()})
-        fields["sm"] = fn
-        return fields, scratch
-
-    @staticmethod
-    def conv_fields(p: dict, A, x, out, weights: str) -> dict:
-        """se_conv_params_t of a conv layer (portable form: no table, no scratch)."""
-        w = p["weights"]
-        return dict(batch=x.shape[0], in_h=x.shape[1], in_w=x.shape[2], in_c=x.shape[3], out_h=out.shape[1],
-                    out_w=out.shape[2], out_c=out.shape[3], k_h=w.shape[1], k_w=w.shape[2],
-                    stride_h=p["stride"][0], stride_w=p["stride"][1], pad_top=p["pad"][0],
-                    pad_left=p["pad"][1], dil_h=p["dilation"][0], dil_w=p["dilation"][1],
-                    depth_mult=p["depth_mult"], in_zp=p["in_zp"], out_zp=p["out_zp"], act_min=p["act_min"],
-                    act_max=p["act_max"], weights=weights, bias=A(p["bias"], np.int32, "bias"),
-                    mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
-                    rq="0", scratch="0", weights16="0", hold_rows=0, ring="0")
-
-    def sparse_conv(self, p: dict, A, x, out) -> tuple[dict, str, int]:
-        """Fields, kernel and scratch of a kxk conv whose weights carry a BlockRLE coding (column
-        order). The DSP kernel needs C % 4 == 0 and dilation 1 along x (any block size)."""
-        enc: BlockRLE = p["sparse"]
-        conv = self.conv_fields(p, A, x, out, "0")
-        c, kh, kw = x.shape[3], p["weights"].shape[1], p["weights"].shape[2]
-        dsp = self.dsp and c % 4 == 0 and p["dilation"][1] == 1
-        scratch = 0
-        if dsp:
-            ncol = (out.shape[2] - 1) * p["stride"][1] + kw
-            scratch = ncol * kh * c + 4 * out.shape[3]  # widened input columns + two pixels' accumulators
-            conv.update(scratch="scratch", rq=self.requant(p, A, True))
-            if conv["rq"] != "0":
-                conv.update(mult="0", shift="0")
-        fields = {f"conv.{f}": v for f, v in conv.items()}
-        fields.update(block=enc.block, counts=A(enc.counts, np.uint16, "counts"), skips=A(enc.skips, np.uint8, "skips"),
-                      values=A(enc.values, np.int8, "values"), hdr="0")
-        if dsp:  # the kernel reads bias and count of a channel with one LDRD
-            hdr = np.stack([np.asarray(p["bias"], np.int64), enc.counts.astype(np.int64)], axis=1)
-            fields.update({"conv.bias": "0", "counts": "0", "hdr": A(hdr, np.int32, "hdr")})
-        return fields, ("se_conv_sparse_s8_dsp" if dsp else "se_conv_sparse_s8"), scratch
-
     def layer(self, i: int, op: Op) -> dict:
-        g, p = self.g, op.params
-        ins = [g.tensors[n] for n in op.inputs]
-        out = g.tensors[op.outputs[0]]
+        """One layer's call as the template prints it: its binding's function, struct and fields."""
+        out = self.g.tensors[op.outputs[0]]
         base = f"L{i}_{op.name}"
         A = lambda v, dt, what: self.array(v, dt, f"{base}_{what}", f"layer {i} '{op.name}' {what}")  # noqa: E731
-        ptrs = [self.ptr(n) for n in op.inputs]
-        args = f"{ptrs[0]}, {self.ptr(out.name)}"
-        k = op.kind
-        scratch = 0
-        pointwise = k == "conv2d" and not p["depthwise"] and p["weights"].shape[1:3] == (1, 1) \
-            and tuple(p["stride"]) == (1, 1) and not any(p["pad"])
-        if (k == "fc" or pointwise) and p.get("sparse") is not None:
-            fields, fn, scratch = self.sparse_fc(p, A, ins[0].size // p["sparse"].k)
-            struct = "se_sparse_fc_params_t"
-        elif pointwise and self.dsp:
-            x, w = ins[0], p["weights"]  # pointwise: a fully connected layer over the pixels
-            kk = w.shape[3]
-            fields = dict(rows=x.size // kk, in_k=kk, out_n=w.shape[0], in_zp=p["in_zp"], out_zp=p["out_zp"],
-                          act_min=p["act_min"], act_max=p["act_max"], weights=A(w, np.int8, "weights"),
-                          bias=A(p["bias"], np.int32, "bias"), mult=A(p["mult"], np.int32, "mult"),
-                          shift=A(p["shift"], np.int32, "shift"), rq=self.requant(p, A, True), scratch="scratch")
-            fn, struct, scratch = "se_fc_s8_dsp", "se_fc_params_t", pair_len(kk)
-        elif k == "conv2d" and p.get("sparse") is not None:
-            fields, fn, scratch = self.sparse_conv(p, A, ins[0], out)
-            struct = "se_sparse_conv_params_t"
-        elif k == "conv2d":
-            x = ins[0]
-            w = p["weights"]
-            fields = self.conv_fields(p, A, x, out, A(w, np.int8, "weights"))
-            fn, struct = ("se_depthwise_conv2d_s8" if p["depthwise"] else "se_conv2d_s8"), "se_conv_params_t"
-            if self.dsp and p["depthwise"] and p["depth_mult"] == 1:
-                fn, scratch = fn + "_dsp", 2 * x.shape[3]
-                fields.update(weights="0", weights16=A(depthwise_dsp_weights(w), np.int16, "weights16"),
-                              scratch="scratch", rq=self.requant(p, A, True))
-            elif self.dsp and not p["depthwise"]:
-                kk = w.shape[1] * w.shape[2] * w.shape[3]
-                fn, scratch = fn + "_dsp", pair_len(kk) + (0 if x.shape[3] % 4 == 0 else (kk + 1) // 2)
-                fields.update(scratch="scratch", rq=self.requant(p, A, True))
-            if p["depthwise"] and self.plan.aliases.get(out.name) == x.name:  # in place: rows wait in a ring
-                fields.update(hold_rows=p["pad"][0] + 1, ring=f"(int8_t *)(void *)(scratch + {scratch})")
-                scratch += -(-dw_ring_bytes(op, g) // 2)
-        elif k == "fc":
-            fields, fn, scratch = self.fc_fields(p, A, ins[0].size // p["weights"].shape[1])
-            struct = "se_fc_params_t"
-        elif k == "attention":
-            fields, scratch = self.attention_fields(p, A)
-            fn, struct = "se_attention_s8", "se_attention_params_t"
-            args = f"{ptrs[0]}, {self.ptr(out.name)}, {self.ptr(op.outputs[1])}"
-        elif k == "matmul":
-            va, vb = operand_view(g, op, 0), operand_view(g, op, 1)
-            a_off, b_off = (_batch_offsets(v, tuple(out.shape[:-2])) for v in (va, vb))
-            fields, fn, scratch = self.matmul_fields(p, A, va["shape"][-2], va["shape"][-1], vb["shape"][-1],
-                                                     *va["strides"][-2:], *vb["strides"][-2:], a_off, b_off)
-            struct = "se_matmul_params_t"
-            args = f"{ptrs[0]}, {ptrs[1]}, {self.ptr(out.name)}"
-        elif k in ("add", "mul"):
-            shape = out.shape
-            fields = dict(out_shape=_dims6(shape, 1), a_strides=_dims6(broadcast_strides(ins[0].shape, shape), 0),
-                          b_strides=_dims6(broadcast_strides(ins[1].shape, shape), 0), a_zp=p["a_zp"],
-                          b_zp=p["b_zp"], out_zp=p["out_zp"], act_min=p["act_min"], act_max=p["act_max"])
-            names = (["left_shift", "a_mult", "a_shift", "b_mult", "b_shift", "out_mult", "out_shift"]
-                     if k == "add" else ["mult", "shift"])
-            fields.update({f: _c_int(p[f]) for f in names})
-            fn, struct = f"se_{k}_s8", "se_binary_params_t"
-            if k == "add" and self.dsp and add_dsp_fits(p, ins[0].shape, ins[1].shape, shape):
-                fn, scratch = fn + "_dsp", ADD_DSP_SCRATCH
-                fields.update(scratch="scratch")
-            args = f"{ptrs[0]}, {ptrs[1]}, {self.ptr(out.name)}"
-        elif k in ("avgpool", "maxpool"):
-            x = ins[0]
-            fields = dict(batch=x.shape[0], in_h=x.shape[1], in_w=x.shape[2], channels=x.shape[3],
-                          out_h=out.shape[1], out_w=out.shape[2], k_h=p["kernel"][0], k_w=p["kernel"][1],
-                          stride_h=p["stride"][0], stride_w=p["stride"][1], pad_top=p["pad"][0], pad_left=p["pad"][1],
-                          in_zp=p["in_zp"], out_zp=p["out_zp"])
-            if k == "avgpool":
-                fields.update(fixed_count=int(p["fixed_count"]), requant=0, mult=0, shift=0,
-                              count_mult=A(p["count_mult"], np.int32, "count_mult"),
-                              count_shift=A(p["count_shift"], np.int32, "count_shift"))
-            else:
-                fields.update(fixed_count=0, requant=int(p["requant"]), mult=_c_int(p["mult"]), shift=p["shift"],
-                              count_mult="0", count_shift="0")
-            fn, struct = f"se_{k}_s8", "se_pool_params_t"
-        elif k == "copy":
-            x = ins[0]
-            perm = p["perm"]
-            view = [x.shape[q] for q in perm]
-            strides = contiguous_strides(x.shape)
-            plain = tuple(perm) == tuple(range(len(perm))) and not p["requant"]
-            fields = dict(shape=_dims6(view, 1), in_strides=_dims6([strides[q] for q in perm], 0), size=out.size,
-                          plain=int(plain), requant=int(p["requant"]), mult=_c_int(p["mult"]), shift=p["shift"],
-                          in_zp=p["in_zp"], out_zp=p["out_zp"])
-            fn, struct = "se_copy_s8", "se_copy_params_t"
-        elif k == "concat":
-            ax = p["axis"]
-            fields = dict(n_inputs=len(ins), outer=int(np.prod(out.shape[:ax], dtype=np.int64)),
-                          out_inner=int(np.prod(out.shape[ax:], dtype=np.int64)), out_zp=p["out_zp"],
-                          inner=A([int(np.prod(t.shape[ax:], dtype=np.int64)) for t in ins], np.int32, "inner"),
-                          requant=A([int(r) for r in p["requant"]], np.int32, "requant"),
-                          mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
-                          in_zp=A(p["in_zp"], np.int32, "in_zp"))
-            fn, struct = "se_concat_s8", "se_concat_params_t"
-            args = "(const int8_t *const[]){" + ", ".join(ptrs) + "}, " + self.ptr(out.name)
-        elif k == "softmax":
-            n = out.shape[-1]
-            fields, fn = self.softmax_fields(p, A, out.size // n, n)
-            struct = "se_softmax_params_t"
-        elif k in ("layernorm", "affine"):
-            n = out.shape[-1]
-            fields = dict(rows=out.size // n, n=n, in_zp=p["in_zp"], out_zp=p["out_zp"],
-                          prescale=int(p.get("prescale", 0)), eps_term=int(p.get("eps_term", 0)),
-                          limit=int(p.get("limit", 0)),
-                          mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
-                          bias_q8=A(p["bias_q8"], np.int32, "bias_q8"))
-            fn, struct = f"se_{k}_s8", "se_norm_params_t"
-        elif k == "lut":
-            fields = dict(size=out.size, table=A(p["table"], np.int8, "table"))
-            fn, struct = "se_lut_s8", "se_lut_params_t"
-        else:
-            raise AssertionError(f"no C emitter for IR op kind {k}")
-        self.scratch = max(self.scratch, scratch)
-        if fields.get("rq", "0") != "0" and k != "matmul":
-            fields.update(mult="0", shift="0")  # the table replaces them; --gc-sections drops the arrays
-        return dict(index=i, name=op.name, onnx_op=op.onnx_op, fn=fn, struct=struct, out_shape=list(out.shape),
-                    fields=[(f, str(v)) for f, v in fields.items()], args=args)
+        c = bindings.bind(self, op, A)
+        self.scratch = max(self.scratch, c.scratch)
+        args = c.args if c.args is not None else f"{self.ptr(op.inputs[0])}, {self.ptr(out.name)}"
+        return dict(index=i, name=op.name, onnx_op=op.onnx_op, fn=c.fn, struct=c.struct, out_shape=list(out.shape),
+                    fields=[(f, str(v)) for f, v in c.fields.items()], args=args)
 
 
 def footprint(g: Graph, plan: Plan, kernels: str = "dsp") -> tuple[list[str], int]:

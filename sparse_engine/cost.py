@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import codegen, planner, sparsity, toolchain, verify
+from . import bindings, codegen, planner, sparsity, toolchain, verify
 from .compiler import firmware_run
 from .ir import Graph
 from .profiles import MCUProfile
@@ -84,26 +84,12 @@ def _structure(v):
     if isinstance(v, np.ndarray):
         return ("a", v.shape, str(v.dtype))
     if isinstance(v, dict):
-        return tuple(sorted((k, _structure(x)) for k, x in v.items() if not _value_key(k))) + _code_path(v)
+        return tuple(sorted((k, _structure(x)) for k, x in v.items() if not _value_key(k))) + bindings.code_path(v)
     if isinstance(v, (list, tuple)):
         return tuple(_structure(x) for x in v)
     if isinstance(v, (np.integer, np.floating)):
         return v.item()
     return v if isinstance(v, (int, float, str, bool, type(None))) else repr(type(v))
-
-
-def _code_path(p: dict) -> tuple:
-    """The branches the generated C takes from requantization values (codegen's own tests)."""
-    out = ()
-    if "acc_bound" in p and "shift" in p:
-        out += (("fast_requant", codegen.fast_requant(p)),)
-    if "mult" in p and "shift" in p:
-        out += (("left_shift", bool(np.any(np.asarray(p["shift"]) > 0))),)
-    if "exp_table" in p:
-        out += (("exp_top", int(np.max(p["exp_table"])) <= 1 << 16),)
-    if "a_shift" in p and "b_shift" in p:  # se_add_s8_dsp skips the rounding of right shift 0
-        out += (("add_right0", int(p["a_shift"] == 0) + int(p["b_shift"] == 0), int(p["out_shift"] >= 0)),)
-    return out
 
 
 def sources_key(profile: MCUProfile, kernels: str) -> str:

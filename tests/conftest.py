@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sparse_engine import codegen, planner, profiles, toolchain, verify, zoo  # noqa: E402
+from sparse_engine.bindings import sparse_fc  # noqa: E402
+from sparse_engine.bindings.common import requant_table  # noqa: E402
 from sparse_engine.compiler import compile_model  # noqa: E402
 
 M7 = profiles.get("stm32f746")
@@ -74,20 +76,18 @@ def exact_on_host_and_qemu(g, tmp_path: Path, kernel: str, kernels: str = "dsp",
 
 def sparse_fc_kernel(block: int, kernels: str = "dsp") -> str:
     """The kernel codegen gives a block-sparse FC / pointwise layer (or an attention projection)."""
-    if kernels == "portable":
-        return "se_fc_sparse_s8"
-    return "se_fc_sparse_s8_dsp" if block % 4 == 0 else "se_fc_sparse_narrow_s8_dsp"
+    return sparse_fc.kernel(block, kernels == "dsp")
 
 
 def force_requant_branches(p: dict, left: bool):
     """Edit a layer's params so the rarer requantization branches run: channel 0 with right shift 0
     (or a left shift: then no table), channel 5 at shift 0 with the largest multiplier, and clamp
-    bounds narrower than int8. Returns codegen.requant_table of the result."""
+    bounds narrower than int8. Returns bindings.common.requant_table of the result."""
     p["shift"], p["mult"] = np.asarray(p["shift"]).copy(), np.asarray(p["mult"]).copy()
     p["shift"][[0, 5]] = [1 if left else 0, 0]
     p["mult"][[0, 5]] = [1 << 30, (1 << 31) - 1]
     p["act_min"], p["act_max"] = -100, 90
-    return codegen.requant_table(p["mult"], p["shift"])
+    return requant_table(p["mult"], p["shift"])
 
 
 MEASUREMENTS = ROOT / "build" / "test-measurements.jsonl"

@@ -9,7 +9,9 @@ import pytest
 from conftest import compile_verified, exact_on_host_and_qemu, force_requant_branches, quantized, record
 
 from sparse_engine.bench.kernels import kernel_code
-from sparse_engine.codegen import add_dsp_fits, fast_requant, softmax_dsp_fits
+from sparse_engine.bindings.binary import add_dsp_fits
+from sparse_engine.bindings.common import fast_requant
+from sparse_engine.bindings.softmax import dsp_fits as softmax_dsp_fits
 from sparse_engine.compiler import build_graph
 
 CASES = {

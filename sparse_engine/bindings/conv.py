@@ -1,0 +1,52 @@
+"""Dense convolution (not depthwise): se_conv2d_s8 (portable, any geometry) and se_conv2d_s8_dsp
+(any geometry: each output pixel's patch widened into scratch, two pixels at a time; inputs whose
+channels are not a multiple of 4 add a tail of (K + 1) / 2)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Op, Tensor
+from .common import ArrayFn, Call, Emit, pair_len, rq_table
+
+STRUCT = "se_conv_params_t"
+
+
+def kernel(dsp: bool) -> str:
+    return "se_conv2d_s8_dsp" if dsp else "se_conv2d_s8"
+
+
+def claims(op: Op, dsp: bool) -> bool:
+    return op.kind == "conv2d" and not op.params["depthwise"]
+
+
+def fields(p: dict, A: ArrayFn, x: Tensor, out: Tensor, weights: str) -> dict:
+    """se_conv_params_t of a conv layer, depthwise or not, in its portable form (no table, no scratch)."""
+    w = p["weights"]
+    return dict(batch=x.shape[0], in_h=x.shape[1], in_w=x.shape[2], in_c=x.shape[3], out_h=out.shape[1],
+                out_w=out.shape[2], out_c=out.shape[3], k_h=w.shape[1], k_w=w.shape[2],
+                stride_h=p["stride"][0], stride_w=p["stride"][1], pad_top=p["pad"][0],
+                pad_left=p["pad"][1], dil_h=p["dilation"][0], dil_w=p["dilation"][1],
+                depth_mult=p["depth_mult"], in_zp=p["in_zp"], out_zp=p["out_zp"], act_min=p["act_min"],
+                act_max=p["act_max"], weights=weights, bias=A(p["bias"], np.int32, "bias"),
+                mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
+                rq="0", scratch="0", weights16="0", hold_rows=0, ring="0")
+
+
+def with_table(f: dict, p: dict, A: ArrayFn) -> dict:
+    """A DSP conv's fields: scratch and the requantization table, which then replaces mult/shift."""
+    f.update(scratch="scratch", rq=rq_table(p, A, True))
+    if f["rq"] != "0":
+        f.update(mult="0", shift="0")
+    return f
+
+
+def emit(em: Emit, op: Op, A: ArrayFn) -> Call:
+    p = op.params
+    x, out = em.g.tensors[op.inputs[0]], em.g.tensors[op.outputs[0]]
+    w = p["weights"]
+    f = fields(p, A, x, out, A(w, np.int8, "weights"))
+    if not em.dsp:
+        return Call(kernel(False), STRUCT, f)
+    kk = w.shape[1] * w.shape[2] * w.shape[3]
+    scratch = pair_len(kk) + (0 if x.shape[3] % 4 == 0 else (kk + 1) // 2)
+    return Call(kernel(True), STRUCT, with_table(f, p, A), scratch)
