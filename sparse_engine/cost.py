@@ -98,8 +98,8 @@ def sources_key(profile: MCUProfile, kernels: str) -> str:
     A cache made under another key is measured again, so a kernel change never reuses stale counts."""
     h = hashlib.sha1(repr((profile.name, profile.cflags, kernels)).encode())
     for d in (codegen.TEMPLATES, codegen.RUNTIME):
-        for f in sorted(d.iterdir()):
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        for f in sorted(p for p in d.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(d)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:20]
 
 

@@ -20,12 +20,7 @@ from .lowering import attr
 from .errors import EngineError, node_error
 from .ir import Graph, Op, Tensor
 
-SUPPORTED = {
-    "Conv", "Gemm", "MatMul", "Add", "Mul", "Relu", "Clip", "AveragePool", "GlobalAveragePool",
-    "MaxPool", "Reshape", "Flatten", "Transpose", "Concat", "Softmax", "LayerNormalization",
-    "Gelu", "Sigmoid", "BatchNormalization", "Squeeze", "Unsqueeze", "Identity", "Tanh",
-    "LeakyRelu", "HardSwish", "HardSigmoid",
-}
+SUPPORTED = frozenset(lowering.LOWER)  # the op types with a lowering function
 FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
 
 

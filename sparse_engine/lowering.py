@@ -7,18 +7,33 @@ s_in*s_w. Ops TFLite lacks document their integer algorithm in the simulator.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 
 from . import qmath
 from .errors import node_error
-from .ir import Op, Tensor
+from .ir import Graph, Op, Tensor
 
 if TYPE_CHECKING:
     import onnx
 
-    from .frontend import _Importer
+
+class Importer(Protocol):
+    """What a lowering function asks of the frontend's importer (frontend._Importer implements it;
+    lowering never imports the frontend)."""
+
+    graph: Graph
+    opset: int
+    const_dq: dict  # initializer name -> frontend.ConstQ
+
+    def act(self, name: str, node: "onnx.NodeProto") -> Tensor: ...
+
+    def weights(self, name: str, node: "onnx.NodeProto", channel_axis: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def bias(self, name: str | None, node: "onnx.NodeProto", acc_scales: np.ndarray) -> np.ndarray: ...
+
+    def float_const(self, name: str, node: "onnx.NodeProto") -> np.ndarray: ...
 
 LN_FRAC_BITS = 30  # normalized value n' in Q30 (LayerNorm)
 LN_RANGE = 255  # largest spread of x_i = q_i - zi within one int8 row
@@ -50,7 +65,7 @@ def _check_acc(node, k: int, wmax: int, bias: np.ndarray) -> int:
     return bound
 
 
-def _add_op(imp: "_Importer", kind: str, node, inputs: list[str], out: Tensor, params: dict, macs: int = 0) -> Op:
+def _add_op(imp: Importer, kind: str, node, inputs: list[str], out: Tensor, params: dict, macs: int = 0) -> Op:
     op = Op(kind, node.name, node.op_type, inputs, [out.name], params, macs)
     imp.graph.ops.append(op)
     return op
@@ -384,5 +399,5 @@ LOWER = {
 }
 
 
-def lower(imp: "_Importer", node: "onnx.NodeProto", out: Tensor, clamp: tuple[int, int]) -> None:
+def lower(imp: Importer, node: "onnx.NodeProto", out: Tensor, clamp: tuple[int, int]) -> None:
     LOWER[node.op_type](imp, node, out, clamp)

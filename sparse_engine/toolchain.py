@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .codegen import RUNTIME, environment
+from .codegen import RUNTIME, environment, kernel_headers
 from .errors import EngineError
 from .profiles import MCUProfile
 
@@ -24,7 +24,7 @@ HOST_CFLAGS = ("-std=c99", "-O2", "-g", "-Wall", "-Wextra", "-Werror")
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all")
 LIB_SOURCES = ("model.c", "weights.c", "kernels.c", "kernels_dsp.c")
 SHARED_SOURCES = ("kernels.c", "kernels_dsp.c", "startup.c")  # the same in every model (verbatim copies)
-SHARED_HEADERS = ("kernels.h", "se_math.h")  # all they include from the library folder
+SHARED_HEADERS = tuple(h.name for h in kernel_headers())  # all they include from the library folder
 FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".data", ".bss")
 

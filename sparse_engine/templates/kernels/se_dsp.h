@@ -1,0 +1,296 @@
+/* Cortex-M int8 kernels on the DSP extension (SXTB16 / SXTAB16 widen, SMLAD multiply-accumulate).
+ *
+ * Dot products: one operand is widened once into an int16 scratch row ("wide row"): the zero
+ * point is subtracted and every 4 values x0..x3 are stored as the halfword pairs (x0,x2),(x1,x3),
+ * the order in which SXTB16 and SXTB16 ROR #8 unpack a word; a k % 4 tail follows in plain order.
+ * The other operand stays int8 and is unpacked four bytes at a time in registers. A 2 x 2
+ * register tile (two wide rows x two int8 rows) uses every unpacked word twice.
+ * Requantization is TFLite's through se_mbqm_floor; the multipliers are never negative, which the
+ * SMMULR forms (se_srdhm_rdiv) rely on.
+ * Every kernel computes the same bits as its portable twin in kernels.c and as the simulator. */
+/* This header: the helpers of the DSP family files (*_dsp.c): per-column requantization,
+ * widening of int8 rows into int16 halfword pairs and the 2x2 SMLAD dot tiles. Functions are
+ * static: the family files form one translation unit with it (codegen.DSP_UNIT), so GCC inlines
+ * them as one file. */
+#ifndef SPARSE_ENGINE_SE_DSP_H
+#define SPARSE_ENGINE_SE_DSP_H
+
+#include "kernels.h"
+#include "se_math.h"
+
+/* Requantization of one output column: pointers advance by `step` (1 per channel, 0 per tensor).
+ * With `rq` (the generator proved |acc| * 2 < 2^31 and no channel shifts left) the shift comes as
+ * its rounding term, codegen.requant_table: per channel {mult, 2^(right - 1) or 0}; CLZ gives
+ * right back. */
+typedef struct {
+    const int32_t *bias, *mult, *shift, *rq;
+    int32_t step, out_zp, act_min, act_max;
+} se_req_t;
+
+/* se_mbqm_floor + zero point + clamp to the activation range. */
+static inline __attribute__((always_inline)) int8_t se_rq(int32_t acc, int32_t mult, int32_t shift, int32_t zp,
+                                                          int32_t lo, int32_t hi) {
+    return se_clamp(se_mbqm_floor(acc, mult, shift) + zp, lo, hi);
+}
+
+/* RDBPOT(SRDHM(x, mult), right) for mult >= 0 and |2x| < 2^31, given the doubled x2 = 2x and
+ * rnd = 2^(right - 1) (0 for right 0): SRDHM is SMMULR of the doubled value, and the rounding
+ * divide (v + 2^(right-1) - [v < 0]) >> right cannot overflow. */
+static inline __attribute__((always_inline)) int32_t se_srdhm_rdiv(int32_t x2, int32_t mult, int32_t rnd,
+                                                                   int32_t right) {
+    const int32_t v = se_smmulr(x2, mult);
+    return right ? (v + rnd - (int32_t)((uint32_t)v >> 31)) >> right : v;
+}
+
+/* The same bits as se_rq from a requant_table row t. */
+static inline __attribute__((always_inline)) int8_t se_rq_table(int32_t acc, const int32_t *t, int32_t zp,
+                                                                int32_t lo, int32_t hi) {
+    int32_t v = se_srdhm_rdiv((int32_t)((uint32_t)acc << 1), t[0], t[1], 32 - se_clz((uint32_t)t[1]));
+    v += zp;
+    v = v < lo ? lo : v; /* this order, not se_clamp's: fewer instructions */
+    return (int8_t)(v > hi ? hi : v);
+}
+
+static inline int8_t se_req(const se_req_t *r, int32_t acc, int32_t col) {
+    int32_t i = col * r->step;
+    return r->rq ? se_rq_table(acc, r->rq + 2 * i, r->out_zp, r->act_min, r->act_max)
+                 : se_rq(acc, r->mult[i], r->shift[i], r->out_zp, r->act_min, r->act_max);
+}
+
+static inline int32_t se_bias(const se_req_t *r, int32_t col) { return r->bias ? r->bias[col * r->step] : 0; }
+
+/* Wide rows. Row r of a pair (r = 0, 1) keeps chunk c (values 4c..4c+3) in the words
+ * [4c + 2r] = (x0,x2) and [4c + 2r + 1] = (x1,x3), so one tile step reads four consecutive words;
+ * a single row uses pitch 2. The k % 4 tail of row r follows all chunks, at int16 index
+ * tail_base + 3r. Every wide row has the zero point subtracted; se_widen returns its sum,
+ * which folds the other operand's zero point out of the inner loop:
+ * sum x*(w + off) = sum x*w + off * sum x. */
+#define SE_PAIR_LEN(k) (8 * ((k) >> 2) + 8) /* int16 elements of a pair of wide rows */
+
+static int32_t se_widen(const int8_t *x, int32_t stride, int32_t k, int32_t off, uint32_t *dst, int32_t pitch,
+                        int16_t *tail) {
+    const int32_t chunks = k >> 2;
+    const uint32_t off2 = se_pair(off, off);
+    int32_t sum = 0;
+    if (stride == 1) {
+        for (int32_t c = 0; c < chunks; c++) {
+            uint32_t w = se_ld32(x);
+            uint32_t e = se_sxtab16(off2, w), o = se_sxtab16_ror8(off2, w);
+            dst[0] = e;
+            dst[1] = o;
+            sum = se_smlad(e, 0x00010001u, sum);
+            sum = se_smlad(o, 0x00010001u, sum);
+            x += 4;
+            dst += pitch;
+        }
+    } else {
+        for (int32_t c = 0; c < chunks; c++) {
+            int32_t x0 = x[0] + off, x1 = x[stride] + off, x2 = x[2 * stride] + off, x3 = x[3 * stride] + off;
+            dst[0] = se_pair(x0, x2);
+            dst[1] = se_pair(x1, x3);
+            sum += x0 + x1 + x2 + x3;
+            x += 4 * stride;
+            dst += pitch;
+        }
+    }
+    for (int32_t t = 0; t < (k & 3); t++) {
+        tail[t] = (int16_t)(x[t * stride] + off);
+        sum += tail[t];
+    }
+    return sum;
+}
+
+/* Inner loops: chunks of 4 values of k, int8 rows s* unpacked with SXTB16 (no offset).
+ * 2x2: two interleaved wide rows (pitch 4) x two int8 rows, acc = {c00, c01, c10, c11}.
+ * 1x4: one wide row (pitch 2) x four int8 rows. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* One chunk of the 2x2 loop: 4 widened words, two int8 words, 8 SMLAD. */
+#define SE_MAC_2X2_STEP \
+        "ldrd %[a], %[b], [%[x]], #8\n\t" \
+        "ldrd %[c], %[d], [%[x]], #8\n\t" \
+        "ldr %[w], [%[s0]], #4\n\t" \
+        "sxtb16 %[e], %[w]\n\t" \
+        "sxtb16 %[w], %[w], ror #8\n\t" \
+        "smlad %[c00], %[a], %[e], %[c00]\n\t" \
+        "smlad %[c10], %[c], %[e], %[c10]\n\t" \
+        "smlad %[c00], %[b], %[w], %[c00]\n\t" \
+        "smlad %[c10], %[d], %[w], %[c10]\n\t" \
+        "ldr %[w], [%[s1]], #4\n\t" \
+        "sxtb16 %[e], %[w]\n\t" \
+        "sxtb16 %[w], %[w], ror #8\n\t" \
+        "smlad %[c01], %[a], %[e], %[c01]\n\t" \
+        "smlad %[c11], %[c], %[e], %[c11]\n\t" \
+        "smlad %[c01], %[b], %[w], %[c01]\n\t" \
+        "smlad %[c11], %[d], %[w], %[c11]\n\t"
+
+/* not inlined: each loop needs 14 registers, all that Thumb-2 has */
+__attribute__((noinline)) static void se_mac_2x2(int32_t acc[4], const uint32_t *x, const int8_t *s0,
+                                                 const int8_t *s1, int32_t chunks) {
+    int32_t c00 = acc[0], c01 = acc[1], c10 = acc[2], c11 = acc[3];
+    uint32_t a, b, c, d, w, e;
+    /* unrolled twice; an odd count enters at the second copy (chunks > 0) */
+    __asm__ volatile(
+        "tst %[n], #1\n\t"
+        "beq 1f\n\t"
+        "add %[n], %[n], #1\n\t"
+        "b 2f\n\t"
+        "1:\n\t"
+        SE_MAC_2X2_STEP
+        "2:\n\t"
+        SE_MAC_2X2_STEP
+        "subs %[n], %[n], #2\n\t"
+        "bne 1b\n\t"
+        : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [x] "+r"(x), [s0] "+r"(s0),
+          [s1] "+r"(s1), [n] "+r"(chunks), [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d), [w] "=&r"(w),
+          [e] "=&r"(e)
+        :
+        : "cc", "memory");
+    acc[0] = c00;
+    acc[1] = c01;
+    acc[2] = c10;
+    acc[3] = c11;
+}
+
+__attribute__((noinline)) static void se_mac_1x4(int32_t acc[4], const uint32_t *x, const int8_t *s0,
+                                                 const int8_t *s1, const int8_t *s2, const int8_t *s3,
+                                                 int32_t chunks) {
+    int32_t c0 = acc[0], c1 = acc[1], c2 = acc[2], c3 = acc[3];
+    uint32_t a, b, w, e;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrd %[a], %[b], [%[x]], #8\n\t"
+        "ldr %[w], [%[s0]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c0], %[a], %[e], %[c0]\n\t"
+        "smlad %[c0], %[b], %[w], %[c0]\n\t"
+        "ldr %[w], [%[s1]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c1], %[a], %[e], %[c1]\n\t"
+        "smlad %[c1], %[b], %[w], %[c1]\n\t"
+        "ldr %[w], [%[s2]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c2], %[a], %[e], %[c2]\n\t"
+        "smlad %[c2], %[b], %[w], %[c2]\n\t"
+        "ldr %[w], [%[s3]], #4\n\t"
+        "sxtb16 %[e], %[w]\n\t"
+        "sxtb16 %[w], %[w], ror #8\n\t"
+        "smlad %[c3], %[a], %[e], %[c3]\n\t"
+        "smlad %[c3], %[b], %[w], %[c3]\n\t"
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        : [c0] "+r"(c0), [c1] "+r"(c1), [c2] "+r"(c2), [c3] "+r"(c3), [x] "+r"(x), [s0] "+r"(s0), [s1] "+r"(s1),
+          [s2] "+r"(s2), [s3] "+r"(s3), [n] "+r"(chunks), [a] "=&r"(a), [b] "=&r"(b), [w] "=&r"(w), [e] "=&r"(e)
+        :
+        : "cc", "memory");
+    acc[0] = c0;
+    acc[1] = c1;
+    acc[2] = c2;
+    acc[3] = c3;
+}
+#else
+static inline void se_mac_2x2(int32_t acc[4], const uint32_t *x, const int8_t *s0, const int8_t *s1,
+                              int32_t chunks) {
+    for (int32_t c = 0; c < chunks; c++, x += 4, s0 += 4, s1 += 4) {
+        uint32_t w0 = se_ld32(s0), w1 = se_ld32(s1);
+        acc[0] = se_smlad(x[1], se_sxtb16_ror8(w0), se_smlad(x[0], se_sxtb16(w0), acc[0]));
+        acc[1] = se_smlad(x[1], se_sxtb16_ror8(w1), se_smlad(x[0], se_sxtb16(w1), acc[1]));
+        acc[2] = se_smlad(x[3], se_sxtb16_ror8(w0), se_smlad(x[2], se_sxtb16(w0), acc[2]));
+        acc[3] = se_smlad(x[3], se_sxtb16_ror8(w1), se_smlad(x[2], se_sxtb16(w1), acc[3]));
+    }
+}
+
+static inline void se_mac_1x4(int32_t acc[4], const uint32_t *x, const int8_t *s0, const int8_t *s1,
+                              const int8_t *s2, const int8_t *s3, int32_t chunks) {
+    const int8_t *s[4] = {s0, s1, s2, s3};
+    for (int32_t c = 0; c < chunks; c++, x += 2)
+        for (int32_t j = 0; j < 4; j++) {
+            uint32_t w = se_ld32(s[j] + 4 * c);
+            acc[j] = se_smlad(x[1], se_sxtb16_ror8(w), se_smlad(x[0], se_sxtb16(w), acc[j]));
+        }
+}
+#endif
+
+/* One wide row (words at x, `pitch` apart) against one int8 row. */
+static inline int32_t se_mac_1x1(int32_t acc, const uint32_t *x, int32_t pitch, const int8_t *s, int32_t chunks) {
+    for (int32_t c = 0; c < chunks; c++, x += pitch, s += 4) {
+        uint32_t w = se_ld32(s);
+        acc = se_smlad(x[1], se_sxtb16_ror8(w), se_smlad(x[0], se_sxtb16(w), acc));
+    }
+    return acc;
+}
+
+/* Products of wide rows (one, or a pair when o1 != NULL) with the int8 rows s + m*s_stride,
+ * m in [0, count), each holding k values whose zero point is -off:
+ * o_r[m*o_step] = requantize(bias[m] + x_r . (s_m + off)). sum_r is the sum of wide row r. */
+static void se_dot(const uint32_t *wide, const int16_t *tails, const int32_t sum[2], const int8_t *s,
+                   int32_t s_stride, int32_t count, int32_t k, int32_t off, const se_req_t *r, int8_t *o0,
+                   int8_t *o1, int32_t o_step) {
+    const int32_t chunks = k >> 2, tail = k & 3, tail_at = k & ~3;
+    const int32_t rows = o1 ? 2 : 1, pitch = 2 * rows;
+    const se_req_t rl = *r;  /* a local copy: output stores cannot alias it */
+    r = &rl;
+    int8_t *const outs[2] = {o0, o1};
+    int32_t m = 0;
+    if (rows == 2) {
+        for (; m + 1 < count; m += 2) {
+            const int8_t *s0 = s + m * s_stride, *s1 = s0 + s_stride;
+            int32_t b0 = se_bias(r, m), b1 = se_bias(r, m + 1);
+            int32_t acc[4] = {b0 + off * sum[0], b1 + off * sum[0], b0 + off * sum[1], b1 + off * sum[1]};
+            if (chunks) se_mac_2x2(acc, wide, s0, s1, chunks);
+            for (int32_t t = 0; t < tail; t++) {
+                int32_t w0 = s0[tail_at + t], w1 = s1[tail_at + t];
+                acc[0] += tails[t] * w0;
+                acc[1] += tails[t] * w1;
+                acc[2] += tails[3 + t] * w0;
+                acc[3] += tails[3 + t] * w1;
+            }
+            o0[m * o_step] = se_req(r, acc[0], m);
+            o0[(m + 1) * o_step] = se_req(r, acc[1], m + 1);
+            o1[m * o_step] = se_req(r, acc[2], m);
+            o1[(m + 1) * o_step] = se_req(r, acc[3], m + 1);
+        }
+    } else {
+        for (; m + 3 < count; m += 4) {
+            const int8_t *s0 = s + m * s_stride;
+            int32_t acc[4];
+            for (int32_t j = 0; j < 4; j++) acc[j] = se_bias(r, m + j) + off * sum[0];
+            if (chunks) se_mac_1x4(acc, wide, s0, s0 + s_stride, s0 + 2 * s_stride, s0 + 3 * s_stride, chunks);
+            for (int32_t j = 0; j < 4; j++) {
+                for (int32_t t = 0; t < tail; t++) acc[j] += tails[t] * s0[j * s_stride + tail_at + t];
+                o0[(m + j) * o_step] = se_req(r, acc[j], m + j);
+            }
+        }
+    }
+    for (; m < count; m++) {
+        const int8_t *sm = s + m * s_stride;
+        for (int32_t q = 0; q < rows; q++) {
+            int32_t acc = se_mac_1x1(se_bias(r, m) + off * sum[q], wide + 2 * q, pitch, sm, chunks);
+            for (int32_t t = 0; t < tail; t++) acc += tails[3 * q + t] * sm[tail_at + t];
+            outs[q][m * o_step] = se_req(r, acc, m);
+        }
+    }
+}
+
+/* A pair (or one, when x1 == NULL) of wide rows in `scratch`, ready for se_dot. */
+typedef struct {
+    uint32_t *wide;
+    int16_t *tails;
+    int32_t sum[2];
+} se_wide_t;
+
+static se_wide_t se_wide_rows(int16_t *scratch, const int8_t *x0, const int8_t *x1, int32_t stride, int32_t k,
+                              int32_t off) {
+    se_wide_t w;
+    w.wide = (uint32_t *)(void *)scratch;
+    w.tails = scratch + 8 * (k >> 2);
+    int32_t pitch = x1 ? 4 : 2;
+    w.sum[0] = se_widen(x0, stride, k, off, w.wide, pitch, w.tails);
+    w.sum[1] = x1 ? se_widen(x1, stride, k, off, w.wide + 2, pitch, w.tails + 3) : 0;
+    return w;
+}
+
+
+#endif

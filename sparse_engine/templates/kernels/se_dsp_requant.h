@@ -1,0 +1,68 @@
+/* Requantization of a row of int32 accumulators into int8 (per-channel multipliers, or the
+ * SMMULR table of bindings.common.requant_table) for the DSP kernels that accumulate a whole
+ * row first: sparse FC and depthwise. */
+#ifndef SPARSE_ENGINE_SE_DSP_REQUANT_H
+#define SPARSE_ENGINE_SE_DSP_REQUANT_H
+
+#include "se_dsp.h"
+
+/* Requantize n int32 accumulators with per-channel multipliers into int8. */
+static void se_requant_row(const int32_t *acc, int32_t n, const int32_t *mult, const int32_t *shift, int32_t zp,
+                           int32_t lo, int32_t hi, int8_t *out) {
+    for (int32_t i = 0; i < n; i++) out[i] = se_rq(acc[i], mult[i], shift[i], zp, lo, hi);
+}
+
+/* se_rq_table over a row of accumulators, one table row per channel, fetched by one LDRD. The
+ * bounds [-128, 127] take one SSAT. Inlined into the depthwise kernel; the sparse FC kernels call it
+ * through se_requant_table_call. Measured: the depthwise kernel pays for a call (3x3 16x16x64:
+ * 708,887 instructions against 702,724) and the sparse FC walk for an inlined copy (GCC allocates
+ * its registers worse: +16,160 on the 8x8x256 pointwise with blocks of 4). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define SE_RQT_LOOP(CLAMP)                                         \
+    "1:\n\t"                                                       \
+    "ldr %[v], [%[acc]], #4\n\t"                                   \
+    "ldrd %[m], %[rnd], [%[rq]], #8\n\t"                           \
+    "clz %[rs], %[rnd]\n\t"                                        \
+    "lsl %[v], %[v], #1\n\t"                                       \
+    "smmulr %[v], %[v], %[m]\n\t"                                  \
+    "rsbs %[rs], %[rs], #32\n\t"                                   \
+    "beq 2f\n\t"                                                   \
+    "add %[rnd], %[rnd], %[v]\n\t"                                 \
+    "sub %[rnd], %[rnd], %[v], lsr #31\n\t"                        \
+    "asr %[v], %[rnd], %[rs]\n\t"                                  \
+    "2:\n\t"                                                       \
+    "add %[v], %[v], %[zp]\n\t"                                    \
+    CLAMP                                                          \
+    "strb %[v], [%[out]], #1\n\t"                                  \
+    "subs %[n], %[n], #1\n\t"                                      \
+    "bne 1b\n\t"
+#define SE_RQT_OPERANDS                                                                                \
+    : [acc] "+r"(acc), [rq] "+r"(rq), [out] "+r"(out), [n] "+r"(n), [v] "=&r"(v), [m] "=&r"(m),         \
+      [rnd] "=&r"(rnd), [rs] "=&r"(rs)                                                                 \
+    : [zp] "r"(zp), [lo] "r"(lo), [hi] "r"(hi)                                                         \
+    : "cc", "memory"
+static inline __attribute__((always_inline)) void se_requant_table(const int32_t *acc, int32_t n, const int32_t *rq,
+                                                                   int32_t zp, int32_t lo, int32_t hi, int8_t *out) {
+    int32_t v, m, rnd, rs;
+    if (n <= 0) return;
+    if (lo == -128 && hi == 127) {
+        __asm__ volatile(SE_RQT_LOOP("ssat %[v], #8, %[v]\n\t") SE_RQT_OPERANDS);
+    } else {
+        __asm__ volatile(SE_RQT_LOOP("cmp %[v], %[lo]\n\tit lt\n\tmovlt %[v], %[lo]\n\t"
+                                     "cmp %[v], %[hi]\n\tit gt\n\tmovgt %[v], %[hi]\n\t") SE_RQT_OPERANDS);
+    }
+}
+#else
+static void se_requant_table(const int32_t *acc, int32_t n, const int32_t *rq, int32_t zp, int32_t lo, int32_t hi,
+                             int8_t *out) {
+    for (int32_t i = 0; i < n; i++) out[i] = se_rq_table(acc[i], rq + 2 * i, zp, lo, hi);
+}
+#endif
+
+static __attribute__((noinline)) void se_requant_table_call(const int32_t *acc, int32_t n, const int32_t *rq,
+                                                            int32_t zp, int32_t lo, int32_t hi, int8_t *out) {
+    se_requant_table(acc, n, rq, zp, lo, hi, out);
+}
+
+
+#endif
