@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         rep = compile_model(args.model, args.out, args.target, profiles.get(args.profile), args.verify,
                             args.input, args.random_inputs, args.seed, progress=log, kernels=args.kernels,
                             sparse=args.sparse, fuse=args.attention == "fused", fwsa=args.fwsa,
-                            calibration_file=args.calibration)
+                            calibration_file=args.calibration).report
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,12 @@
-"""compile_model: ONNX QDQ file -> C library + report, optionally verified; all or nothing.
+"""compile_model: ONNX QDQ model -> C library + report, optionally verified; all or nothing.
 
-Everything is written into a temporary sibling of the output folder, which replaces the
-output folder only when every step succeeded; on failure nothing is left behind.
+The compiler in named stages, each a function of typed values: build_graph (import, layout,
+copy passes) -> run_passes (attention fusion, FWSA) -> planner.plan_with_tiles -> choose_codings
+(dense or block-sparse per layer, measured; budget checks) -> codegen.generate -> build_and_verify
+(host and Cortex-M builds, the exact rungs) -> report; `Options` carries target, profile, kernel
+set and the pass switches through all of them. Everything is written into a temporary sibling of
+the output folder, which replaces the output folder only when every step succeeded; on failure
+nothing is left behind. compile_model returns the graph its C runs (`Compiled.graph`).
 """
 from __future__ import annotations
 
@@ -10,11 +15,14 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
 
-from . import attention, codegen, frontend, layout, passes, planner, report, simulator, sparsity, toolchain, verify
+from . import (attention, codegen, frontend, layout, passes, planner, profiles, report, simulator, sparsity, toolchain,
+               verify)
 from .errors import EngineError
 from .ir import Graph
 from .profiles import MCUProfile
@@ -22,8 +30,9 @@ from .profiles import MCUProfile
 TARGETS = ("host", "cortex-m7")
 
 
-def build_graph(model_path: Path) -> Graph:
-    g = layout.to_physical(frontend.import_model(frontend.load(model_path)))
+def build_graph(model: Path | onnx.ModelProto) -> Graph:
+    """Import stage: QDQ ONNX (a file or a ModelProto) -> IR in NHWC with copy chains merged and absorbed."""
+    g = layout.to_physical(frontend.import_model(model if isinstance(model, onnx.ModelProto) else frontend.load(model)))
     return passes.absorb_copies(passes.merge_identity_copies(g))
 
 
@@ -112,105 +121,197 @@ def measure_codings(g: Graph, plan: planner.Plan, layers: list[sparsity.LayerSpa
     return dict(dense_flash_bytes=dense_build.flash_bytes, dense_instructions=dense_run.total_instructions)
 
 
-def compile_model(model_path: str | Path, out_dir: str | Path, target: str, profile: MCUProfile,
-                  verify_ladder: bool = False, input_file: str | Path | None = None, n_random: int = 8,
-                  seed: int = 0, progress=print, kernels: str = "dsp", sparse: str = "speed",
-                  fuse: bool = True, fwsa: str = "auto", calibration_file: str | Path | None = None) -> dict:
-    """With `kernels="dsp"` and --verify on the Cortex-M, the portable build also runs in QEMU: it
-    must give the same bits, and the report shows its per-layer instructions next to the DSP ones.
-    `sparse` (sparsity.OBJECTIVES): how layers with block-sparse weights are coded; the choice is
-    measured on the Cortex-M, so with --target host every layer stays dense. `fuse`: recognized
-    attention blocks become one depth-first tiled op (attention.py); `fwsa` (auto|on|off): where
-    they fold W_Q·W_Kᵀ, calibrated on `calibration_file`'s inputs, else on the verification inputs."""
-    model_path, out_dir = Path(model_path).resolve(), Path(out_dir).resolve()
-    if target not in TARGETS:
-        raise EngineError(f"--target {target}: choose one of {', '.join(TARGETS)}")
-    if kernels not in codegen.KERNEL_SETS:
-        raise EngineError(f"--kernels {kernels}: choose one of {', '.join(codegen.KERNEL_SETS)}")
-    if sparse not in sparsity.OBJECTIVES:
-        raise EngineError(f"--sparse {sparse}: choose one of {', '.join(sparsity.OBJECTIVES)}")
-    if fwsa not in attention.FWSA_MODES:
-        raise EngineError(f"--fwsa {fwsa}: choose one of {', '.join(attention.FWSA_MODES)}")
-    progress(f"[1/5] import {model_path}")
-    g = build_graph(model_path)
-    inputs = verify.load_inputs(g, Path(input_file) if input_file else None, max(n_random, 1), seed)
-    calibration = verify.load_inputs(g, Path(calibration_file), 0, seed) if calibration_file else inputs
-    unfused = copy.deepcopy(g) if fuse else None  # fusing edits g; the report builds the other FWSA form
+@dataclass(frozen=True)
+class Options:
+    """How a model is compiled; travels through every stage as one value. target: host | cortex-m7;
+    kernels: dsp | portable (codegen.KERNEL_SETS); sparse (sparsity.OBJECTIVES): how layers with
+    block-sparse weights are coded, chosen by Cortex-M measurement (with target host every layer
+    stays dense); fuse: recognized attention blocks become one depth-first tiled op; fwsa
+    (auto|on|off): where they fold W_Q·W_Kᵀ."""
+
+    target: str = "cortex-m7"
+    profile: MCUProfile = field(default_factory=lambda: profiles.get(profiles.DEFAULT))
+    kernels: str = "dsp"
+    sparse: str = "speed"
+    fuse: bool = True
+    fwsa: str = "auto"
+
+    def validate(self) -> None:
+        if self.target not in TARGETS:
+            raise EngineError(f"--target {self.target}: choose one of {', '.join(TARGETS)}")
+        if self.kernels not in codegen.KERNEL_SETS:
+            raise EngineError(f"--kernels {self.kernels}: choose one of {', '.join(codegen.KERNEL_SETS)}")
+        if self.sparse not in sparsity.OBJECTIVES:
+            raise EngineError(f"--sparse {self.sparse}: choose one of {', '.join(sparsity.OBJECTIVES)}")
+        if self.fwsa not in attention.FWSA_MODES:
+            raise EngineError(f"--fwsa {self.fwsa}: choose one of {', '.join(attention.FWSA_MODES)}")
+
+    @property
+    def on_mcu(self) -> bool:
+        return self.target == "cortex-m7"
+
+
+@dataclass
+class Passed:
+    """The graph after the passes: attention fused (FWSA as chosen), with what the report needs
+    of the unfused form."""
+
+    graph: Graph
+    unfused: Graph | None  # None when not fused
+    unfused_arena: int
+
+
+@dataclass
+class Compiled:
+    """What compile_model returns: the report, and the graph and plan its C runs (attention
+    fused, FWSA chosen, sparse codings applied): simulating `graph` gives the firmware's bits."""
+
+    report: dict
+    graph: Graph
+    plan: planner.Plan
+    out_dir: Path
+
+
+def run_passes(g: Graph, opts: Options, calibration: np.ndarray) -> Passed:
+    """Attention fusion (FWSA calibrated on the simulator's values of `calibration`)."""
+    unfused = copy.deepcopy(g) if opts.fuse else None  # fusing edits g; the report builds the other FWSA form
     unfused_arena = planner.plan(g).peak
-    if fuse:
-        g = fuse_attention(g, fwsa, calibration)
-    plan = planner.plan_with_tiles(g)
-    blocks = [attention.summary(g, i, op) for i, op in enumerate(g.ops) if op.kind == "attention"]
+    if opts.fuse:
+        g = fuse_attention(g, opts.fwsa, calibration)
+    return Passed(g, unfused, unfused_arena)
+
+
+def budget_codings(g: Graph, plan: planner.Plan, opts: Options) -> list[sparsity.LayerSparsity]:
+    """Every layer's block sparsity; the budget checked before any build, with each candidate
+    layer's most compact coding where sparse codings may be chosen."""
     layers = sparsity.detect(g)
+    if opts.on_mcu and opts.sparse != "off":
+        for ls in layers:
+            if ls.codings:
+                g.ops[ls.index].params["sparse"] = ls.smallest()
+    check_budget(g, plan, opts.profile)
+    return layers
+
+
+def choose_codings(g: Graph, plan: planner.Plan, layers: list[sparsity.LayerSparsity], opts: Options,
+                   inputs: np.ndarray, work: Path, objects: Path, progress=print) -> dict:
+    """Per layer dense or block-sparse (measured on the Cortex-M), applied to `g`, the budget
+    checked again. Returns the dense firmware's totals (empty when nothing was measured)."""
     candidates = [ls for ls in layers if ls.codings]
-    if target == "cortex-m7" and sparse != "off":
-        for ls in candidates:  # the budget with the most compact coding of each layer
-            g.ops[ls.index].params["sparse"] = ls.smallest()
-    check_budget(g, plan, profile)
+    dense_totals = {}
+    if opts.on_mcu and opts.sparse != "off" and candidates:
+        dense_totals = measure_codings(g, plan, candidates, opts.profile, opts.kernels, inputs, work, progress,
+                                       objects)
+    sparsity.choose(layers, opts.sparse if opts.on_mcu else "off")
+    sparsity.apply(g, layers)
+    check_budget(g, plan, opts.profile)
+    if candidates and not opts.on_mcu:
+        g.notes.append("block-sparse weights found; the sparse coding is chosen by Cortex-M measurement, "
+                       "so with --target host every layer runs dense")
+    return dense_totals
+
+
+def build_and_verify(g: Graph, plan: planner.Plan, opts: Options, lib: Path, inputs: np.ndarray, verify_ladder: bool,
+                     objects: Path, dense_totals: dict, progress=print
+                     ) -> tuple[dict | None, list[dict] | None, np.ndarray | None]:
+    """The builds of the library in `lib` and the ladder's exact rungs: host C (ASan+UBSan) when
+    the target is the host or verifying; the Cortex-M firmware in QEMU (and, verifying with DSP
+    kernels, the portable build too). Returns the firmware's figures, the ladder so far and the
+    simulator's outputs (None unless verifying)."""
+    tout = g.tensors[g.output]
+    mcu, ladder = None, None
+    ref = verify.simulate(g, inputs) if verify_ladder else None
+    if verify_ladder:
+        ladder = [dict(rung="simulator", inputs=len(inputs))]
+    if opts.target == "host" or verify_ladder:
+        progress("[3/5] host build (gcc -Wall -Wextra -Werror, ASan+UBSan)")
+        exe = toolchain.build_host(lib, lib / "build" / "host")
+        host_out = toolchain.run_host(exe, inputs, tout.size)
+        if ladder is not None:
+            ladder.append(verify.compare_exact("host C (ASan+UBSan)", host_out, ref))
+    if not opts.on_mcu:
+        return mcu, ladder, ref
+    profile = opts.profile
+    progress(f"[4/5] {profile.core} build and QEMU run")
+    build = toolchain.build_mcu(lib, lib / "build" / profile.core, profile, objects)
+    run = toolchain.run_qemu(build, profile, inputs if verify_ladder else inputs[:1], tout.size)
+    mcu = dict(flash_bytes=build.flash_bytes, sram_bytes=build.static_ram_bytes + run.stack_bytes,
+               static_ram_bytes=build.static_ram_bytes, stack_bytes=run.stack_bytes,
+               instructions=run.total_instructions, layer_instructions=run.layer_instructions,
+               sections=build.sections, clock_mhz=profile.clock_hz // 1_000_000,
+               cpi_assumed=profile.cpi_assumed, **dense_totals)
+    if mcu["sram_bytes"] > profile.sram_bytes:
+        raise EngineError(f"firmware is over the SRAM budget: {mcu['sram_bytes']:,} B > "
+                          f"{profile.sram_bytes:,} B of {profile.name}")
+    if ladder is not None:
+        ladder.append(verify.compare_exact(f"{profile.core} in QEMU", run.outputs, ref))
+    if ladder is not None and opts.kernels != "portable":
+        progress(f"[4/5] {profile.core} build and QEMU run, portable kernels for comparison")
+        plib = lib / "build" / "portable-lib"
+        codegen.generate(g, plan, plib, "portable")
+        pbuild = toolchain.build_mcu(plib, lib / "build" / f"{profile.core}-portable", profile, objects)
+        prun = toolchain.run_qemu(pbuild, profile, inputs, tout.size)
+        mcu.update(portable_layer_instructions=prun.layer_instructions,
+                   portable_instructions=prun.total_instructions, portable_flash_bytes=pbuild.flash_bytes)
+        ladder.append(verify.compare_exact(f"{profile.core} in QEMU, portable kernels", prun.outputs, ref))
+    return mcu, ladder, ref
+
+
+def install(tmp: Path, out_dir: Path) -> None:
+    """The finished output folder replaces `out_dir`."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+
+
+def compile_model(model: str | Path | onnx.ModelProto, out_dir: str | Path, target: str = "cortex-m7",
+                  profile: MCUProfile | None = None, verify_ladder: bool = False,
+                  input_file: str | Path | np.ndarray | None = None, n_random: int = 8, seed: int = 0,
+                  progress=print, kernels: str = "dsp", sparse: str = "speed", fuse: bool = True, fwsa: str = "auto",
+                  calibration_file: str | Path | np.ndarray | None = None) -> Compiled:
+    """import -> passes -> plan -> choose codings -> emit C -> build and verify -> report, written
+    into `out_dir` only when every step succeeded. `model`: an ONNX file or ModelProto;
+    `input_file` / `calibration_file`: a .npy path or the array itself (float: quantized with the
+    input scale; or int8). FWSA is calibrated on the calibration inputs, else on the verification
+    inputs. With `kernels="dsp"` and --verify on the Cortex-M, the portable build also runs in QEMU:
+    it must give the same bits, and the report shows its per-layer instructions beside the DSP ones."""
+    opts = Options(target, profile or profiles.get(profiles.DEFAULT), kernels, sparse, fuse, fwsa)
+    opts.validate()
+    out_dir = Path(out_dir).resolve()
+    model_path = None if isinstance(model, onnx.ModelProto) else Path(model).resolve()
+    progress(f"[1/5] import {model_path or 'ONNX model'}")
+    g = build_graph(model if model_path is None else model_path)
+    inputs = verify.load_inputs(g, _source(input_file), max(n_random, 1), seed)
+    calibration = (verify.load_inputs(g, _source(calibration_file), 0, seed) if calibration_file is not None
+                   else inputs)
+    passed = run_passes(g, opts, calibration)
+    g = passed.graph
+    plan = planner.plan_with_tiles(g)  # also sets each attention op's tile
+    blocks = [attention.summary(g, i, op) for i, op in enumerate(g.ops) if op.kind == "attention"]
+    layers = budget_codings(g, plan, opts)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    objects = tmp / "objects"  # the kernels' objects, compiled once for all of this compile's builds
+    objects = toolchain.object_cache() or tmp / "objects"  # the kernels' objects, compiled once for all builds
     try:
-        tin, tout = g.tensors[g.input], g.tensors[g.output]
-        dense_totals = {}
-        if target == "cortex-m7" and sparse != "off" and candidates:
-            dense_totals = measure_codings(g, plan, candidates, profile, kernels, inputs, tmp / "choice", progress,
-                                           objects)
-        sparsity.choose(layers, sparse if target == "cortex-m7" else "off")
-        sparsity.apply(g, layers)
-        check_budget(g, plan, profile)
-        if candidates and target != "cortex-m7":
-            g.notes.append("block-sparse weights found; the sparse coding is chosen by Cortex-M measurement, "
-                           "so with --target host every layer runs dense")
+        dense_totals = choose_codings(g, plan, layers, opts, inputs, tmp / "choice", objects, progress)
         progress(f"[2/5] generate C ({kernels} kernels): {len(g.ops)} layers, arena {plan.peak:,} B, "
                  f"{sum(ls.chosen is not None for ls in layers)} layers sparse")
         kernel_fns = codegen.generate(g, plan, tmp, kernels)
-        mcu, ladder = None, None
-        ref = verify.simulate(g, inputs) if verify_ladder else None
-        if verify_ladder:
-            ladder = [dict(rung="simulator", inputs=len(inputs))]
-        if target == "host" or verify_ladder:
-            progress("[3/5] host build (gcc -Wall -Wextra -Werror, ASan+UBSan)")
-            exe = toolchain.build_host(tmp, tmp / "build" / "host")
-            host_out = toolchain.run_host(exe, inputs, tout.size)
-            if ladder is not None:
-                ladder.append(verify.compare_exact("host C (ASan+UBSan)", host_out, ref))
-        if target == "cortex-m7":
-            progress(f"[4/5] {profile.core} build and QEMU run")
-            build = toolchain.build_mcu(tmp, tmp / "build" / profile.core, profile, objects)
-            run = toolchain.run_qemu(build, profile, inputs if verify_ladder else inputs[:1], tout.size)
-            mcu = dict(flash_bytes=build.flash_bytes, sram_bytes=build.static_ram_bytes + run.stack_bytes,
-                       static_ram_bytes=build.static_ram_bytes, stack_bytes=run.stack_bytes,
-                       instructions=run.total_instructions, layer_instructions=run.layer_instructions,
-                       sections=build.sections, clock_mhz=profile.clock_hz // 1_000_000,
-                       cpi_assumed=profile.cpi_assumed, **dense_totals)
-            if mcu["sram_bytes"] > profile.sram_bytes:
-                raise EngineError(f"firmware is over the SRAM budget: {mcu['sram_bytes']:,} B > "
-                                  f"{profile.sram_bytes:,} B of {profile.name}")
-            if ladder is not None:
-                ladder.append(verify.compare_exact(f"{profile.core} in QEMU", run.outputs, ref))
-            if ladder is not None and kernels != "portable":
-                progress(f"[4/5] {profile.core} build and QEMU run, portable kernels for comparison")
-                plib = tmp / "build" / "portable-lib"
-                codegen.generate(g, plan, plib, "portable")
-                pbuild = toolchain.build_mcu(plib, tmp / "build" / f"{profile.core}-portable", profile, objects)
-                prun = toolchain.run_qemu(pbuild, profile, inputs, tout.size)
-                mcu.update(portable_layer_instructions=prun.layer_instructions,
-                           portable_instructions=prun.total_instructions, portable_flash_bytes=pbuild.flash_bytes)
-                ladder.append(verify.compare_exact(f"{profile.core} in QEMU, portable kernels", prun.outputs, ref))
+        mcu, ladder, ref = build_and_verify(g, plan, opts, tmp, inputs, verify_ladder, objects, dense_totals, progress)
         if mcu is not None and blocks:
-            progress(f"[4/5] {profile.core} build and QEMU run, attention with the other FWSA choice")
-            measure_other_fwsa(unfused, fwsa, calibration, inputs, profile, kernels, tmp / "other-fwsa",
+            progress(f"[4/5] {opts.profile.core} build and QEMU run, attention with the other FWSA choice")
+            measure_other_fwsa(passed.unfused, fwsa, calibration, inputs, opts.profile, kernels, tmp / "other-fwsa",
                                blocks, objects, progress)
         for b in blocks:
             b.update(instructions=mcu["layer_instructions"][b["index"]] if mcu else None,
-                     model_arena=plan.peak, unfused_model_arena=unfused_arena)
+                     model_arena=plan.peak, unfused_model_arena=passed.unfused_arena)
         if ladder is not None:
             progress("[5/5] onnxruntime reference")
-            ort_out = verify.onnxruntime_outputs(model_path, g, inputs)
+            ort_out = verify.onnxruntime_outputs(model if model_path is None else model_path, g, inputs)
             if ort_out is not None:
                 ladder.append(verify.compare_reference(ref, ort_out))
-        rep = report.build(model_path.name, g, plan, profile, target, mcu, ladder, kernel_fns, kernels,
+        name = model_path.name if model_path else "model.onnx"
+        rep = report.build(name, g, plan, opts.profile, target, mcu, ladder, kernel_fns, kernels,
                            [ls.summary() for ls in layers], sparse, blocks)
         report.write(rep, tmp)
         failed = [r for r in (ladder or []) if r.get("exact") is False]
@@ -218,11 +319,13 @@ def compile_model(model_path: str | Path, out_dir: str | Path, target: str, prof
             raise EngineError("verification failed: " + "; ".join(
                 f"{r['rung']} differs from the simulator on {r['differing']} of {r['elements']} elements"
                 for r in failed))
-        shutil.rmtree(objects, ignore_errors=True)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-        return rep
+        shutil.rmtree(tmp / "objects", ignore_errors=True)
+        install(tmp, out_dir)
+        return Compiled(rep, g, plan, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _source(value: str | Path | np.ndarray | None) -> Path | np.ndarray | None:
+    return value if value is None or isinstance(value, np.ndarray) else Path(value)

@@ -61,13 +61,28 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None, timeout: float = 60
     return proc
 
 
-def build_host(lib: Path, build: Path, sanitize: bool = True) -> Path:
+OBJECT_CACHE_ENV = "SPARSE_ENGINE_OBJECT_CACHE"
+
+
+def object_cache() -> Path | None:
+    """A folder (from $SPARSE_ENGINE_OBJECT_CACHE) where the kernels' objects are kept across
+    builds and processes, keyed by compiler, flags and source bytes; None: no cache beyond a build's."""
+    d = os.environ.get(OBJECT_CACHE_ENV)
+    return Path(d) if d else None
+
+
+def build_host(lib: Path, build: Path, sanitize: bool = True, objects: Path | None = None) -> Path:
+    """Host build of the library in `lib` with the stdio harness (ASan + UBSan unless `sanitize`
+    is off). `objects` (default: object_cache()): a folder caching the shared kernels' objects."""
     gcc = _tool("SPARSE_ENGINE_CC", "gcc", "gcc")
     build.mkdir(parents=True, exist_ok=True)
     exe = build / "model_host"
     flags = list(HOST_CFLAGS) + (list(SANITIZE) if sanitize else [])
-    srcs = [str(lib / s) for s in LIB_SOURCES] + [str(RUNTIME / "harness.c")]
-    _run([gcc, *flags, f"-I{lib}", *srcs, "-o", str(exe)], "host gcc build")
+    srcs = [lib / s for s in LIB_SOURCES] + [RUNTIME / "harness.c"]
+    objects = objects or object_cache()
+    if objects is not None:
+        srcs = [_shared_object(gcc, flags, s, lib, objects) if s.name in SHARED_SOURCES else s for s in srcs]
+    _run([gcc, *flags, f"-I{lib}", *map(str, srcs), "-o", str(exe)], "host gcc build")
     return exe
 
 
@@ -108,9 +123,9 @@ def _shared_object(gcc: str, flags: list[str], src: Path, lib: Path, objects: Pa
 
 
 def build_mcu(lib: Path, build: Path, profile: MCUProfile, objects: Path | None = None) -> McuBuild:
-    """Cross build of the library in `lib` with the harness. `objects`: a folder caching the
-    objects of the sources every model shares (the ELF is the same; a search's many builds then
-    compile only the model's own files)."""
+    """Cross build of the library in `lib` with the harness. `objects` (default: object_cache()):
+    a folder caching the objects of the sources every model shares (the ELF is the same; a
+    search's many builds then compile only the model's own files)."""
     gcc = arm_tool("gcc")
     build.mkdir(parents=True, exist_ok=True)
     ld = build / "mcu.ld"
@@ -121,6 +136,7 @@ def build_mcu(lib: Path, build: Path, profile: MCUProfile, objects: Path | None 
     flags = [*profile.cflags, "-O3", "-ffunction-sections", "-fdata-sections", "-std=c99", "-Wall", "-Wextra",
              "-DMODEL_PROFILE"]
     srcs = [lib / s for s in LIB_SOURCES] + [RUNTIME / "harness.c", RUNTIME / "startup.c"]
+    objects = objects or object_cache()
     if objects is not None:
         srcs = [_shared_object(gcc, flags, s, lib, objects) if s.name in SHARED_SOURCES else s for s in srcs]
     link = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", f"-T{ld}",

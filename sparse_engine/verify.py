@@ -7,6 +7,7 @@ difference, top-1 agreement. Rungs 2-3 must be bit-exact; rung 4 is reported.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,17 +16,24 @@ from .errors import EngineError
 from .ir import Graph
 from .qmath import quantize
 
+if TYPE_CHECKING:
+    import onnx
 
-def load_inputs(g: Graph, path: Path | None, n_random: int, seed: int) -> np.ndarray:
-    """int8 inputs, one per row: `n_random` uniform random ones, then those of the file (.npy)."""
+
+def load_inputs(g: Graph, path: Path | np.ndarray | None, n_random: int, seed: int) -> np.ndarray:
+    """int8 inputs, one per row: `n_random` uniform random ones, then those of `path` (a .npy file,
+    or the array itself): float inputs are quantized with the model's input scale."""
     t = g.tensors[g.input]
     rng = np.random.default_rng(seed)
     rows = [rng.integers(-128, 128, size=(n_random, t.size), dtype=np.int64).astype(np.int8)]
     if path is not None:
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise EngineError(f"{path}: cannot read as a .npy array ({type(exc).__name__})") from None
+        if isinstance(path, np.ndarray):
+            arr, path = path, "inputs array"
+        else:
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except Exception as exc:
+                raise EngineError(f"{path}: cannot read as a .npy array ({type(exc).__name__})") from None
         if arr.size % t.size:
             raise EngineError(f"{path}: {arr.size} values are not a whole number of inputs of shape {t.shape}")
         if arr.dtype.kind == "f":
@@ -45,8 +53,9 @@ def compare_exact(name: str, got: np.ndarray, ref: np.ndarray) -> dict:
     return dict(rung=name, elements=int(ref.size), differing=int(diff.sum()), exact=not diff.any())
 
 
-def onnxruntime_outputs(model_path: Path, g: Graph, inputs: np.ndarray) -> np.ndarray | None:
-    """onnxruntime on the QDQ model, fed the dequantized int8 inputs; outputs requantized to int8."""
+def onnxruntime_outputs(model_path: "Path | onnx.ModelProto", g: Graph, inputs: np.ndarray) -> np.ndarray | None:
+    """onnxruntime on the QDQ model (a file or a ModelProto), fed the dequantized int8 inputs;
+    outputs requantized to int8."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -54,7 +63,8 @@ def onnxruntime_outputs(model_path: Path, g: Graph, inputs: np.ndarray) -> np.nd
     tin, tout = g.tensors[g.input], g.tensors[g.output]
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    source = model_path.SerializeToString() if hasattr(model_path, "SerializeToString") else str(model_path)
+    sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     feed = sess.get_inputs()[0].name
     shape = [d for d in sess.get_inputs()[0].shape]
     outs = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -14,6 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sparse_engine import codegen, planner, profiles, toolchain, verify, zoo  # noqa: E402
+
+# the kernels' objects, compiled once for the whole session (all xdist workers and the CLI's
+# subprocesses): keyed by compiler, flags and source bytes, so an edited kernel is compiled again
+os.environ.setdefault(toolchain.OBJECT_CACHE_ENV, str(ROOT / "build" / "test-objects"))
 from sparse_engine.bindings import sparse_fc  # noqa: E402
 from sparse_engine.bindings.common import requant_table  # noqa: E402
 from sparse_engine.compiler import compile_model  # noqa: E402
@@ -55,7 +60,7 @@ def quantized(case: dict, directory: Path, name: str, seed: int = 0) -> Path:
 
 def compile_verified(model: Path, out: Path, n_random: int = 6, input_file: Path | None = None) -> dict:
     return compile_model(model, out, "cortex-m7", M7, verify_ladder=True, n_random=n_random,
-                         input_file=input_file, progress=lambda *_: None)
+                         input_file=input_file, progress=lambda *_: None).report
 
 
 def exact_on_host_and_qemu(g, tmp_path: Path, kernel: str, kernels: str = "dsp",

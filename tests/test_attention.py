@@ -211,7 +211,7 @@ def test_a_fold_that_cannot_be_built_fails_clearly_and_spares_the_unfused_model(
     with pytest.raises(EngineError, match="--fwsa off"):
         compile_model(path, tmp_path / "on", "cortex-m7", M7, fwsa="on", progress=lambda *_: None)
     lines = []
-    rep = compile_model(path, tmp_path / "off", "cortex-m7", M7, fwsa="off", progress=lines.append)
+    rep = compile_model(path, tmp_path / "off", "cortex-m7", M7, fwsa="off", progress=lines.append).report
     (b,) = rep["attention"]
     assert not b["fwsa"] and b["instructions"] > 0 and b.get("other_instructions") is None
     assert any("other FWSA form not measured" in m for m in lines)

@@ -74,7 +74,7 @@ def test_export_compiles_and_runs_bit_exactly_on_cortex_m7(exported, tmp_path):
     path, x, _ = exported
     np.save(tmp_path / "x.npy", x[:2])
     rep = compile_model(path, tmp_path / "c", "cortex-m7", profiles.get("stm32f746"), verify_ladder=True,
-                        n_random=1, input_file=tmp_path / "x.npy", progress=lambda *_: None)
+                        n_random=1, input_file=tmp_path / "x.npy", progress=lambda *_: None).report
     exact = [r for r in rep["verification"] if "exact" in r]
     assert len(exact) == 3 and all(r["exact"] for r in exact)
     ort_rung = next(r for r in rep["verification"] if r["rung"] == "onnxruntime")
@@ -86,7 +86,7 @@ def test_export_compiles_and_runs_bit_exactly_on_cortex_m7(exported, tmp_path):
 
 def test_wide_heads_export_with_fwsa_deploy_simulation_equals_the_firmware(tmp_path):
     """Heads as wide as the embedding (P = E): FWSA is chosen, calibrated on real inputs, and
-    deploy.deployed_graph (the int8 accuracy's model) gives the firmware's bits."""
+    the graph compile returns (the int8 accuracy's model) gives the firmware's bits."""
     from _train_tiny import MODEL
 
     from sparse_engine import profiles, toolchain
@@ -96,13 +96,14 @@ def test_wide_heads_export_with_fwsa_deploy_simulation_equals_the_firmware(tmp_p
     cfg = MODEL.copy_and_resolve_references()
     cfg.blocks = tuple(b + (b[1],) if b[0] == "vit" else b for b in cfg.blocks)  # head dim = embedding dim
     path, x, _ = _export(cfg, tmp_path)
-    rep = deploy.compile_verified(path, tmp_path / "c", "stm32f746", x[:2], calibration=x[8:],
-                                  progress=lambda *_: None)
+    compiled = deploy.compile_verified(path, tmp_path / "c", "stm32f746", x[:2], calibration=x[8:],
+                                       progress=lambda *_: None)
+    rep = compiled.report
     (block,) = rep["attention"]
     assert block["fwsa"] and block["head_dim"] == block["dim"] == 16 and block["heads"] == 2
     assert block["params_fwsa"] < block["params_unfused"]
     assert all(r["exact"] for r in rep["verification"] if "exact" in r)
-    g = deploy.deployed_graph(path, x[8:])
+    g = compiled.graph
     assert any(op.kind == "attention" and op.params["fwsa"] is not None for op in g.ops)
     sim = deploy.simulate(g, x[:4], workers=1)
     t = g.tensors[g.input]
@@ -129,7 +130,7 @@ def test_patch_2_block_deploys_as_one_attention_over_four_sequences(tmp_path):
     got = np.concatenate([sess.run(None, {"image": x[i:i + 1]})[0] for i in range(len(x))])
     assert np.mean(got.argmax(1) == fq.argmax(1)) >= 0.9
     rep = deploy.compile_verified(path, tmp_path / "c", "stm32f746", x[:2], calibration=x[8:],
-                                  progress=lambda *_: None)
+                                  progress=lambda *_: None).report
     (block,) = rep["attention"]
     assert (block["groups"], block["seq"], block["heads"], block["fwsa"]) == (4, 64, 2, True)
     assert all(r["exact"] for r in rep["verification"] if "exact" in r)

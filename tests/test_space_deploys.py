@@ -27,7 +27,7 @@ def test_every_candidate_of_the_full_space_deploys_bit_exactly(tmp_path, i):
     cand = random_genes(path, np.random.default_rng(i), CFG.model, CFG.search)
     onnx = CandidateCost(CFG.model, CFG.search, "stm32f746", tmp_path / "cost").export(cand, tmp_path / "c.onnx")
     rep = compiler.compile_model(onnx, tmp_path / "c", "cortex-m7", profiles.get("stm32f746"), verify_ladder=True,
-                                 n_random=2, progress=lambda m: None)
+                                 n_random=2, progress=lambda m: None).report
     exact = {r["rung"]: r.get("exact") for r in rep["verification"]}
     assert exact["cortex-m7 in QEMU"] and exact["cortex-m7 in QEMU, portable kernels"]
     assert [r for r in exact if r.startswith("host C")] and all(

@@ -20,12 +20,13 @@ _GRAPH: list = []
 
 
 def deployed_graph(model_path: Path, calibration: np.ndarray, fwsa: str = "auto") -> "Graph":
-    """The IR graph the firmware of `compile_verified(..., calibration, fwsa=fwsa)` runs: attention
-    fused, FWSA chosen and calibrated on the same float inputs, so its simulation gives the firmware's bits."""
+    """The IR graph of the model compiled with another FWSA choice, without building it (the FWSA
+    benchmark's other form): the compiler's own import and pass stages, FWSA calibrated on the
+    float `calibration` inputs. The deployed model's graph is `compile_verified(...).graph`."""
     g = compiler.build_graph(Path(model_path))
     t = g.tensors[g.input]
-    return compiler.fuse_attention(g, fwsa, quantize(calibration.reshape(len(calibration), -1), t.scale,
-                                                     t.zero_point))
+    calib = quantize(calibration.reshape(len(calibration), -1), t.scale, t.zero_point)
+    return compiler.run_passes(g, compiler.Options(fwsa=fwsa), calib).graph
 
 
 def _set_graph(g: "Graph") -> None:
@@ -41,7 +42,7 @@ def _simulate_chunk(x: np.ndarray) -> np.ndarray:
 
 
 def simulate(g: "Graph", x: np.ndarray, workers: int = 2, chunk: int = 250, progress=None) -> np.ndarray:
-    """Simulator outputs of graph `g` (see `deployed_graph`) for every row of `x`, in `workers`
+    """Simulator outputs of graph `g` (a compile's `.graph`) for every row of `x`, in `workers`
     spawned processes (no JAX in them)."""
     parts = [x[i:i + chunk] for i in range(0, len(x), chunk)]
     _set_graph(g)
@@ -68,14 +69,10 @@ def onnxruntime_logits(model_path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def compile_verified(model_path: Path, out_dir: Path, profile: str, inputs: np.ndarray,
-                     calibration: np.ndarray | None = None, progress=print, fwsa: str = "auto") -> dict:
+                     calibration: np.ndarray | None = None, progress=print, fwsa: str = "auto") -> "compiler.Compiled":
     """sparse_engine compile --verify for the Cortex-M7, with `inputs` (float) in the ladder and
-    FWSA calibrated on `calibration` (float; default: the ladder's inputs)."""
-    npy = out_dir.parent / f"{out_dir.name}_inputs.npy"
-    np.save(npy, inputs.astype(np.float32))
-    calib = None
-    if calibration is not None:
-        calib = out_dir.parent / f"{out_dir.name}_calibration.npy"
-        np.save(calib, calibration.astype(np.float32))
+    FWSA calibrated on `calibration` (float; default: the ladder's inputs). Its `.graph` is what
+    the firmware runs: simulate it for the int8 accuracy."""
     return compiler.compile_model(model_path, out_dir, "cortex-m7", profiles.get(profile), verify_ladder=True,
-                                  input_file=npy, progress=progress, fwsa=fwsa, calibration_file=calib)
+                                  input_file=inputs.astype(np.float32), progress=progress, fwsa=fwsa,
+                                  calibration_file=None if calibration is None else calibration.astype(np.float32))

@@ -73,12 +73,12 @@ def deploy_and_simulate(qat: nnx.Module, cfg: ml_collections.ConfigDict, workdir
     say(f"export: {onnx_path}")
     x_test = float_inputs(test_images)
     x_calib = float_inputs(calib_images[:cfg.deploy.calib_images])
-    rep = deploy.compile_verified(onnx_path, workdir / "engine", cfg.deploy.profile, x_test[:cfg.deploy.verify_images],
-                                  x_calib, progress=say)
+    compiled = deploy.compile_verified(onnx_path, workdir / "engine", cfg.deploy.profile,
+                                       x_test[:cfg.deploy.verify_images], x_calib, progress=say)
+    rep = compiled.report
     bar = tqdm(total=len(x_test), desc="int8 simulator", unit="img", disable=not progress, file=sys.stderr,
                mininterval=2.0)
-    sim = deploy.simulate(deploy.deployed_graph(onnx_path, x_calib), x_test, workers=cfg.deploy.workers,
-                          progress=bar.update)
+    sim = deploy.simulate(compiled.graph, x_test, workers=cfg.deploy.workers, progress=bar.update)
     bar.close()
     return onnx_path, x_test, rep, sim
 

@@ -52,7 +52,7 @@ def run_case(name: str, case: dict, kind: str, cmsis: int | None, target: int | 
         zoo.quantize_qdq(zoo.single_op(case), model)
     out = work / slug
     rep = compile_model(model, out, "cortex-m7", profiles.get("stm32f746"), verify_ladder=True, n_random=3,
-                        progress=lambda *_: None, kernels="dsp")
+                        progress=lambda *_: None, kernels="dsp").report
     layer = next(r for r in rep["layers"] if r["kind"] == kind)
     code = kernel_code(out / "build" / "cortex-m7" / "firmware.elf")
     exact = all(r["exact"] for r in rep["verification"] if "exact" in r)
