@@ -18,7 +18,7 @@ from tinyformer_jax.errors import TinyFormerError
 from tinyformer_jax.search.evolution import Search, pareto
 from tinyformer_jax.search.space import Candidate, crossover, mutate, n_genes, random_candidate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = ml_collections.ConfigDict(dict(
     stem=8, modules=(("mbv2", 8), ("downsample", 16), ("transformer",), ("pool",), ("mbv2", 16)),
     mbv2=((2, 3), (3, 5)), transformer=((16, 1, 1), (24, 2, 1)), head_dim=8, mlp_ratio=2,
@@ -177,7 +177,7 @@ def test_batched_masked_scores_equal_one_candidate_at_a_time(method, monkeypatch
     the loop form one by one; pruning changes the scores."""
     from flax import nnx
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "jax")]
     from _train_tiny import synthetic
 
     from tinyformer_jax.models.supernet import Supernet

@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "jax")]
 
 
 def _export(model_cfg, directory: Path):

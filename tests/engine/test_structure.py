@@ -11,7 +11,7 @@ import pytest
 from sparse_engine import bindings, codegen
 from sparse_engine.bindings import common
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def module_name(path: Path) -> str:
@@ -144,3 +144,13 @@ def test_pair_len_matches_the_c_macro():
     assert macro, "SE_PAIR_LEN not found in se_dsp.h"
     for k in range(0, 300, 7):
         assert eval(macro.group(1).replace("(k)", f"({k})")) == common.pair_len(k)
+
+
+def test_engine_tests_need_no_jax():
+    """tests/engine runs with the engine's extras alone: none of its files (or conftest) imports JAX."""
+    files = [*(ROOT / "tests" / "engine").glob("*.py"), ROOT / "tests" / "conftest.py"]
+    assert len(files) > 10
+    for path in files:
+        src = path.read_text()
+        assert not imports(path, "tinyformer_jax"), path
+        assert not re.search(r"^\s*(import|from)\s+(jax|flax|optax|_train_tiny)\b", src, re.M), path

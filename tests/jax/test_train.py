@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-HELPER = ROOT / "tests" / "_train_tiny.py"
+ROOT = Path(__file__).resolve().parents[2]
+HELPER = ROOT / "tests" / "jax" / "_train_tiny.py"
 STEPS = 40
 
 
@@ -93,7 +93,7 @@ def test_time_limit_stops_at_a_checkpoint_and_the_rerun_resumes_exactly(tmp_path
 def _two_processes(workdir: Path, steps: int, status: int, env: dict | None = None) -> list[str]:
     from conftest import run_processes
 
-    runs = run_processes(ROOT / "tests" / "_train_distributed.py", [[str(i), "2", str(workdir), str(steps)]
+    runs = run_processes(ROOT / "tests" / "jax" / "_train_distributed.py", [[str(i), "2", str(workdir), str(steps)]
                                                                     for i in range(2)], _env(1) | (env or {}))
     assert all(code == status for code, _, _ in runs), [err[-3000:] for _, _, err in runs]
     return [out for _, out, _ in runs]
@@ -132,7 +132,7 @@ def test_batchnorm_folding_keeps_the_function():
     import jax
     from flax import nnx
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "jax")]
     from _train_tiny import MODEL
 
     from tinyformer_jax.models.hybrid import Hybrid

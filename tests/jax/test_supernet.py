@@ -9,8 +9,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "jax")]
 
 CFG = ml_collections.ConfigDict(dict(
     seed=0,

@@ -1,16 +1,16 @@
 """Helper run as one of N processes by tests/test_candidates.py: jax.distributed on localhost,
 one CPU device per process, sharded candidate evaluation; process 0 saves the logits.
 
-    python tests/_distributed_eval.py PORT PROCESS_ID NUM_PROCESSES OUT.npy
+    python tests/jax/_distributed_eval.py PORT PROCESS_ID NUM_PROCESSES OUT.npy
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "jax")]
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -7,7 +7,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_parts_rejoin_to_the_workdir_with_only_the_newest_checkpoints(tmp_path):

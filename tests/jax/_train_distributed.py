@@ -1,8 +1,8 @@
 """Helper run as one of N processes by tests/test_train.py: jax.distributed on localhost, one CPU
 device per process, `fit` data-parallel over all processes' devices; process 0 saves the final
-parameters as tests/_train_tiny.py does; $TIME_LIMIT as there (exit status 75 when it stops).
+parameters as tests/jax/_train_tiny.py does; $TIME_LIMIT as there (exit status 75 when it stops).
 
-    python tests/_train_distributed.py PORT PROCESS_ID NUM_PROCESSES WORKDIR STEPS
+    python tests/jax/_train_distributed.py PORT PROCESS_ID NUM_PROCESSES WORKDIR STEPS
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "jax")]
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -1,7 +1,7 @@
 """Helper run in a subprocess by tests/test_train.py: trains a tiny hybrid on synthetic
 CIFAR-shaped data with `fit` and saves the final parameters.
 
-    python tests/_train_tiny.py WORKDIR STEPS [DEVICES]
+    python tests/jax/_train_tiny.py WORKDIR STEPS [DEVICES]
 
 $TIME_LIMIT (seconds) limits the run as launch's --time_limit does (exit status 75 when it stops);
 $LOG_EVERY sets the steps per metrics row (default 1).
@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import jax  # noqa: E402
