@@ -1,21 +1,13 @@
-"""Weight-sharing supernet on CIFAR-10 (issue 7): SuperNAS / SparseNAS search space.
+"""Weight-sharing supernet on CIFAR-10: the SuperNAS / SparseNAS search space.
 
-    .venv/bin/python launch/train_supernet.py --config=configs/supernet_cifar10.py[:cpu] --workdir=runs/supernet
+    .venv/bin/python launch/train_supernet.py --config=configs/supernet_cifar10.py:cpu --workdir=runs/supernet
 
 Choice modules (tinyformer_jax/models/supernet.py): downsample (3x3 conv | inverted residual,
 stride 2), MobileNetV2 (expansion x depthwise kernel), transformer (embedding dim, heads, layers,
-patch size; MobileViT block) and pooling (2x2 average | max). The benchmark figures below were
-measured with the four transformer candidates below (the patch-2 one included): candidates at
-a5a9048, the training step on 2026-11-23 (after 4149d9e).
-
-Results: not run on a GPU yet (no GPU lent so far); the cpu preset is a smoke run.
-Candidate evaluation throughput (python -m tinyformer_jax.bench candidates, 16 paths x 256 images,
-2 CPU cores, 8 emulated devices; benchmarks/candidates_cpu.json): the loop 0.99 paths/s, vmap
-0.87x, lax.map 1.37x, sharded 1.23x of it (each path's BatchNorm recalibrated once per call).
-Training speed (python -m tinyformer_jax.bench train_step, batch 128 x 4 paths, 2 CPU cores;
-benchmarks/train_step_cpu.json): 8.6 s per step with --conv_form=unrolled, 22.7 s with lax (11.3 s
-and 22.8 s at d8a79cb, three transformer candidates), so the full budget's 39,000 steps are about
-4 days on CPU; XLA's temporaries for one step were 10.8 GB at d8a79cb.
+patch size; MobileViT block) and pooling (2x2 average | max).
+Result: not trained on a GPU yet; the cpu preset is a smoke run. Throughput on 2 CPU cores:
+benchmarks/candidates_cpu.json (loop 0.99 paths/s, lax.map 1.37x) and
+benchmarks/train_step_cpu.json (8.6 s per step of batch 128 x 4 paths).
 """
 from __future__ import annotations
 

@@ -1,34 +1,15 @@
 """TinyFormer on CIFAR-10 for the STM32F746 (1 MB flash, 320 KB SRAM): SuperNAS, supernet
-training, SparseNAS, gradual block pruning with distillation, QAT, deployment (issue 8).
+training, SparseNAS, gradual block pruning with distillation, QAT, deployment, report.
 
-    .venv/bin/python launch/tinyformer.py --config=configs/tinyformer_cifar10_320kb.py[:smoke] --workdir=DIR
+    .venv/bin/python launch/tinyformer.py --config=configs/tinyformer_cifar10_320kb.py:smoke --workdir=DIR
+    .venv/bin/python launch/tinyformer.py --config=configs/tinyformer_cifar10_320kb.py --workdir=DIR
 
-Presets: "full" (GPU budget) and "smoke" (finishes on 2 CPU cores in CI time: a few training steps,
-a small search; the model it deploys is not trained to accuracy).
-Stages, outputs and resume: tinyformer_jax/tinyformer_run.py. Limits: search.flash_bytes /
-search.sram_bytes (0: the profile's), search.max_instructions (0: none).
-
-SuperNAS spaces of "full", memory only (8 random subnets each, 2026-11-22, three transformer
-candidates per space: the 2x2-patch one came later): all fit; median flash /
-SRAM 213 KB / 139 KB for the supernet's own widths with stem 24, 370 KB / 220 KB widened 1.5x and
-605 KB / 291 KB widened 2x (mean MACs 15.7 M, 31.4 M, 52.0 M), so the widest is chosen and the search
-works near the 1 MB / 320 KB budget. A new candidate's full cost takes 7 firmware builds: two
-candidates of the 2x space took 8.6-9.1 s together on 2 CPU cores with search.build_workers (the
-kernels compiled once, constants printed as string literals; 24.8-26.4 s before, 2026-11-22), so
-the search's 32 x 20 candidates need at most about 50 min of builds. Scoring one candidate of the
-2x space on 5000 validation images (+ 512 for BatchNorm) takes 33.7 s on 2 CPU cores in the loop
-form (peak RSS 6.6 GB; 2026-11-22); on 2026-11-23 (space 3, 16 candidates per call) 44.5 s in the loop
-(7.0 GB) and 35.1 s in the lax.map form that `auto` now picks on CPU (2.7 GB), so a SparseNAS stage
-run on CPU needs about 6 h of scoring besides the builds (resumable with --time_limit); the vmap
-form that `auto` picks on a GPU is not measured yet.
-
-Full shapes, tiny budget (2 steps per training stage, 4 candidates; 2026-11-22, 2 CPU cores, 9 min
-with SuperNAS): the chosen 2x-space model deploys bit-exact at flash 417,756 B, SRAM 183,124 B,
-63,011,433 instructions (untrained: 10.8 % int8). Recompiled after the engine changes of the same
-day: 54,612,243 with the DSP Add, 51,972,831 with the 5x5 depthwise asm, 51,383,203 with copy chains
-merged and the pooling loops; flash 418,704 B, SRAM 183,104 B, arena 163,840 B, bit-exact. Results: not run with the full budget yet (no GPU
-lent so far). The paper's figure for
-comparison: 96.1 % CIFAR-10 in 1 MB flash / 320 KB SRAM.
+Limits: search.flash_bytes / search.sram_bytes (0: the profile's), search.max_instructions (0: none).
+Result, smoke preset (CI: a few training steps and a small search, about 6 min on 2 cores): the
+model deploys bit-exact; it is not trained to accuracy (about 6 % int8).
+Full preset: not run with the full budget yet (no GPU lent so far). A full-shape rehearsal with 2
+steps per stage deployed bit-exact at flash 600,964 B (predicted 598,412), SRAM 285,696 B,
+98,299,050 instructions (docs/decisions.md D34).
 """
 from __future__ import annotations
 

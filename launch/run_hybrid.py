@@ -4,7 +4,7 @@
 """
 from common import launch
 
-from tinyformer_jax.pipeline import run
+from tinyformer_jax.hybrid_run import run
 
 if __name__ == "__main__":
     launch(run, "configs/<model>_<dataset>_<budget>.py[:preset]", "checkpoints, metrics, export, C library, summary")

@@ -3,7 +3,7 @@
 # flax, optax, orbax and onnx, no network and no Arm toolchain, and takes at most 64 MiB of files
 # per command. The kit holds the pure-Python wheels of this project's JAX half at the versions in
 # .venv (so the device runs what CI tests) and CIFAR-10 as one xz archive (18 MB instead of 55 MB,
-# leaving room for a carried workdir). Use on the device: scripts/on_device.sh; recipe: WORKSPACE.md.
+# leaving room for a carried workdir). Use on the device: scripts/on_device.sh; recipe: docs/decisions.md D36.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh

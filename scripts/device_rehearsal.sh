@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rehearses the GPU lease recipe (WORKSPACE.md) without a GPU, so that a lent machine's 30 minutes
+# Rehearses the GPU lease recipe (docs/decisions.md D36) without a GPU, so that a lent machine's 30 minutes
 # are not spent on a kit that does not import. A Python 3.12 virtual environment (.devsim/,
 # git-ignored) holds what the device image holds at its versions (jax 0.11.2, numpy 2.5.2, onnx
 # 1.23.1, onnxruntime 1.30.0, ...; KINDS.md's pip list) on CPU, and nothing of the JAX half's own

@@ -5,7 +5,7 @@ Recognition (`fuse`) finds, after the layout and view passes, the chain an expor
 block becomes: three FC projections of one token matrix X [S, E] (Q, K, V), Q·Kᵀ per head read
 through strided head views, softmax, ·V, copies merging the heads into [S, H·P], and the output
 FC. The chain becomes one `attention` op whose params keep every sub-op's integer parameters
-unchanged, so the fused op computes the same bits as the chain (tests/test_attention.py).
+unchanged, so the fused op computes the same bits as the chain (tests/engine/test_attention.py).
 X may hold `groups` sequences of S rows one after the other (a MobileViT block with p x p
 patches: p^2 sequences), the MatMuls then batch over (sequence, head); each sequence attends
 within itself, and the kernel runs the single-sequence steps below once per sequence.

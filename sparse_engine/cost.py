@@ -20,7 +20,7 @@ A graph whose layers or kernel set the cache lacks is built and run once (dense,
 per block size with candidate layers, as the compiler measures; those builds run `workers` at a
 time, as gcc and QEMU are processes; the kernels every model shares are compiled once), so every
 figure is a measurement or a sum of measurements.
-`tests/test_cost.py` compares the estimate with the compiled firmware.
+`tests/jax/test_cost.py` compares the estimate with the compiled firmware.
 """
 from __future__ import annotations
 

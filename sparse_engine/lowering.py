@@ -1,6 +1,6 @@
 """One function per ONNX op type: build the IR op and compute its integer parameters.
 
-Conventions (DESIGN.md, integer contract): conv weights OHWI, depthwise weights 1HWC,
+Conventions (docs/architecture.md, the integer contract): conv weights OHWI, depthwise weights 1HWC,
 per-output-channel (mult, shift) from `qmath.quantize_multiplier`, int32 bias at scale
 s_in*s_w. Ops TFLite lacks document their integer algorithm in the simulator.
 """

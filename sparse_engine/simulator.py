@@ -16,7 +16,7 @@ smallest shift for which (M + 2^(k-1)) >> k <= L; L and k0 come from `lowering.l
 so that N L^2 + E0 < 2^31, hence Q = sum d'^2 + E fits int32 for every row, with
 E = round(E0 / 4^(k - k0)) (0 from a shift of 31 on), E0 = round(eps N^3 / (s_in^2 4^k0)).
 Narrow rows keep k = k0 (usually 0: exact); one shift fixed for the worst row would round them
-coarsely (tests/test_layernorm.py measured 0.096 mean output steps off at N = 384). Q ~ N^3
+coarsely (tests/engine/test_layernorm.py measured 0.096 mean output steps off at N = 384). Q ~ N^3
 (var + eps) / 4^k (Q = 1 where it is 0) is normalized by an even shift 2m, the largest with
 Q 4^m < 2^31 (m from a count of leading zeros), so r = isqrt(Q 4^m) (bitwise, 32-bit) has 15-16
 significant bits; n'_i = (d'_i 2^m) floor(2^30 / r) is the normalized value divided by sqrt(N)

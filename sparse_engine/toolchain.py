@@ -2,7 +2,7 @@
 
 QEMU runs with `-icount shift=7`: one instruction advances virtual time by 128 ns, and the
 CMSDK timer counts 25 MHz ticks, so instructions = round(ticks * 10 / 32) exactly
-(mcu-notes.md section 4). Flash and static SRAM come from the linked ELF's section sizes.
+(docs/architecture.md, "How cost is measured"). Flash and static SRAM come from the linked ELF's section sizes.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The verification ladder of DESIGN.md on random inputs and an optional input file.
+"""The verification ladder (docs/architecture.md) on random inputs and an optional input file.
 
 1 simulator (reference) -> 2 host C with ASan/UBSan == simulator -> 3 Cortex-M in QEMU ==
 simulator -> 4 onnxruntime on the same QDQ model: share of differing elements, largest

@@ -1,6 +1,6 @@
-"""The TinyFormer run's report: report.md with the chosen model's figures, the search, the
-verification ladder, and plots (Pareto front, accuracy vs flash, per-layer memory and
-instructions, sparsity per layer) as PNG files beside it."""
+"""Reports of the runs: the fixed-hybrid run's summary lines, and the TinyFormer run's report.md
+with the chosen model's figures, the search, the verification ladder, and plots (Pareto front,
+accuracy vs flash, per-layer memory and instructions, sparsity per layer) as PNG files beside it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,12 +9,40 @@ import matplotlib
 
 from .files import write_text
 from .models.hybrid import describe_blocks
-from .pipeline import rung_line
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 PAPER = "TinyFormer (paper): 96.1 % CIFAR-10 int8 in 1 MB flash / 320 KB SRAM (STM32F746)"
+
+
+def rung_line(r: dict) -> str:
+    if "exact" in r:
+        return f"{r['rung']} {'bit-exact' if r['exact'] else 'DIFFERS'}"
+    if r["rung"] == "onnxruntime":
+        return (f"onnxruntime {100 * r['share_differing']:.1f} % of elements differ, largest {r['max_abs_diff']}, "
+                f"top-1 agreement {r.get('top1_agreement', 1.0):.3f}")
+    return f"{r['rung']} on {r.get('inputs', '?')} inputs"
+
+
+def hybrid_summary_lines(f: dict) -> list[str]:
+    n = f"{f['test_images']:,}"
+    agree = f["onnxruntime_vs_fake_quant"]
+    rows = [
+        (f"float accuracy (JAX, {n} test images)", f"{100 * f['float_accuracy']:.2f} %"),
+        ("fake-quant accuracy (JAX QAT model)", f"{100 * f['fake_quant_accuracy']:.2f} %"),
+        (f"int8 accuracy, SparseEngine simulator ({n} images)", f"{100 * f['int8_simulator_accuracy']:.2f} %"
+         f"   ({f['int8_minus_fake_quant_points']:+.2f} points vs fake-quant, top-1 agreement "
+         f"{f.get('int8_vs_fake_quant_top1_agreement', float('nan')):.4f})"),
+        (f"int8 accuracy, onnxruntime ({n} images)", f"{100 * f['onnxruntime_accuracy']:.2f} %"),
+        ("onnxruntime vs JAX fake-quant", f"top-1 agreement {agree['top1_agreement']:.4f}, largest logit "
+                                          f"difference {agree['max_abs_logit_difference']:.4f}"),
+        ("flash (linked firmware)", f"{f['flash_bytes']:,} B   ({f['profile']})"),
+        ("SRAM (.data + .bss + stack high-water mark)", f"{f['sram_bytes']:,} B"),
+        ("Cortex-M7 instructions per inference (exact)", f"{f['instructions_per_inference']:,}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return [f"{k:<{width}}  {v}" for k, v in rows] + ["verification ladder: " + "; ".join(rung_line(r) for r in f["ladder"])]
 
 
 def summary_lines(f: dict) -> list[str]:

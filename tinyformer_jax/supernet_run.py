@@ -13,7 +13,7 @@ from flax import nnx
 
 from .files import write_json
 from .models.supernet import Supernet, num_candidates, standalone_config
-from .pipeline import prepare
+from .stages import prepare
 from .train import candidates
 from .train.supernet import sandwich_paths, train_supernet
 

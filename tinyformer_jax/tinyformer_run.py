@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -28,12 +29,12 @@ import numpy as np
 import optax
 from flax import nnx
 
-from .data.cifar10 import Split
+from .data.cifar10 import Cifar10, Split
 from .errors import TinyFormerError
 from .files import write_json
 from .models.hybrid import Hybrid
 from .models.supernet import Supernet, copy_shared, standalone_config
-from .pipeline import deploy_and_simulate, prepare, quantize, say
+from .stages import deploy_and_simulate, prepare, quantize, say
 from .prune import blocks
 from .search import supernas
 from .search.costing import CandidateCost
@@ -44,7 +45,6 @@ from .train.loop import classification_loss, fit
 from .train.supernet import recalibrate_bn, train_supernet
 
 
-STAGES = ("supernas", "supernet", "sparsenas", "prune", "qat")  # stages a run may stop after (their outputs kept)
 
 
 def split_validation(train: Split, n: int, seed: int) -> tuple[Split, Split]:
@@ -82,65 +82,76 @@ def distill_loss(teacher: Callable[[jax.Array], jax.Array], alpha: float):
     return loss
 
 
-def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | None = None,
-        progress: bool = True, stop_after: str | None = None) -> dict:
-    """Every stage not done yet in `workdir`; the summary, or {"stopped_after": stage}."""
-    from . import report
+@dataclass
+class Run:
+    """What the stages share: the run's inputs, and each stage's outputs for the stages after it."""
 
-    if stop_after is not None and stop_after not in STAGES:
-        raise TinyFormerError(f"--stop_after={stop_after}: choose one of {', '.join(STAGES)}")
+    cfg: ml_collections.ConfigDict
+    workdir: Path
+    data: Cifar10
+    train: Split
+    val: Split
+    progress: bool
+    t0: float
+    out: dict[str, Any] = field(default_factory=dict)
 
-    def stop(stage: str) -> bool:
-        if stage == stop_after:
-            say(f"stopped after {stage} (--stop_after); outputs in {workdir}, rerun without it to go on")
-        return stage == stop_after
+    @property
+    def profile(self) -> str:
+        return self.cfg.deploy.profile
 
-    t0 = time.perf_counter()
-    workdir, data = prepare(cfg, workdir, data_dir)
-    train, val = split_validation(data.train, int(cfg.search.val_images), cfg.seed)
-    profile = cfg.deploy.profile
 
-    # 1 SuperNAS
+def supernas_stage(r: Run) -> None:
+    """1: choose the supernet's space (search/supernas.py), kept in supernas.json."""
+    cfg, workdir = r.cfg, r.workdir
     sn_file = workdir / "supernas.json"
     if sn_file.exists():
         sn = json.loads(sn_file.read_text())
     else:
-        sn = supernas.choose(cfg.model, cfg, profile, lambda mc, name: CandidateCost(
-            mc, cfg.search, profile, workdir / "cost" / name, progress=None), progress)
+        sn = supernas.choose(cfg.model, cfg, r.profile, lambda mc, name: CandidateCost(
+            mc, cfg.search, r.profile, workdir / "cost" / name, progress=None), r.progress)
         write_json(sn_file, sn)
     model_cfg = ml_collections.ConfigDict(sn["model"])
     model_cfg.modules = tuple(tuple(m) for m in model_cfg.modules)
+    r.out.update(sn=sn, model_cfg=model_cfg)
     say(f"[1/7] SuperNAS: chose space {sn['chosen']} (" + "; ".join(
-        f"space {r['space']}: fit {100 * r['fit_rate']:.0f} %, mean MACs {r['mean_fitting_macs']:,.0f}"
-        for r in sn["spaces"]) + ")")
-    if stop("supernas"):
-        return dict(stopped_after="supernas")
+        f"space {x['space']}: fit {100 * x['fit_rate']:.0f} %, mean MACs {x['mean_fitting_macs']:,.0f}"
+        for x in sn["spaces"]) + ")")
 
-    # 2 supernet
+
+def supernet_stage(r: Run) -> None:
+    """2: sandwich-rule supernet training (resumes from its checkpoints)."""
+    cfg, model_cfg = r.cfg, r.out["model_cfg"]
     supernet = Supernet(model_cfg, rngs=nnx.Rngs(cfg.seed))
     scfg = ml_collections.ConfigDict(dict(model=model_cfg, train=cfg.supernet))
-    sres = train_supernet(supernet, scfg, train, val, workdir, cfg.seed, progress=progress)
+    sres = train_supernet(supernet, scfg, r.train, r.val, r.workdir, cfg.seed, progress=r.progress)
+    calib = r.train.images[np.random.default_rng([cfg.seed, 5]).permutation(len(r.train.labels))
+                           [:int(cfg.search.calib_images)]]
+    r.out.update(supernet=supernet, calib=calib)
     say(f"[2/7] supernet: {sres.steps} steps")
-    if stop("supernet"):
-        return dict(stopped_after="supernet")
-    calib = train.images[np.random.default_rng([cfg.seed, 5]).permutation(len(train.labels))
-                         [:int(cfg.search.calib_images)]]
 
-    # 3 SparseNAS
-    cost = CandidateCost(model_cfg, cfg.search, profile, workdir / "cost" / f"space{sn['chosen']}",
+
+def sparsenas_stage(r: Run) -> None:
+    """3: the evolutionary search under the limits (resumes from search/state.json)."""
+    cfg, model_cfg, sn = r.cfg, r.out["model_cfg"], r.out["sn"]
+    supernet, calib = r.out["supernet"], r.out["calib"]
+    cost = CandidateCost(model_cfg, cfg.search, r.profile, r.workdir / "cost" / f"space{sn['chosen']}",
                          progress=None)
-    search = Search(model_cfg, cfg.search, profile, cost,
-                    lambda cs: score(supernet, model_cfg, cs, cfg.search, calib, val), workdir / "search", progress,
-                    cost_key=cost.sources)
+    search = Search(model_cfg, cfg.search, r.profile, cost,
+                    lambda cs: score(supernet, model_cfg, cs, cfg.search, calib, r.val), r.workdir / "search",
+                    r.progress, cost_key=cost.sources)
     found = search.run()
     best = Candidate.from_key(found["best"]["key"])
+    r.out.update(search=search, found=found, best=best)
     say(f"[3/7] SparseNAS: {found['evaluated']} candidates, {found['fitting']} fit; best {best.key}: "
-         f"val accuracy {100 * found['best']['accuracy']:.2f} %, flash {found['best']['flash_bytes']:,} B, "
-         f"SRAM {found['best']['sram_bytes']:,} B, {found['best']['instructions']:,} instructions")
-    if stop("sparsenas"):
-        return dict(stopped_after="sparsenas")
+        f"val accuracy {100 * found['best']['accuracy']:.2f} %, flash {found['best']['flash_bytes']:,} B, "
+        f"SRAM {found['best']['sram_bytes']:,} B, {found['best']['instructions']:,} instructions")
 
-    # 4 prune + fine-tune with distillation
+
+def prune_stage(r: Run) -> None:
+    """4: the chosen path with the supernet's weights, gradual block pruning rounds with
+    distillation from the supernet's largest path (each round resumes from its checkpoints)."""
+    cfg, model_cfg, best = r.cfg, r.out["model_cfg"], r.out["best"]
+    supernet, calib = r.out["supernet"], r.out["calib"]
     net_cfg = standalone_config(model_cfg, best.path)
     model = Hybrid(net_cfg, rngs=nnx.Rngs(cfg.seed))
     copy_shared(supernet, best.path, model)
@@ -152,53 +163,91 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     loss = distill_loss(lambda x: teacher(x, big), float(cfg.prune.distill))
     level = best.layer_levels(model_cfg, cfg.search, blocks.prunable(model))
     mk = {}
-    for r in range(rounds):
-        level_r = {k: (blocks.schedule(r + 1, rounds, sp), b) for k, (sp, b) in level.items()}
-        mk = blocks.model_masks(model, level_r)
+    for i in range(rounds):
+        level_i = {k: (blocks.schedule(i + 1, rounds, sp), b) for k, (sp, b) in level.items()}
+        mk = blocks.model_masks(model, level_i)
         blocks.apply_masks(model, mk)
         tree = _mask_tree(mk)
-        res = fit(model, train, val, cfg.prune.train, workdir, f"prune{r}", cfg.seed + 10 + r, progress=progress,
-                  loss=loss, extra=lambda step: tree)
+        res = fit(model, r.train, r.val, cfg.prune.train, r.workdir, f"prune{i}", cfg.seed + 10 + i,
+                  progress=r.progress, loss=loss, extra=lambda step: tree)
         blocks.apply_masks(model, mk)
         zeros = sum(m.size - m.sum() for m in mk.values()) / max(sum(m.size for m in mk.values()), 1)
-        say(f"[4/7] pruning round {r + 1}/{rounds}: {len(mk)} layers masked, {100 * zeros:.1f} % of their "
+        say(f"[4/7] pruning round {i + 1}/{rounds}: {len(mk)} layers masked, {100 * zeros:.1f} % of their "
             f"weights zero, val accuracy {100 * res.test_accuracy:.2f} %")
-    if stop("prune"):
-        return dict(stopped_after="prune")
+    r.out.update(net_cfg=net_cfg, model=model, level=level, masks=mk)
 
-    # 5 QAT with the masks kept
+
+def qat_stage(r: Run) -> None:
+    """5: BatchNorm folded, calibrated, QAT with the masks kept (resumes from its checkpoints)."""
+    mk = r.out["masks"]
     tree = _mask_tree(mk)
-    qat, qres = quantize(model, cfg, train, data.test, workdir, progress, loss=masked_loss, extra=lambda step: tree)
+    qat, qres = quantize(r.out["model"], r.cfg, r.train, r.data.test, r.workdir, r.progress, loss=masked_loss,
+                         extra=lambda step: tree)
     blocks.apply_masks(qat, mk)
+    r.out.update(qat=qat, qres=qres)
     say(f"[5/7] QAT: fake-quant test accuracy {100 * qres.test_accuracy:.2f} %")
-    if stop("qat"):
-        return dict(stopped_after="qat")
 
-    # 6 export, compile --verify, int8 accuracy, prediction vs firmware
+
+def deploy_stage(r: Run) -> None:
+    """6: QDQ export, SparseEngine compile --verify (Cortex-M7 in QEMU), int8 accuracy on the test
+    set, the cost model's prediction next to the firmware's figures; over budget stops here."""
+    cfg, data, o = r.cfg, r.data, r.out
+    found, best, net_cfg, level, mk = o["found"], o["best"], o["net_cfg"], o["level"], o["masks"]
     n_test = int(cfg.deploy.test_images) or len(data.test.labels)
-    _, _, rep, sim = deploy_and_simulate(qat, cfg, workdir, data.test.images[:n_test], train.images, progress)
+    _, _, rep, sim = deploy_and_simulate(o["qat"], cfg, r.workdir, data.test.images[:n_test], r.train.images,
+                                         r.progress)
     mcu = rep["mcu"]
     figures = dict(
-        supernas=sn, search=found, chosen=dict(candidate=best.key, stem=int(net_cfg.stem), blocks=[list(b) for b in net_cfg.blocks],
-                                                layers=["/".join(map(str, k)) for k in level],
-                                                sparsity_target=[sp for sp, _ in level.values()],
-                                                block_sizes=[b for _, b in level.values()],
-                                                sparsity_achieved=blocks.achieved(mk, level)),
-        fake_quant_accuracy=qres.test_accuracy, int8_accuracy=float(np.mean(sim.argmax(-1) == data.test.labels[:n_test])),
+        supernas=o["sn"], search=found,
+        chosen=dict(candidate=best.key, stem=int(net_cfg.stem), blocks=[list(b) for b in net_cfg.blocks],
+                    layers=["/".join(map(str, k)) for k in level], sparsity_target=[sp for sp, _ in level.values()],
+                    block_sizes=[b for _, b in level.values()], sparsity_achieved=blocks.achieved(mk, level)),
+        fake_quant_accuracy=o["qres"].test_accuracy,
+        int8_accuracy=float(np.mean(sim.argmax(-1) == data.test.labels[:n_test])),
         test_images=n_test, flash_bytes=mcu["flash_bytes"], sram_bytes=mcu["sram_bytes"],
         instructions=mcu["instructions"], arena_bytes=rep["totals"]["arena_bytes"], ladder=rep["verification"],
         predicted=dict(flash_bytes=found["best"]["flash_bytes"], sram_bytes=found["best"]["sram_bytes"],
                        instructions=found["best"]["instructions"], arena_bytes=found["best"]["arena_bytes"]),
         budget=found["limits"], fits=bool(mcu["flash_bytes"] <= found["limits"]["flash_bytes"]
                                           and mcu["sram_bytes"] <= found["limits"]["sram_bytes"]),
-        profile=profile, seconds=round(time.perf_counter() - t0, 1), data=data.source,
-        engine=str(workdir / "engine"))
+        profile=r.profile, seconds=round(time.perf_counter() - r.t0, 1), data=data.source,
+        engine=str(r.workdir / "engine"))
     if not figures["fits"]:
         raise TinyFormerError(f"the deployed model is over budget: flash {mcu['flash_bytes']:,} B, SRAM "
-                              f"{mcu['sram_bytes']:,} B against {found['limits']} (report in {workdir / 'engine'})")
+                              f"{mcu['sram_bytes']:,} B against {found['limits']} (report in {r.workdir / 'engine'})")
+    r.out.update(figures=figures, engine_report=rep)
 
-    # 7 report
-    figures["report"] = str(report.write(figures, rep, search.archive, workdir / "report"))
-    write_json(workdir / "summary.json", figures)
+
+def report_stage(r: Run) -> None:
+    """7: report.md + plots into report/, summary.json, the summary lines on stdout."""
+    from . import report
+
+    figures = r.out["figures"]
+    figures["report"] = str(report.write(figures, r.out["engine_report"], r.out["search"].archive,
+                                         r.workdir / "report"))
+    write_json(r.workdir / "summary.json", figures)
     say("\n".join(["", "== TinyFormer " + "=" * 57, *report.summary_lines(figures)]))
-    return figures
+
+
+PIPELINE: tuple[tuple[str, Callable[[Run], None]], ...] = (
+    ("supernas", supernas_stage), ("supernet", supernet_stage), ("sparsenas", sparsenas_stage),
+    ("prune", prune_stage), ("qat", qat_stage), ("deploy", deploy_stage), ("report", report_stage))
+STAGES = ("supernas", "supernet", "sparsenas", "prune", "qat")  # stages a run may stop after (their outputs kept)
+
+
+def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | None = None,
+        progress: bool = True, stop_after: str | None = None) -> dict:
+    """Every stage of PIPELINE in order, each resuming from its own outputs in `workdir`; the
+    summary, or {"stopped_after": stage} when `stop_after` names one of STAGES."""
+    if stop_after is not None and stop_after not in STAGES:
+        raise TinyFormerError(f"--stop_after={stop_after}: choose one of {', '.join(STAGES)}")
+    t0 = time.perf_counter()
+    workdir, data = prepare(cfg, workdir, data_dir)
+    train, val = split_validation(data.train, int(cfg.search.val_images), cfg.seed)
+    r = Run(cfg, workdir, data, train, val, progress, t0)
+    for name, stage in PIPELINE:
+        stage(r)
+        if name == stop_after:
+            say(f"stopped after {name} (--stop_after); outputs in {workdir}, rerun without it to go on")
+            return dict(stopped_after=name)
+    return r.out["figures"]

@@ -12,7 +12,7 @@ from . import attention, kernels, sparse
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sparse_engine.bench")
     sub = ap.add_subparsers(dest="command", required=True)
-    k = sub.add_parser("kernels", help="dense int8 kernels against the CMSIS-NN figures of mcu-notes.md section 7")
+    k = sub.add_parser("kernels", help="dense int8 kernels against measured CMSIS-NN figures (bench/kernels.py)")
     k.add_argument("--out", default="benchmarks/kernels.json", help="JSON results file")
     k.add_argument("--work", default="build/bench", help="folder for models and builds")
     k.add_argument("--case", action="append", help="run only these cases (repeatable)")

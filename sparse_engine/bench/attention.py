@@ -19,7 +19,7 @@ from ..compiler import build_graph, fuse_attention
 
 GRID = [dict(seq=s, dim=e, heads=h) for s in (64, 128, 256) for e in (64, 128) for h in (4, 8)]
 # the configurations of Jung et al. 2024 (arXiv 2404.02945), who report DFT lowering the attention
-# memory peak by up to 6.19x over their models (DESIGN.md)
+# memory peak by up to 6.19x over their models
 PAPER_REDUCTION = "up to 6.19x"
 PAPERS = [dict(name="EEGFormer", seq=81, dim=32, head_dim=32, heads=8),
           dict(name="ECGFormer", seq=66, dim=16, head_dim=2, heads=8)]

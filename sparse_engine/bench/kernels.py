@@ -1,7 +1,7 @@
 """Dense kernel benchmark: each case is a small QDQ model compiled with the project's own harness,
 run in QEMU (mps2-an500, -icount: exact instruction counts) with the DSP and the portable kernels,
 checked bit-exact against the simulator, and compared with the CMSIS-NN figures measured under
-the same flags and counting (../shared/mcu-notes.md section 7).
+the same flags and counting (measured once, figures below; docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .. import profiles, toolchain, zoo
 from ..compiler import compile_model
 
 # (case name, zoo case, layer kind measured, CMSIS-NN instructions, target at most); None where
-# mcu-notes.md has no CMSIS-NN figure (no target: compared with our portable kernel only)
+# no CMSIS-NN figure was measured (no target: compared with our portable kernel only)
 CASES = [
     ("conv 3x3, 32x32x16 -> 16, pad 1", dict(op="conv", shape=(1, 16, 32, 32), cout=16), "conv2d", 5_505_049, 4_600_000),
     ("depthwise 3x3, 16x16x64", dict(op="depthwise", shape=(1, 64, 16, 16)), "conv2d", 1_249_841, 900_000),
@@ -25,7 +25,7 @@ CASES = [
     ("softmax, 64 rows x 64", dict(op="softmax", shape=(64, 64)), "softmax", 2_193_247, 800_000),
     ("residual add, 32x32x32 + 32x32x32", dict(op="add", shape=(1, 32, 32, 32)), "add", None, None),
 ]
-CMSIS_SOURCE = "CMSIS-NN 99f736a6, -O3, same flags and counting (../shared/mcu-notes.md section 7)"
+CMSIS_SOURCE = "CMSIS-NN 99f736a6, -O3, same flags and counting, exact QEMU instructions"
 
 
 def _slug(name: str) -> str:

@@ -3,7 +3,7 @@ block-pruned by magnitude (the smallest-L1 share of blocks along the input chann
 at 50/75/90/95 % and coded with blocks of 1, 4, 8, 16; each variant compiled with the sparse
 kernels, run in QEMU (-icount, exact) and checked bit-exact against the simulator (which runs the
 same zeroed weights dense). Speedups are against our dense DSP kernel on the same layer and the
-CMSIS-NN figure of ../shared/mcu-notes.md section 7. Depthwise, Q.K^T and softmax have no weight
+CMSIS-NN figure of bench/kernels.py (CMSIS_SOURCE). Depthwise, Q.K^T and softmax have no weight
 blocks along input channels and are not in it. The attention case is one fused attention op (the
 shape of the full pipeline's MobileViT block at an 8x8 map) whose Q, K, V and O projections are
 pruned and coded alike; CMSIS-NN has no attention op to compare with.

@@ -34,7 +34,7 @@ def tiny_config():
 def test_pipeline_end_to_end_on_tiny_data(tmp_path):
     from test_data import _write_batches
 
-    from tinyformer_jax.pipeline import run
+    from tinyformer_jax.hybrid_run import run
 
     _write_batches(tmp_path / "data" / "cifar-10-batches-py")
     f = run(tiny_config(), tmp_path / "work", str(tmp_path / "data"), progress=False)

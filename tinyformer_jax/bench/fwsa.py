@@ -11,20 +11,20 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from .. import deploy, pipeline
+from .. import deploy, hybrid_run, stages
 from ..data import cifar10
 from ..errors import TinyFormerError
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: Path, data_dir: str | None = None, progress: bool = True) -> dict:
-    figures = pipeline.run(cfg, workdir, data_dir, progress)
+    figures = hybrid_run.run(cfg, workdir, data_dir, progress)
     rep = json.loads((Path(figures["engine"]) / "report.json").read_text())
     if not rep["attention"] or not all(b["fwsa"] for b in rep["attention"]):
         raise TinyFormerError(f"{figures['onnx']}: FWSA was not chosen for every attention block; "
                               "the config must give heads as wide as the embedding (P = E)")
     data = cifar10.load(data_dir or cfg.data.dir or None, limit_train=cfg.data.limit_train or None)
-    x_test = pipeline.float_inputs(data.test.images)
-    x_calib = pipeline.float_inputs(data.train.images[:cfg.deploy.calib_images])
+    x_test = stages.float_inputs(data.test.images)
+    x_calib = stages.float_inputs(data.train.images[:cfg.deploy.calib_images])
     # the pipeline simulated the deployed graph (FWSA by `auto`, on everywhere as checked) on the same
     # calibration images: its outputs are the "on" form
     outs = dict(on=np.load(figures["int8_logits"]).astype(np.int64))

@@ -19,7 +19,7 @@ smallest network, `largest_path` the largest. Choice modules (config `modules`):
 
 `standalone_config(cfg, path)` is the path as a plain `Hybrid` model config, and
 `copy_shared(supernet, path, hybrid)` copies the path's slice of the shared weights into it:
-the same network, built on its own (tests/test_supernet.py checks the logits agree).
+the same network, built on its own (tests/jax/test_supernet.py checks the logits agree).
 """
 from __future__ import annotations
 

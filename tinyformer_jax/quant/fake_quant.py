@@ -1,4 +1,4 @@
-"""Fake quantization with the integer contract of DESIGN.md.
+"""Fake quantization with the integer contract of docs/architecture.md.
 
 Weights: int8, symmetric, one scale per output channel, s = max|w| / 127, values in [-127, 127].
 Activations: int8, asymmetric, one (scale, zero point) per tensor from a calibrated range
