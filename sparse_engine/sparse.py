@@ -1,4 +1,4 @@
-"""Block sparsity of int8 weights and its blockwise run-length coding (issue 5).
+"""Block sparsity of int8 weights and its blockwise run-length coding.
 
 A layer's weights are viewed as W[N, K]: N output channels, K inputs (FC: the input features;
 conv OHWI [O, kh, kw, C]: K = kw * kh * C in *column order* (kx, ky, c), C innermost). A block is

@@ -19,6 +19,9 @@ from sparse_engine import codegen, planner, profiles, toolchain, verify, zoo  # 
 # the kernels' objects, compiled once for the whole session (all xdist workers and the CLI's
 # subprocesses): keyed by compiler, flags and source bytes, so an edited kernel is compiled again
 os.environ.setdefault(toolchain.OBJECT_CACHE_ENV, str(ROOT / "build" / "test-objects"))
+# XLA executables, likewise shared by every test process (the same training steps are compiled
+# again in many tests and subprocesses): JAX's persistent compilation cache, set before JAX loads
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / "build" / "jax-cache"))
 from sparse_engine.bindings import sparse_fc  # noqa: E402
 from sparse_engine.bindings.common import requant_table  # noqa: E402
 from sparse_engine.compiler import compile_model  # noqa: E402

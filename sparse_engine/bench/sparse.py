@@ -21,7 +21,7 @@ from .kernels import CMSIS_SOURCE, _slug
 
 SPARSITIES = (0.5, 0.75, 0.9, 0.95)
 BLOCKS = (1, 4, 8, 16)
-SPEEDUP_TARGET = 6.0  # x fewer instructions than CMSIS-NN at 90 % (issue 5)
+SPEEDUP_TARGET = 6.0  # x fewer instructions than CMSIS-NN at 90 % (the sparse target)
 STORAGE_TARGET = 0.35  # coded bytes / dense int8 bytes at 75 %
 
 # (case, zoo case, CMSIS-NN instructions, what the CMSIS-NN figure is)

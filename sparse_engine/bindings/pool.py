@@ -1,5 +1,6 @@
 """Average and max pooling: se_avgpool_s8 (per-count multipliers, or one fixed count) and
-se_maxpool_s8 (optionally requantized to another scale); portable C only."""
+se_maxpool_s8 (optionally requantized to another scale), portable; se_maxpool_s8_dsp (channels
+% 4 == 0 and no requantization: four channels per word, SSUB8 + SEL)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +9,14 @@ from ..ir import Op
 from .common import ArrayFn, Call, Emit, c_int
 
 STRUCT = "se_pool_params_t"
+
+
+def dsp_fits(kind: str, p: dict, channels: int) -> bool:
+    return kind == "maxpool" and not p["requant"] and channels % 4 == 0
+
+
+def kernel(kind: str, p: dict, channels: int, dsp: bool) -> str:
+    return f"se_{kind}_s8_dsp" if dsp and dsp_fits(kind, p, channels) else f"se_{kind}_s8"
 
 
 def claims(op: Op, dsp: bool) -> bool:
@@ -28,4 +37,4 @@ def emit(em: Emit, op: Op, A: ArrayFn) -> Call:
     else:
         fields.update(fixed_count=0, requant=int(p["requant"]), mult=c_int(p["mult"]), shift=p["shift"],
                       count_mult="0", count_shift="0")
-    return Call(f"se_{op.kind}_s8", STRUCT, fields)
+    return Call(kernel(op.kind, p, x.shape[3], em.dsp), STRUCT, fields)

@@ -63,6 +63,7 @@ def test_a_chain_with_other_consumers_is_left_alone(tmp_path):
     assert len(g2.ops) == n_ops and all(op.kind != "attention" for op in g2.ops)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fwsa,groups", [("off", 1), ("on", 1), ("off", 3), ("on", 2)])
 def test_attention_kernel_bit_exact_for_every_tile(tmp_path, fwsa, groups):
     """Host C and QEMU, DSP and portable sub-kernels, tiles S, an odd one and 1; one sequence, or
@@ -93,6 +94,7 @@ def _prune_projections(op, block: int, keep: float, seed: int) -> None:
     op.params["v"]["weights"][pd:2 * pd] = 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fwsa,groups,block", [("off", 1, 4), ("off", 3, 1), ("on", 2, 8), ("off", 2, 16)])
 def test_block_sparse_projections_bit_exact(tmp_path, fwsa, groups, block):
     """Projections coded block-sparse inside the attention op (per head from the head's first

@@ -1,4 +1,4 @@
-"""Issue 4: DSP kernels. Shapes that hit every path of kernels_dsp.c (k % 4 tails, odd rows and
+"""DSP kernels equal the portable ones and the simulator. Shapes that hit every path of the *_dsp.c files (k % 4 tails, odd rows and
 columns, channel tails, strides, dilation, strided MatMul views) are bit-exact with the simulator
 on the host (emulated DSP instructions, ASan/UBSan) and in QEMU (real ones), and so is the portable
 build; the linker keeps only the kernels a model calls."""
@@ -27,6 +27,8 @@ CASES = {
     "matmul_heads_views": dict(op="matmul_aa", shape=(1, 3, 9, 6)),
     "softmax_row_tail": dict(op="softmax", shape=(2, 3, 7), mean=0.4),
     "add_same_shape": dict(op="add", shape=(1, 6, 5, 7), mean=-0.4),
+    "maxpool_3x3_pad_stride2": dict(op="maxpool", shape=(1, 8, 9, 9), k=3, stride=2, pad=1, mean=-0.4),
+    "maxpool_2x2_odd_map": dict(op="maxpool", shape=(1, 12, 7, 9), k=2, stride=2),
 }
 
 

@@ -113,11 +113,11 @@ def test_in_place_reuse_on_the_hybrid_model(models_dir):
     assert p.overlaps() == []
     kinds = {g.ops[i].kind for i, op in enumerate(g.ops) if op.outputs[0] in p.aliases}
     assert {"add", "lut", "softmax"} <= kinds  # residual adds, tables and softmax overwrite their dying input
-    assert p.peak < tflm_greedy_by_size(g)  # issue 6 target: strictly below on the hybrid (20,480 vs 28,672 B)
+    assert p.peak < tflm_greedy_by_size(g)  # strictly below on the hybrid (20,480 vs 28,672 B)
 
 
 def test_every_op_test_model_at_or_below_greedy_by_size(models_dir):
-    """Issue 6 target: the whole-model peak never exceeds the greedy-by-size baseline on the test
+    """The whole-model peak never exceeds the greedy-by-size baseline on the test
     models (every single-op case of test_ops.py, with plan and with plan_with_tiles)."""
     from conftest import quantized
     from test_ops import CASES

@@ -1,4 +1,4 @@
-"""Issue 5: blockwise run-length coding of block-sparse int8 weights (sparse_engine.sparse), and
+"""Blockwise run-length coding of block-sparse int8 weights (sparse_engine.sparse), and
 the sparse FC kernels (portable and DSP) bit-exact with dense execution of the same zeroed weights."""
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_corrupt_coding_is_rejected():
 
 @pytest.mark.parametrize("block", [4, 8, 16])
 def test_storage_at_75_percent(block):
-    """Issue 5's storage target: at 75 % block sparsity, at most 0.35x the dense int8 bytes."""
+    """The storage target: at 75 % block sparsity, at most 0.35x the dense int8 bytes."""
     w = pruned(256, 256, block, 0.25, seed=3)
     enc = sparse.encode(w, block, channels=256)
     assert enc.nbytes <= 0.35 * w.size, (block, enc.nbytes / w.size)

@@ -1,4 +1,4 @@
-"""Issue 5: detection of block sparsity in imported weights, the per-layer dense/sparse choice by
+"""Detection of block sparsity in imported weights, the per-layer dense/sparse choice by
 measured instructions, and done-when 2: a block-pruned hybrid model compiled with mixed dense and
 sparse layers through the whole ladder, against the same model dense."""
 from __future__ import annotations

@@ -117,7 +117,7 @@ def c_functions() -> tuple[set[str], set[str]]:
 
 
 def test_every_family_file_is_in_one_unit_and_every_declared_kernel_defined():
-    in_units = [f for unit in codegen.UNITS.values() for f in unit]
+    in_units = [f for unit in codegen.UNITS for f in codegen.unit_files(unit)]
     assert sorted(in_units) == sorted(p.name for p in codegen.KERNEL_DIR.glob("*.c"))
     declared, defined = c_functions()
     assert declared == defined and len(declared) > 20
@@ -125,7 +125,7 @@ def test_every_family_file_is_in_one_unit_and_every_declared_kernel_defined():
 
 def test_every_kernel_a_binding_names_is_declared():
     """The kernel names the bindings give for every variant exist in the C headers."""
-    from sparse_engine.bindings import conv, depthwise, fc, matmul, softmax, sparse_conv, sparse_fc
+    from sparse_engine.bindings import conv, depthwise, fc, matmul, pool, softmax, sparse_conv, sparse_fc
 
     declared, _ = c_functions()
     names = {fc.kernel(d) for d in (0, 1)} | {conv.kernel(d) for d in (0, 1)}
@@ -133,7 +133,9 @@ def test_every_kernel_a_binding_names_is_declared():
     names |= {sparse_fc.kernel(b, d) for b in (1, 2, 4, 8, 3) for d in (0, 1)}
     names |= {sparse_conv.kernel(dict(dilation=(1, 1)), c, d) for c in (4, 3) for d in (0, 1)}
     names |= {matmul.kernel(a, b, d) for a in (1, 2) for b in (1, 2) for d in (0, 1)}
-    assert len(names) == 13
+    names |= {pool.kernel(k, dict(requant=r), c, d) for k in ("avgpool", "maxpool") for r in (0, 1) for c in (4, 6)
+              for d in (0, 1)}
+    assert len(names) == 16
     assert names <= declared
     assert {f.__name__.rpartition(".")[2] for f in bindings.FAMILIES} >= {"fc", "conv", "attention", "lut"}
     assert softmax.STRUCT in (codegen.KERNEL_DIR / "se_softmax.h").read_text()

@@ -1,4 +1,4 @@
-"""Issue 7: batched candidate evaluation. Every form (vmap, lax.map, loop, sharded over 8
+"""Batched candidate evaluation. Every form (vmap, lax.map, loop, sharded over 8
 emulated CPU devices, and sharded over 2 jax.distributed processes) gives each path's logits
 after its own BatchNorm recalibration, as the sequential reference does."""
 from __future__ import annotations
@@ -74,6 +74,7 @@ def test_bad_method_is_one_clear_error(case_and_ref):
         candidates.logits(model, paths, calib, images, "pmap")
 
 
+@pytest.mark.slow
 def test_sharded_over_8_emulated_devices_and_accuracy_per_path(tmp_path):
     """A fresh process with 8 emulated CPU devices: 8 paths, one per device, equal the loop; the
     accuracy per path over test chunks (labels = path 0's predictions, so path 0 scores 1.0)."""
@@ -98,6 +99,7 @@ def test_sharded_over_8_emulated_devices_and_accuracy_per_path(tmp_path):
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_processes_with_jax_distributed_equal_one_process(case_and_ref, tmp_path):
     """Done-when 3: 2 processes on localhost (jax.distributed, one CPU device each) evaluate the
     paths sharded over both; the gathered logits equal the single-process ones."""

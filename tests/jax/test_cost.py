@@ -1,4 +1,4 @@
-"""The cost model against the compiled firmware (issue 8): flash within 2 %, arena exact, and the
+"""The cost model against the compiled firmware: flash within 2 %, arena exact, and the
 per-layer instruction cache reused across models whose requantization constants differ."""
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def _compiled(onnx_path, out):
     return compiler.compile_model(onnx_path, out, "cortex-m7", profiles.get("stm32f746"), progress=lambda m: None).report
 
 
+@pytest.mark.slow
 def test_cost_model_matches_the_compiled_firmware(tmp_path):
     cc = CandidateCost(MODEL, SEARCH, "stm32f746", tmp_path / "cost")
     est = cc(CAND)

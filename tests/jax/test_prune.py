@@ -1,4 +1,4 @@
-"""Block pruning (issue 8): masks in SparseEngine's block geometry, per-layer genes of SparseNAS."""
+"""Block pruning: masks in SparseEngine's block geometry, per-layer genes of SparseNAS."""
 from __future__ import annotations
 
 import itertools

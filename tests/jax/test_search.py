@@ -1,4 +1,4 @@
-"""SparseNAS and the full pipeline (issue 8): limits honoured or a clear error, resumable search
+"""SparseNAS and the full pipeline: limits honoured or a clear error, resumable search
 state, Pareto front, and the smoke pipeline end to end (search -> deploy -> bit-exact -> report)."""
 from __future__ import annotations
 
@@ -171,6 +171,7 @@ def test_auto_scoring_form_is_lax_map_on_cpu():
     assert [resolve_method(m) for m in ("auto", "vmap", "loop")] == ["map", "vmap", "loop"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["vmap", "map", "shard"])
 def test_batched_masked_scores_equal_one_candidate_at_a_time(method, monkeypatch):
     """SparseNAS scores: 5 candidates in batches of 3 (the last padded) in a batched form equal
@@ -228,6 +229,7 @@ def test_impossible_budget_is_a_clear_error_not_a_model(tmp_path):
     assert cost.engine.builds == 0  # rejected on memory alone, nothing built
 
 
+@pytest.mark.slow
 def test_smoke_pipeline_end_to_end(tmp_path):
     """Done-when 1: search, prune, QAT, export, compile, bit-exact on the Cortex-M7 in QEMU, report;
     the chosen model fits its budget; the cost model's arena is the firmware's. The first run goes

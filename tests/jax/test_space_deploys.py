@@ -1,4 +1,4 @@
-"""Every candidate of every choice module of the full search space deploys (issue 8): the GPU run's
+"""Every candidate of every choice module of the full search space deploys: the GPU run's
 chosen model can be any path, so each candidate is exported (random weights, a random pruning
 pattern from the search's levels and block sizes), compiled and run bit-exactly on the host and
 the Cortex-M7 in QEMU. Path i takes candidate min(i, n - 1) of every module."""
@@ -21,6 +21,7 @@ CFG = get_config("full")
 N = num_candidates(CFG.model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("i", range(int(N.max())))
 def test_every_candidate_of_the_full_space_deploys_bit_exactly(tmp_path, i):
     path = tuple(min(i, int(n) - 1) for n in N)

@@ -1,4 +1,4 @@
-"""Issue 7, done-when 1: the supernet trains a few steps on CPU, and a sampled path's logits equal
+"""The supernet trains a few steps on CPU, and a sampled path's logits equal
 those of the same architecture built alone (`Hybrid`) with the shared weights copied in."""
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def trained(tmp_path_factory):
     return model, data, res, before
 
 
+@pytest.mark.slow
 def test_training_updates_every_candidates_weights(trained):
     from flax import nnx
 
@@ -50,6 +51,7 @@ def test_training_updates_every_candidates_weights(trained):
     assert len(moved) >= 0.9 * len(before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["smallest", "largest", "patch2", "random0", "random1", "random2"])
 def test_path_equals_standalone_model_with_copied_weights(trained, which):
     from flax import nnx
@@ -164,6 +166,7 @@ def test_bad_path_and_config_are_one_clear_error():
         Supernet(bad, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow
 def test_run_trains_evaluates_paths_and_resumes(tmp_path):
     from test_data import _write_batches
 
@@ -199,6 +202,7 @@ def test_patch_unfold_groups_one_position_per_sequence_and_folds_back():
     np.testing.assert_array_equal(blk._fold(t, y.shape, 2), y)
 
 
+@pytest.mark.slow
 def test_conv_forms_compute_the_same_supernet():
     """--conv_form: unrolled (shifted multiply-adds, einsum) and lax (conv_general_dilated) give the
     same logits and gradients for a path with 5x5 depthwise kernels; lax traces the depthwise and
@@ -236,6 +240,7 @@ def test_conv_forms_compute_the_same_supernet():
         layers.set_conv_form("cudnn")
 
 
+@pytest.mark.slow
 def test_bench_train_step_measures_both_forms(tmp_path):
     from tinyformer_jax.bench.__main__ import main
     from tinyformer_jax.models import layers

@@ -46,6 +46,7 @@ def _checkpoint_steps(workdir: Path) -> list[int]:
     return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
 
 
+@pytest.mark.slow
 def test_resume_after_kill_equals_uninterrupted(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     _run(whole, STEPS)
@@ -72,6 +73,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
         np.testing.assert_array_equal(fa[k], fb[k])
 
 
+@pytest.mark.slow
 def test_time_limit_stops_at_a_checkpoint_and_the_rerun_resumes_exactly(tmp_path):
     """A limit that has passed before the first step: each run trains one step, saves it and stops
     with status 75; the stages together equal the uninterrupted run (checkpoints every 2 steps), the
@@ -99,6 +101,7 @@ def _two_processes(workdir: Path, steps: int, status: int, env: dict | None = No
     return [out for _, out, _ in runs]
 
 
+@pytest.mark.slow
 def test_two_processes_train_as_one_process_with_two_devices_and_stop_together(tmp_path):
     """Multi-host training on localhost: 2 jax.distributed processes (one CPU device each) train
     data-parallel exactly as one process with 2 devices does; a time limit stops both at the same
@@ -117,6 +120,7 @@ def test_two_processes_train_as_one_process_with_two_devices_and_stop_together(t
         np.testing.assert_array_equal(fa[k], fb[k])
 
 
+@pytest.mark.slow
 def test_eight_device_step_equals_one_device(tmp_path):
     assert "devices=8" in _run(tmp_path / "eight", 1, devices=8, use=8)
     assert "devices=1" in _run(tmp_path / "one", 1, devices=8, use=1)

@@ -1,6 +1,10 @@
-/* Average and max pooling (pool.c), portable only. Average: the window sum times the multiplier
+/* Average and max pooling (pool.c, pool_dsp.c). Average: the window sum times the multiplier
  * of its element count (count_mult/count_shift per count, or one fixed count), as
- * simulator.py documents; max: optionally requantized to another output scale. */
+ * simulator.py documents; max: optionally requantized to another output scale.
+ *
+ * se_avgpool_s8, se_maxpool_s8: any geometry.
+ * se_maxpool_s8_dsp:            channels % 4 == 0 and requant == 0 (bindings/pool.py dsp_fits);
+ *                               no scratch. */
 #ifndef SPARSE_ENGINE_SE_POOL_H
 #define SPARSE_ENGINE_SE_POOL_H
 
@@ -14,5 +18,6 @@ typedef struct {
 
 void se_avgpool_s8(const se_pool_params_t *p, const int8_t *in, int8_t *out);
 void se_maxpool_s8(const se_pool_params_t *p, const int8_t *in, int8_t *out);
+void se_maxpool_s8_dsp(const se_pool_params_t *p, const int8_t *in, int8_t *out);
 
 #endif
