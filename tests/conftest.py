@@ -22,6 +22,9 @@ os.environ.setdefault(toolchain.OBJECT_CACHE_ENV, str(ROOT / "build" / "test-obj
 # XLA executables, likewise shared by every test process (the same training steps are compiled
 # again in many tests and subprocesses): JAX's persistent compilation cache, set before JAX loads
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / "build" / "jax-cache"))
+# tests run a few steps of many models, so XLA's compile time dominates them: LLVM at -O0 compiles
+# the supernet's steps about a third faster; every assertion compares runs under the same flags
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 from sparse_engine.bindings import sparse_fc  # noqa: E402
 from sparse_engine.bindings.common import requant_table  # noqa: E402
 from sparse_engine.compiler import compile_model  # noqa: E402
@@ -106,6 +109,20 @@ def record(name: str, payload: dict) -> None:
     MEASUREMENTS.parent.mkdir(exist_ok=True)
     with MEASUREMENTS.open("a") as f:
         f.write(json.dumps(dict(name=name, **payload)) + "\n")
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests first, longest first (`@pytest.mark.slow(seconds=N)` estimates; unmarked 0),
+    so that a long test does not start last on a worker while the other one waits."""
+    def order(item) -> float:
+        mark = item.get_closest_marker("slow")
+        return 1.0 if mark is None else -float(mark.kwargs.get("seconds", 60))
+    items.sort(key=order)
+
+
+def with_xla_flags(env: dict, flags: str) -> dict:
+    """`env` with `flags` added to the XLA_FLAGS it already has."""
+    return dict(env, XLA_FLAGS=f"{env.get('XLA_FLAGS', '')} {flags}".strip())
 
 
 def pytest_sessionstart(session):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import with_xla_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "jax")]
@@ -94,7 +95,7 @@ def test_sharded_over_8_emulated_devices_and_accuracy_per_path(tmp_path):
         "acc = candidates.evaluate(model, paths8, calib, Split(images, labels), 'shard', batch=16)\n"
         "assert acc[0] == 1.0 and acc.shape == (8,) and ((0 <= acc) & (acc <= 1)).all(), acc\n"
         "print('ok', acc)\n" % (str(ROOT), str(ROOT / "tests" / "jax")))
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    env = dict(with_xla_flags(os.environ, "--xla_force_host_platform_device_count=8"), JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
 
@@ -107,7 +108,7 @@ def test_two_processes_with_jax_distributed_equal_one_process(case_and_ref, tmp_
 
     _, ref = case_and_ref
     out = tmp_path / "logits.npy"
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    env = dict(with_xla_flags(os.environ, "--xla_force_host_platform_device_count=1"), JAX_PLATFORMS="cpu")
     runs = run_processes(ROOT / "tests" / "jax" / "_distributed_eval.py", [[str(i), "2", str(out)] for i in range(2)], env)
     assert all(status == 0 for status, _, _ in runs), [err[-2000:] for _, _, err in runs]
     np.testing.assert_allclose(np.load(out), ref, rtol=1e-5, atol=1e-5)

@@ -229,7 +229,7 @@ def test_impossible_budget_is_a_clear_error_not_a_model(tmp_path):
     assert cost.engine.builds == 0  # rejected on memory alone, nothing built
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=600)
 def test_smoke_pipeline_end_to_end(tmp_path):
     """Done-when 1: search, prune, QAT, export, compile, bit-exact on the Cortex-M7 in QEMU, report;
     the chosen model fits its budget; the cost model's arena is the firmware's. The first run goes

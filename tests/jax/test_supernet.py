@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
     return model, data, res, before
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=100)
 def test_training_updates_every_candidates_weights(trained):
     from flax import nnx
 
@@ -166,7 +166,7 @@ def test_bad_path_and_config_are_one_clear_error():
         Supernet(bad, rngs=nnx.Rngs(0))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=100)
 def test_run_trains_evaluates_paths_and_resumes(tmp_path):
     from test_data import _write_batches
 
@@ -240,7 +240,7 @@ def test_conv_forms_compute_the_same_supernet():
         layers.set_conv_form("cudnn")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=160)
 def test_bench_train_step_measures_both_forms(tmp_path):
     from tinyformer_jax.bench.__main__ import main
     from tinyformer_jax.models import layers

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import with_xla_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = ROOT / "tests" / "jax" / "_train_tiny.py"
@@ -21,7 +22,7 @@ STEPS = 40
 
 def _env(devices: int = 1) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env = with_xla_flags(env, f"--xla_force_host_platform_device_count={devices}")
     return env
 
 
