@@ -22,9 +22,6 @@ os.environ.setdefault(toolchain.OBJECT_CACHE_ENV, str(ROOT / "build" / "test-obj
 # XLA executables, likewise shared by every test process (the same training steps are compiled
 # again in many tests and subprocesses): JAX's persistent compilation cache, set before JAX loads
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / "build" / "jax-cache"))
-# tests run a few steps of many models, so XLA's compile time dominates them: LLVM at -O0 compiles
-# the supernet's steps about a third faster; every assertion compares runs under the same flags
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 from sparse_engine.bindings import sparse_fc  # noqa: E402
 from sparse_engine.bindings.common import requant_table  # noqa: E402
 from sparse_engine.compiler import compile_model  # noqa: E402
