@@ -150,6 +150,11 @@ class Options:
     def on_mcu(self) -> bool:
         return self.target == "cortex-m7"
 
+    @property
+    def codes_sparse(self) -> bool:
+        """Block-sparse codings may be chosen: only measured on the Cortex-M, and not with --sparse off."""
+        return self.on_mcu and self.sparse != "off"
+
 
 @dataclass
 class Passed:
@@ -185,7 +190,7 @@ def budget_codings(g: Graph, plan: planner.Plan, opts: Options) -> list[sparsity
     """Every layer's block sparsity; the budget checked before any build, with each candidate
     layer's most compact coding where sparse codings may be chosen."""
     layers = sparsity.detect(g)
-    if opts.on_mcu and opts.sparse != "off":
+    if opts.codes_sparse:
         for ls in layers:
             if ls.codings:
                 g.ops[ls.index].params["sparse"] = ls.smallest()
@@ -199,7 +204,7 @@ def choose_codings(g: Graph, plan: planner.Plan, layers: list[sparsity.LayerSpar
     checked again. Returns the dense firmware's totals (empty when nothing was measured)."""
     candidates = [ls for ls in layers if ls.codings]
     dense_totals = {}
-    if opts.on_mcu and opts.sparse != "off" and candidates:
+    if opts.codes_sparse and candidates:
         dense_totals = measure_codings(g, plan, candidates, opts.profile, opts.kernels, inputs, work, progress,
                                        objects)
     sparsity.choose(layers, opts.sparse if opts.on_mcu else "off")
@@ -279,8 +284,9 @@ def compile_model(model: str | Path | onnx.ModelProto, out_dir: str | Path, targ
     opts.validate()
     out_dir = Path(out_dir).resolve()
     model_path = None if isinstance(model, onnx.ModelProto) else Path(model).resolve()
+    source = model if model_path is None else model_path  # what import and onnxruntime read
     progress(f"[1/5] import {model_path or 'ONNX model'}")
-    g = build_graph(model if model_path is None else model_path)
+    g = build_graph(source)
     inputs = verify.load_inputs(g, _source(input_file), max(n_random, 1), seed)
     calibration = (verify.load_inputs(g, _source(calibration_file), 0, seed) if calibration_file is not None
                    else inputs)
@@ -294,25 +300,25 @@ def compile_model(model: str | Path | onnx.ModelProto, out_dir: str | Path, targ
     objects = toolchain.object_cache() or tmp / "objects"  # the kernels' objects, compiled once for all builds
     try:
         dense_totals = choose_codings(g, plan, layers, opts, inputs, tmp / "choice", objects, progress)
-        progress(f"[2/5] generate C ({kernels} kernels): {len(g.ops)} layers, arena {plan.peak:,} B, "
+        progress(f"[2/5] generate C ({opts.kernels} kernels): {len(g.ops)} layers, arena {plan.peak:,} B, "
                  f"{sum(ls.chosen is not None for ls in layers)} layers sparse")
-        kernel_fns = codegen.generate(g, plan, tmp, kernels)
+        kernel_fns = codegen.generate(g, plan, tmp, opts.kernels)
         mcu, ladder, ref = build_and_verify(g, plan, opts, tmp, inputs, verify_ladder, objects, dense_totals, progress)
         if mcu is not None and blocks:
             progress(f"[4/5] {opts.profile.core} build and QEMU run, attention with the other FWSA choice")
-            measure_other_fwsa(passed.unfused, fwsa, calibration, inputs, opts.profile, kernels, tmp / "other-fwsa",
-                               blocks, objects, progress)
+            measure_other_fwsa(passed.unfused, opts.fwsa, calibration, inputs, opts.profile, opts.kernels,
+                               tmp / "other-fwsa", blocks, objects, progress)
         for b in blocks:
             b.update(instructions=mcu["layer_instructions"][b["index"]] if mcu else None,
                      model_arena=plan.peak, unfused_model_arena=passed.unfused_arena)
         if ladder is not None:
             progress("[5/5] onnxruntime reference")
-            ort_out = verify.onnxruntime_outputs(model if model_path is None else model_path, g, inputs)
+            ort_out = verify.onnxruntime_outputs(source, g, inputs)
             if ort_out is not None:
                 ladder.append(verify.compare_reference(ref, ort_out))
         name = model_path.name if model_path else "model.onnx"
-        rep = report.build(name, g, plan, opts.profile, target, mcu, ladder, kernel_fns, kernels,
-                           [ls.summary() for ls in layers], sparse, blocks)
+        rep = report.build(name, g, plan, opts.profile, opts.target, mcu, ladder, kernel_fns, opts.kernels,
+                           [ls.summary() for ls in layers], opts.sparse, blocks)
         report.write(rep, tmp)
         failed = [r for r in (ladder or []) if r.get("exact") is False]
         if failed:

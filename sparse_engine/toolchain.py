@@ -78,10 +78,7 @@ def build_host(lib: Path, build: Path, sanitize: bool = True, objects: Path | No
     build.mkdir(parents=True, exist_ok=True)
     exe = build / "model_host"
     flags = list(HOST_CFLAGS) + (list(SANITIZE) if sanitize else [])
-    srcs = [lib / s for s in LIB_SOURCES] + [RUNTIME / "harness.c"]
-    objects = objects or object_cache()
-    if objects is not None:
-        srcs = [_shared_object(gcc, flags, s, lib, objects) if s.name in SHARED_SOURCES else s for s in srcs]
+    srcs = _with_shared_objects(gcc, flags, [lib / s for s in LIB_SOURCES] + [RUNTIME / "harness.c"], lib, objects)
     _run([gcc, *flags, f"-I{lib}", *map(str, srcs), "-o", str(exe)], "host gcc build")
     return exe
 
@@ -105,6 +102,15 @@ class McuBuild:
     flash_bytes: int
     static_ram_bytes: int
     sections: dict[str, int]
+
+
+def _with_shared_objects(gcc: str, flags: list[str], srcs: list[Path], lib: Path, objects: Path | None) -> list[Path]:
+    """`srcs` with the sources every model shares replaced by their cached objects (`objects`,
+    default object_cache(); none: `srcs` as they are)."""
+    objects = objects or object_cache()
+    if objects is None:
+        return srcs
+    return [_shared_object(gcc, flags, s, lib, objects) if s.name in SHARED_SOURCES else s for s in srcs]
 
 
 def _shared_object(gcc: str, flags: list[str], src: Path, lib: Path, objects: Path) -> Path:
@@ -136,9 +142,7 @@ def build_mcu(lib: Path, build: Path, profile: MCUProfile, objects: Path | None 
     flags = [*profile.cflags, "-O3", "-ffunction-sections", "-fdata-sections", "-std=c99", "-Wall", "-Wextra",
              "-DMODEL_PROFILE"]
     srcs = [lib / s for s in LIB_SOURCES] + [RUNTIME / "harness.c", RUNTIME / "startup.c"]
-    objects = objects or object_cache()
-    if objects is not None:
-        srcs = [_shared_object(gcc, flags, s, lib, objects) if s.name in SHARED_SOURCES else s for s in srcs]
+    srcs = _with_shared_objects(gcc, flags, srcs, lib, objects)
     link = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", f"-T{ld}",
             f"-Wl,-Map={build / 'firmware.map'}"]
     _run([gcc, *flags, f"-I{lib}", *map(str, srcs), *link, "-lm", "-o", str(elf)], f"{profile.core} cross build")

@@ -53,7 +53,7 @@ def compare_exact(name: str, got: np.ndarray, ref: np.ndarray) -> dict:
     return dict(rung=name, elements=int(ref.size), differing=int(diff.sum()), exact=not diff.any())
 
 
-def onnxruntime_outputs(model_path: "Path | onnx.ModelProto", g: Graph, inputs: np.ndarray) -> np.ndarray | None:
+def onnxruntime_outputs(model: "Path | onnx.ModelProto", g: Graph, inputs: np.ndarray) -> np.ndarray | None:
     """onnxruntime on the QDQ model (a file or a ModelProto), fed the dequantized int8 inputs;
     outputs requantized to int8."""
     try:
@@ -63,7 +63,7 @@ def onnxruntime_outputs(model_path: "Path | onnx.ModelProto", g: Graph, inputs: 
     tin, tout = g.tensors[g.input], g.tensors[g.output]
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    source = model_path.SerializeToString() if hasattr(model_path, "SerializeToString") else str(model_path)
+    source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
     sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     feed = sess.get_inputs()[0].name
     shape = [d for d in sess.get_inputs()[0].shape]

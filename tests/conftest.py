@@ -109,8 +109,8 @@ def record(name: str, payload: dict) -> None:
 
 
 def pytest_collection_modifyitems(items):
-    """The slow tests first, longest first (`@pytest.mark.slow(seconds=N)` estimates; unmarked 0),
-    so that a long test does not start last on a worker while the other one waits."""
+    """The slow tests first, longest first (`@pytest.mark.slow(seconds=N)` estimates, 60 when not
+    given; unmarked tests last), so that a long test does not start last on a worker."""
     def order(item) -> float:
         mark = item.get_closest_marker("slow")
         return 1.0 if mark is None else -float(mark.kwargs.get("seconds", 60))

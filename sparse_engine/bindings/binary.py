@@ -68,7 +68,7 @@ def emit(em: Emit, op: Op, A: ArrayFn) -> Call:
     fields.update({f: c_int(p[f]) for f in (ADD_FIELDS if op.kind == "add" else MUL_FIELDS)})
     fn = kernel(op.kind, p, a.shape, b.shape, shape, em.dsp)
     scratch = 0
-    if fn.endswith("_dsp"):
+    if fn == "se_add_s8_dsp":
         scratch = ADD_DSP_SCRATCH
         fields.update(scratch="scratch")
     args = f"{em.ptr(a.name)}, {em.ptr(b.name)}, {em.ptr(out.name)}"

@@ -77,13 +77,18 @@ def rq_table(p: dict, A: ArrayFn, dsp: bool) -> str:
     return "0" if table is None else A(table, np.int32, "rq")
 
 
-def per_channel_requant(p: dict, A: ArrayFn, dsp: bool) -> dict:
-    """mult, shift and rq fields of a per-channel layer. Where the table exists it replaces
-    mult and shift, which are then NULL (their arrays are still written; --gc-sections drops them)."""
-    f = dict(mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"), rq=rq_table(p, A, dsp))
+def table_replaces(f: dict) -> dict:
+    """Where a layer's fields have a requantization table it replaces mult and shift, which are
+    then NULL (their arrays are still written; --gc-sections drops them)."""
     if f["rq"] != "0":
         f.update(mult="0", shift="0")
     return f
+
+
+def per_channel_requant(p: dict, A: ArrayFn, dsp: bool) -> dict:
+    """mult, shift and rq fields of a per-channel layer (table_replaces applied)."""
+    return table_replaces(dict(mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
+                               rq=rq_table(p, A, dsp)))
 
 
 def code_path(p: dict) -> tuple:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Op, Tensor
-from .common import ArrayFn, Call, Emit, pair_len, rq_table
+from .common import ArrayFn, Call, Emit, pair_len, rq_table, table_replaces
 
 STRUCT = "se_conv_params_t"
 
@@ -35,9 +35,7 @@ def fields(p: dict, A: ArrayFn, x: Tensor, out: Tensor, weights: str) -> dict:
 def with_table(f: dict, p: dict, A: ArrayFn) -> dict:
     """A DSP conv's fields: scratch and the requantization table, which then replaces mult/shift."""
     f.update(scratch="scratch", rq=rq_table(p, A, True))
-    if f["rq"] != "0":
-        f.update(mult="0", shift="0")
-    return f
+    return table_replaces(f)
 
 
 def emit(em: Emit, op: Op, A: ArrayFn) -> Call:

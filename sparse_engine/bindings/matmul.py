@@ -28,7 +28,7 @@ def call(p: dict, A: ArrayFn, m: int, k: int, n: int, a_rs: int, a_cs: int, b_ks
     """One struct for `len(a_off)` matrices of [m, k] x [k, n] (scalar mult/shift: the table
     holds one entry and does not replace them)."""
     fn = kernel(a_cs, b_ks, dsp)
-    dsp = fn.endswith("_dsp")
+    dsp = dsp and dsp_fits(a_cs, b_ks)
     fields = dict(batch=len(a_off), m=m, k=k, n=n, a_zp=p["a_zp"], b_zp=p["b_zp"], out_zp=p["out_zp"],
                   mult=c_int(p["mult"]), shift=p["shift"], act_min=p["act_min"], act_max=p["act_max"],
                   a_rs=a_rs, a_cs=a_cs, b_ks=b_ks, b_ns=b_ns,

@@ -32,7 +32,7 @@ def emit(em: Emit, op: Op, A: ArrayFn) -> Call:
     conv = conv_fields(p, A, x, out, "0")
     kh, kw = p["weights"].shape[1], p["weights"].shape[2]
     fn = kernel(p, x.shape[3], em.dsp)
-    dsp = fn.endswith("_dsp")
+    dsp = em.dsp and dsp_fits(p, x.shape[3])
     scratch = 0
     if dsp:
         ncol = (out.shape[2] - 1) * p["stride"][1] + kw

@@ -39,7 +39,7 @@ def call(p: dict, A: ArrayFn, rows: int, dsp: bool, enc: BlockRLE | None = None,
     one call when a caller runs slices (attention heads); it sizes the accumulator rows."""
     enc = p["sparse"] if enc is None else enc
     fn = kernel(enc.block, dsp)
-    dsp = fn != "se_fc_sparse_s8"
+    dsp = dsp and dsp_fits(enc.block)
     fields = dict(rows=rows, in_k=enc.k, out_n=enc.n, block=enc.block, in_zp=p["in_zp"], out_zp=p["out_zp"],
                   act_min=p["act_min"], act_max=p["act_max"], counts=A(enc.counts, np.uint16, "counts"),
                   skips=A(enc.skips, np.uint8, "skips"), values=A(enc.values, np.int8, "values"),

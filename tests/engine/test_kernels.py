@@ -1,7 +1,8 @@
-"""DSP kernels equal the portable ones and the simulator. Shapes that hit every path of the *_dsp.c files (k % 4 tails, odd rows and
-columns, channel tails, strides, dilation, strided MatMul views) are bit-exact with the simulator
-on the host (emulated DSP instructions, ASan/UBSan) and in QEMU (real ones), and so is the portable
-build; the linker keeps only the kernels a model calls."""
+"""DSP kernels equal the portable ones and the simulator. Shapes that hit every path of the
+*_dsp.c files (k % 4 tails, odd rows and columns, channel tails, strides, dilation, strided
+MatMul views) are bit-exact with the simulator on the host (emulated DSP instructions,
+ASan/UBSan) and in QEMU (real ones), and so is the portable build; the linker keeps only the
+kernels a model calls."""
 from __future__ import annotations
 
 import numpy as np

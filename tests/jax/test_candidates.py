@@ -109,6 +109,7 @@ def test_two_processes_with_jax_distributed_equal_one_process(case_and_ref, tmp_
     _, ref = case_and_ref
     out = tmp_path / "logits.npy"
     env = dict(with_xla_flags(os.environ, "--xla_force_host_platform_device_count=1"), JAX_PLATFORMS="cpu")
-    runs = run_processes(ROOT / "tests" / "jax" / "_distributed_eval.py", [[str(i), "2", str(out)] for i in range(2)], env)
+    runs = run_processes(ROOT / "tests" / "jax" / "_distributed_eval.py", [[str(i), "2", str(out)] for i in range(2)],
+                         env)
     assert all(status == 0 for status, _, _ in runs), [err[-2000:] for _, _, err in runs]
     np.testing.assert_allclose(np.load(out), ref, rtol=1e-5, atol=1e-5)

@@ -27,7 +27,8 @@ CAND = Candidate((1, 1, 1, 1, 0), *(tuple(int(g) for g in np.repeat(unit, slots(
 
 
 def _compiled(onnx_path, out):
-    return compiler.compile_model(onnx_path, out, "cortex-m7", profiles.get("stm32f746"), progress=lambda m: None).report
+    return compiler.compile_model(onnx_path, out, "cortex-m7", profiles.get("stm32f746"),
+                                  progress=lambda m: None).report
 
 
 @pytest.mark.slow
