@@ -26,7 +26,7 @@ def _reference(model, paths, calib, images):
     return np.stack(out)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def case_and_ref():
     from _candidates_case import case
 

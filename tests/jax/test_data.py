@@ -90,6 +90,40 @@ def test_wrong_image_count_is_rejected(tmp_path):
         cifar10.load(tmp_path)
 
 
+def _write_jpeg_copy(path, n: int, seed: int) -> np.ndarray:
+    """An npz in the JPEG-copy layout (jpeg bytes, offsets, y); returns the decoded images."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    blobs, decoded = [], []
+    for _ in range(n):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, format="JPEG")
+        blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
+        decoded.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+    np.savez(path, jpeg=np.concatenate(blobs), offsets=np.cumsum([0] + [len(b) for b in blobs]),
+             y=rng.integers(0, 10, n).astype(np.uint8))
+    return np.stack(decoded)
+
+
+def test_jpeg_copy_decodes_only_the_kept_images_and_counts_the_whole_file(tmp_path, monkeypatch):
+    train = _write_jpeg_copy(tmp_path / "train.npz", 7, 0)
+    test = _write_jpeg_copy(tmp_path / "test.npz", 3, 1)
+    d = cifar10.load(tmp_path, limit_train=2, expected=None)
+    np.testing.assert_array_equal(d.train.images, train[:2])
+    np.testing.assert_array_equal(d.test.images, test)
+    assert len(d.train.labels) == 2
+    from PIL import Image
+
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **kw: opened.append(1) or real_open(*a, **kw))
+    cifar10.load(tmp_path, limit_train=2, expected=None)
+    assert len(opened) == 2 + 3  # the 5 other training images stay compressed
+    with pytest.raises(TinyFormerError, match="train split has 7 images, expected 50,000"):
+        cifar10.load(tmp_path, limit_train=2)  # the count is the file's, not the kept part's
+
+
 def test_augmentation_crops_and_flips_on_device():
     import jax
 

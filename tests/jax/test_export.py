@@ -38,7 +38,7 @@ def _export(model_cfg, directory: Path):
     return path, x, predict(qat, data.images[:24])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(tmp_path_factory):
     from _train_tiny import MODEL
 

@@ -22,7 +22,7 @@ CFG = ml_collections.ConfigDict(dict(
                augment=True, log_every=1, ckpt_every=3, random_paths=2)))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     from _train_tiny import synthetic
     from flax import nnx
