@@ -56,6 +56,7 @@ def get_config(preset: str = "full") -> ml_collections.ConfigDict:
     c.qat = ml_collections.ConfigDict(dict(
         epochs=5.0, steps=0, batch_size=128, lr=1e-4, weight_decay=0.0, warmup_steps=100, label_smoothing=0.1,
         augment=True, log_every=100, ckpt_every=500, calib_batches=8))
+    # test_images: the first N test images give the fake-quant and the int8 accuracy (0: all 10,000)
     c.deploy = ml_collections.ConfigDict(dict(profile="stm32f746", verify_images=8, calib_images=64, workers=2,
                                               test_images=0))
     if preset == "smoke":

@@ -50,7 +50,7 @@ def summary_lines(f: dict) -> list[str]:
     rows = [
         ("chosen candidate (path, sparsity, block indices)", f["chosen"]["candidate"]),
         (f"int8 accuracy, SparseEngine simulator ({f['test_images']:,} test images)", f"{100 * f['int8_accuracy']:.2f} %"),
-        ("fake-quant accuracy (JAX QAT)", f"{100 * f['fake_quant_accuracy']:.2f} %"),
+        ("fake-quant accuracy (JAX QAT, the same images)", f"{100 * f['fake_quant_accuracy']:.2f} %"),
         ("flash (linked firmware / predicted)", f"{f['flash_bytes']:,} B / {p['flash_bytes']:,} B   "
                                                 f"(limit {lim['flash_bytes']:,})"),
         ("SRAM (firmware / predicted)", f"{f['sram_bytes']:,} B / {p['sram_bytes']:,} B   (limit {lim['sram_bytes']:,})"),

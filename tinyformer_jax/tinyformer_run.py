@@ -91,6 +91,7 @@ class Run:
     data: Cifar10
     train: Split
     val: Split
+    test: Split  # the first cfg.deploy.test_images test images: both the fake-quant and the int8 accuracy
     progress: bool
     t0: float
     out: dict[str, Any] = field(default_factory=dict)
@@ -181,7 +182,7 @@ def qat_stage(r: Run) -> None:
     """5: BatchNorm folded, calibrated, QAT with the masks kept (resumes from its checkpoints)."""
     mk = r.out["masks"]
     tree = _mask_tree(mk)
-    qat, qres = quantize(r.out["model"], r.cfg, r.train, r.data.test, r.workdir, r.progress, loss=masked_loss,
+    qat, qres = quantize(r.out["model"], r.cfg, r.train, r.test, r.workdir, r.progress, loss=masked_loss,
                          extra=lambda step: tree)
     blocks.apply_masks(qat, mk)
     r.out.update(qat=qat, qres=qres)
@@ -193,9 +194,7 @@ def deploy_stage(r: Run) -> None:
     set, the cost model's prediction next to the firmware's figures; over budget stops here."""
     cfg, data, o = r.cfg, r.data, r.out
     found, best, net_cfg, level, mk = o["found"], o["best"], o["net_cfg"], o["level"], o["masks"]
-    n_test = int(cfg.deploy.test_images) or len(data.test.labels)
-    _, _, rep, sim = deploy_and_simulate(o["qat"], cfg, r.workdir, data.test.images[:n_test], r.train.images,
-                                         r.progress)
+    _, _, rep, sim = deploy_and_simulate(o["qat"], cfg, r.workdir, r.test.images, r.train.images, r.progress)
     mcu = rep["mcu"]
     figures = dict(
         supernas=o["sn"], search=found,
@@ -203,8 +202,8 @@ def deploy_stage(r: Run) -> None:
                     layers=["/".join(map(str, k)) for k in level], sparsity_target=[sp for sp, _ in level.values()],
                     block_sizes=[b for _, b in level.values()], sparsity_achieved=blocks.achieved(mk, level)),
         fake_quant_accuracy=o["qres"].test_accuracy,
-        int8_accuracy=float(np.mean(sim.argmax(-1) == data.test.labels[:n_test])),
-        test_images=n_test, flash_bytes=mcu["flash_bytes"], sram_bytes=mcu["sram_bytes"],
+        int8_accuracy=float(np.mean(sim.argmax(-1) == r.test.labels)),
+        test_images=len(r.test.labels), flash_bytes=mcu["flash_bytes"], sram_bytes=mcu["sram_bytes"],
         instructions=mcu["instructions"], arena_bytes=rep["totals"]["arena_bytes"], ladder=rep["verification"],
         predicted=dict(flash_bytes=found["best"]["flash_bytes"], sram_bytes=found["best"]["sram_bytes"],
                        instructions=found["best"]["instructions"], arena_bytes=found["best"]["arena_bytes"]),
@@ -244,7 +243,9 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
     t0 = time.perf_counter()
     workdir, data = prepare(cfg, workdir, data_dir)
     train, val = split_validation(data.train, int(cfg.search.val_images), cfg.seed)
-    r = Run(cfg, workdir, data, train, val, progress, t0)
+    n_test = int(cfg.deploy.test_images) or len(data.test.labels)
+    test = Split(data.test.images[:n_test], data.test.labels[:n_test])
+    r = Run(cfg, workdir, data, train, val, test, progress, t0)
     for name, stage in PIPELINE:
         stage(r)
         if name == stop_after:
