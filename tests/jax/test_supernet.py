@@ -20,6 +20,11 @@ CFG = ml_collections.ConfigDict(dict(
                head_dim=8, mlp_ratio=2, downsample_expand=2, head=32, classes=10),
     train=dict(epochs=1.0, steps=3, batch_size=16, lr=3e-3, weight_decay=0.01, warmup_steps=1, label_smoothing=0.1,
                augment=True, log_every=1, ckpt_every=3, random_paths=2)))
+# fewer modules, compiled faster: for the tests that train or differentiate the whole supernet but
+# do not compare paths (a 5x5 depthwise choice, the downsample as the second module)
+SMALL = CFG.copy_and_resolve_references()
+SMALL.model.update(modules=(("mbv2", 8), ("downsample", 16), ("transformer",), ("pool",)),
+                   mbv2=((2, 3), (3, 5)), transformer=((8, 1, 1), (16, 1, 1)))
 
 
 @pytest.fixture(scope="session")
@@ -166,14 +171,14 @@ def test_bad_path_and_config_are_one_clear_error():
         Supernet(bad, rngs=nnx.Rngs(0))
 
 
-@pytest.mark.slow(seconds=100)
+@pytest.mark.slow(seconds=40)
 def test_run_trains_evaluates_paths_and_resumes(tmp_path):
     from test_data import _write_batches
 
     from tinyformer_jax.supernet_run import run
 
     _write_batches(tmp_path / "data" / "cifar-10-batches-py")
-    cfg = CFG.copy_and_resolve_references()
+    cfg = SMALL.copy_and_resolve_references()
     cfg.data = dict(dir="", limit_train=0, check_sizes=False)
     cfg.train.update(batch_size=8, steps=2, ckpt_every=2)
     cfg.eval = dict(random_paths=2, calib_images=8, seed=1, method="map")
@@ -214,10 +219,10 @@ def test_conv_forms_compute_the_same_supernet():
     from tinyformer_jax.models import layers
     from tinyformer_jax.models.supernet import Supernet, num_candidates
 
-    model = Supernet(CFG.model, rngs=nnx.Rngs(0))
+    model = Supernet(SMALL.model, rngs=nnx.Rngs(0))
     model.eval()
     x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3, 32, 32)), jnp.float32)
-    path = jnp.asarray(num_candidates(CFG.model) - 1, jnp.int32)
+    path = jnp.asarray(num_candidates(SMALL.model) - 1, jnp.int32)
 
     def loss(m):
         return jnp.sum(m(x, path) ** 2)
@@ -240,14 +245,14 @@ def test_conv_forms_compute_the_same_supernet():
         layers.set_conv_form("cudnn")
 
 
-@pytest.mark.slow(seconds=160)
+@pytest.mark.slow(seconds=60)
 def test_bench_train_step_measures_both_forms(tmp_path):
     from tinyformer_jax.bench.__main__ import main
     from tinyformer_jax.models import layers
 
     cfg = tmp_path / "tiny.py"
     cfg.write_text("import ml_collections\n\n\ndef get_config():\n"
-                   f"    return ml_collections.ConfigDict({CFG.to_dict()!r})\n")
+                   f"    return ml_collections.ConfigDict({SMALL.to_dict()!r})\n")
     assert main(["train_step", "--config", str(cfg), "--batch", "4", "--steps", "1",
                  "--out", str(tmp_path / "ts.json")]) == 0
     import json
