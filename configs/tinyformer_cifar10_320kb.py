@@ -5,7 +5,7 @@ training, SparseNAS, gradual block pruning with distillation, QAT, deployment, r
     .venv/bin/python launch/tinyformer.py --config=configs/tinyformer_cifar10_320kb.py --workdir=DIR
 
 Limits: search.flash_bytes / search.sram_bytes (0: the profile's), search.max_instructions (0: none).
-Result, smoke preset (CI: a few training steps and a small search, about 6 min on 2 cores): the
+Result, smoke preset (CI: a few training steps and a small search, about 4 min on 2 cores): the
 model deploys bit-exact; it is not trained to accuracy (about 6 % int8).
 Full preset: not run with the full budget yet (no GPU lent so far). A full-shape rehearsal with 2
 steps per stage deployed bit-exact at flash 600,964 B (predicted 598,412), SRAM 285,696 B,
