@@ -72,9 +72,6 @@ class CandidateCost:
         saved = json.loads(self.file.read_text()) if self.file.exists() else {}
         # figures measured with other kernels (engine_cost.sources_key) are measured again
         self.costs: dict[str, dict] = saved.get("costs", {}) if saved.get("sources") == self.engine.sources else {}
-        # the last candidate's graph: the search costs a candidate's memory, then its instructions
-        self._last_graph: tuple[str, object] | None = None
-        self.exports = 0
 
     @property
     def sources(self) -> str:
@@ -93,18 +90,14 @@ class CandidateCost:
                                        scores="random"))
         return export_qdq(model, onnx_path)
 
+    # the last candidate's graph is kept: the search costs a candidate's memory, then its instructions
+    # (not to be changed by the caller; the engine's estimate copies it)
+    @functools.lru_cache(maxsize=1)
     def graph(self, c: Candidate, seed: int = 0):
-        """The candidate's imported IR graph, attention fused as the compiler fuses it by default
-        (not to be changed by the caller: the last one is reused; the engine's estimate copies it)."""
-        if seed == 0 and self._last_graph is not None and self._last_graph[0] == c.key:
-            return self._last_graph[1]
-        self.exports += 1
+        """The candidate's imported IR graph, attention fused as the compiler fuses it by default."""
         with tempfile.TemporaryDirectory(prefix="tf-cost-") as tmp:
             g = compiler.build_graph(self.export(c, Path(tmp) / "candidate.onnx", seed))
-        g = compiler.fuse_attention(g, "auto", verify.load_inputs(g, None, 8, 0))
-        if seed == 0:
-            self._last_graph = (c.key, g)
-        return g
+        return compiler.fuse_attention(g, "auto", verify.load_inputs(g, None, 8, 0))
 
     def __call__(self, c: Candidate, memory_only: bool = False) -> engine_cost.Cost:
         """Memory-only estimates are never cached as final figures; full ones are."""
