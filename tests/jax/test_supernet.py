@@ -28,25 +28,36 @@ SMALL.model.update(modules=(("mbv2", 8), ("downsample", 16), ("transformer",), (
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory):
+def perturbed(tmp_path_factory):
+    """A supernet whose every parameter is moved off its initial value by random noise (as
+    training would, but without compiling a training step: 120 s per test process), so that a
+    weight the path or the copy forgets cannot match by an equal initializer (BatchNorm's ones and
+    zeros); and 64 synthetic images."""
+    import jax
+    from _train_tiny import synthetic
+    from flax import nnx
+
+    from tinyformer_jax.models.supernet import Supernet
+
+    model = Supernet(CFG.model, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    for _, v in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        w = np.asarray(v[...])
+        v[...] = jax.numpy.asarray(w + rng.normal(0.0, 0.1 * (np.std(w) or 1.0), w.shape).astype(w.dtype))
+    return model, synthetic(64, 3)
+
+
+@pytest.mark.slow(seconds=70)
+def test_training_updates_every_candidates_weights(tmp_path):
     from _train_tiny import synthetic
     from flax import nnx
 
     from tinyformer_jax.models.supernet import Supernet
     from tinyformer_jax.train.supernet import train_supernet
 
-    data = synthetic(64, 3)
-    model = Supernet(CFG.model, rngs=nnx.Rngs(0))
+    model = Supernet(SMALL.model, rngs=nnx.Rngs(0))
     before = {k: np.asarray(v[...]) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
-    res = train_supernet(model, CFG, data, synthetic(32, 4), tmp_path_factory.mktemp("sn"), 0, progress=False)
-    return model, data, res, before
-
-
-@pytest.mark.slow(seconds=100)
-def test_training_updates_every_candidates_weights(trained):
-    from flax import nnx
-
-    model, _, res, before = trained
+    res = train_supernet(model, SMALL, synthetic(64, 3), synthetic(32, 4), tmp_path, 0, progress=False)
     assert res.steps == 3
     after = {k: np.asarray(v[...]) for k, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
     # the sandwich covers the largest and smallest path each step: both downsample branches and
@@ -58,7 +69,7 @@ def test_training_updates_every_candidates_weights(trained):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["smallest", "largest", "patch2", "random0", "random1", "random2"])
-def test_path_equals_standalone_model_with_copied_weights(trained, which):
+def test_path_equals_standalone_model_with_copied_weights(perturbed, which):
     from flax import nnx
 
     from tinyformer_jax.data.augment import normalize
@@ -66,7 +77,7 @@ def test_path_equals_standalone_model_with_copied_weights(trained, which):
     from tinyformer_jax.models.supernet import copy_shared, num_candidates, standalone_config
     from tinyformer_jax.train.supernet import path_logits, recalibrate_bn
 
-    model, data, _, _ = trained
+    model, data = perturbed
     counts = num_candidates(CFG.model)
     rng = np.random.default_rng(int(which[-1]) if which.startswith("random") else 0)
     patch2 = np.where(np.arange(len(counts)) == 3, 1, counts - 1)  # the transformer with 2x2 patches
@@ -90,7 +101,7 @@ def test_path_equals_standalone_model_with_copied_weights(trained, which):
 
 @pytest.mark.parametrize("dispatch", ["mask", "switch"])
 @pytest.mark.parametrize("which", ["largest", "patch2", "smallest", "random3"])
-def test_recalibrated_path_equals_standalone_recalibrated_alone(trained, dispatch, which):
+def test_recalibrated_path_equals_standalone_recalibrated_alone(perturbed, dispatch, which):
     """BatchNorm recalibration of a path sets exactly the statistics the standalone model gets
     from the same batch, in both dispatch forms (the patch sizes share the MobileViT block's
     BatchNorms: a patch-1 path must not keep the patch-2 pass's statistics)."""
@@ -102,7 +113,7 @@ def test_recalibrated_path_equals_standalone_recalibrated_alone(trained, dispatc
     from tinyformer_jax.models.supernet import copy_shared, dispatching, num_candidates, standalone_config
     from tinyformer_jax.train.supernet import path_logits, recalibrate_bn, recalibrating
 
-    model, data, _, _ = trained
+    model, data = perturbed
     counts = num_candidates(CFG.model)
     patch2 = np.where(np.arange(len(counts)) == 3, 1, counts - 1)
     path = dict(smallest=counts * 0, largest=counts - 1, patch2=patch2).get(
@@ -122,7 +133,7 @@ def test_recalibrated_path_equals_standalone_recalibrated_alone(trained, dispatc
     assert jnp.abs(want).max() > 1e-2
 
 
-def test_one_compiled_function_serves_every_path(trained):
+def test_one_compiled_function_serves_every_path(perturbed):
     """The path is data: tracing happens once for all paths."""
     import jax.numpy as jnp
     from flax import nnx
@@ -130,7 +141,7 @@ def test_one_compiled_function_serves_every_path(trained):
     from tinyformer_jax.data.augment import normalize
     from tinyformer_jax.models.supernet import num_candidates
 
-    model, data, _, _ = trained
+    model, data = perturbed
     traces = []
 
     @nnx.jit
