@@ -66,6 +66,36 @@ def test_masked_paths_equal_the_reference_with_zeroed_weights(case_and_ref, meth
     assert not np.allclose(got, candidates.logits(model, paths, calib, images, method), atol=1e-3)
 
 
+def test_loop_form_compiles_once_for_masks_of_different_weights(case_and_ref):
+    """SparseNAS scores candidates one by one, each masking other weights of a supernet restored
+    from a checkpoint (arrays committed to a device): the loop form's recalibration and logits
+    compile once for all of them, not once per candidate."""
+    import jax
+    from flax import nnx
+
+    from tinyformer_jax.train import candidates
+
+    (model, paths, calib, images), _ = case_and_ref
+    restored = nnx.clone(model)
+    for _, v in nnx.to_flat_state(nnx.state(restored)):
+        v[...] = jax.device_put(v[...], jax.devices()[0])
+    weights = [(k, v[...].shape) for k, v in nnx.to_flat_state(nnx.state(restored, nnx.Param)) if v[...].ndim >= 2]
+    compiled = []
+    candidates._compiled.cache_clear()  # fresh jitted functions, whatever ran before
+
+    def listen(event, duration, **kw):
+        if event == "/jax/core/compile/backend_compile_duration" and "_one" in kw.get("fun_name", ""):
+            compiled.append(kw["fun_name"])
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        for i, p in enumerate(paths):  # candidate i masks every (i+1)-th weight: different key sets
+            masks = {k: np.ones(shape, np.float32) for k, shape in weights[i::i + 1]}
+            candidates.evaluator(restored, p[None], calib, "loop", masks=[masks])(images)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert sorted(compiled) == ["jit(_logits_one)", "jit(_recalibrate_one)"]
+
+
 def test_bad_method_is_one_clear_error(case_and_ref):
     from tinyformer_jax.errors import TinyFormerError
     from tinyformer_jax.train import candidates
