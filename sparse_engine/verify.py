@@ -53,18 +53,29 @@ def compare_exact(name: str, got: np.ndarray, ref: np.ndarray) -> dict:
     return dict(rung=name, elements=int(ref.size), differing=int(diff.sum()), exact=not diff.any())
 
 
+def onnxruntime_session(model: "Path | onnx.ModelProto"):
+    """An onnxruntime CPU session that runs the QDQ graph as written (Dequantize -> float op ->
+    Quantize), with graph optimizations off. Optimized, onnxruntime fuses QDQ groups into integer
+    kernels whose result depends on the host CPU: on AVX2 without VNNI its u8s8 kernels saturate
+    16-bit pair sums (VPMADDUBSW) and a conv output was 73 steps off (docs/decisions.md D22)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+
+
 def onnxruntime_outputs(model: "Path | onnx.ModelProto", g: Graph, inputs: np.ndarray) -> np.ndarray | None:
     """onnxruntime on the QDQ model (a file or a ModelProto), fed the dequantized int8 inputs;
     outputs requantized to int8."""
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
     except ImportError:
         return None
     tin, tout = g.tensors[g.input], g.tensors[g.output]
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
-    sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+    sess = onnxruntime_session(model)
     feed = sess.get_inputs()[0].name
     shape = [d for d in sess.get_inputs()[0].shape]
     outs = []

@@ -59,11 +59,8 @@ def simulate(g: "Graph", x: np.ndarray, workers: int = 2, chunk: int = 250, prog
 
 
 def onnxruntime_logits(model_path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    """onnxruntime's float logits for `x`, one image per run, with the QDQ graph run as written."""
+    sess = verify.onnxruntime_session(model_path)
     name = sess.get_inputs()[0].name
     return np.concatenate([sess.run(None, {name: x[i:i + 1].astype(np.float32)})[0] for i in range(len(x))])
 

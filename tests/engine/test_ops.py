@@ -2,8 +2,11 @@
 simulator == host C (ASan/UBSan) == Cortex-M7 in QEMU bit for bit, and onnxruntime within 1."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import compile_verified, quantized, record
+
+from sparse_engine import verify
 
 CASES = {
     "conv3x3_pad1": dict(op="conv", shape=(1, 8, 10, 10), cout=16),
@@ -62,3 +65,25 @@ def test_op_bit_exact_and_close_to_onnxruntime(name, models_dir, tmp_path):
                                instructions=rep["totals"]["instructions"]))
     assert ort["max_abs_diff"] <= 1, ort
     assert (tmp_path / "out" / "model.c").exists() and (tmp_path / "out" / "report.md").exists()
+
+
+def test_onnxruntime_rung_runs_the_qdq_graph_as_written(models_dir):
+    """The onnxruntime rung equals ONNX's own reference evaluator on the QDQ graph (float ops
+    between Dequantize and Quantize) within one step, whatever the host CPU: onnxruntime's fused
+    integer conv saturates on AVX2 hosts without VNNI (73 steps off here before D22)."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    from sparse_engine.compiler import build_graph
+    from sparse_engine.qmath import quantize
+
+    path = quantized(CASES["pointwise"], models_dir, "pointwise")
+    g = build_graph(onnx.load(path))
+    x = verify.load_inputs(g, None, 6, 0)  # the full int8 range, as the ladder feeds it
+    tin, tout = g.tensors[g.input], g.tensors[g.output]
+    ref = ReferenceEvaluator(str(path))
+    want = np.stack([quantize(ref.run(None, {"x": ((r.astype(np.float32) - tin.zero_point) * np.float32(tin.scale))
+                                             .reshape(tin.shape)})[0], tout.scale, tout.zero_point).reshape(-1)
+                     for r in x])
+    got = verify.onnxruntime_outputs(path, g, x)
+    assert np.abs(got.astype(np.int64) - want).max() <= 1
