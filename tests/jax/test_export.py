@@ -46,7 +46,7 @@ def exported(tmp_path_factory):
 
 
 def test_export_is_standard_qdq_and_matches_fake_quant(exported):
-    import onnxruntime as ort
+    from sparse_engine import verify
 
     path, x, fq = exported
     model = onnx.load(path)
@@ -58,7 +58,7 @@ def test_export_is_standard_qdq_and_matches_fake_quant(exported):
                and any(i.name == n.input[0] for i in model.graph.initializer)]
     inits = {i.name: i for i in model.graph.initializer}
     assert all(inits[n.input[0]].data_type in (onnx.TensorProto.INT8, onnx.TensorProto.INT32) for n in weights)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = verify.onnxruntime_session(path)
     got = np.concatenate([sess.run(None, {"image": x[i:i + 1]})[0] for i in range(len(x))])
     out_q = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == "logits")
     step = float(onnx.numpy_helper.to_array(inits[out_q.input[1]]))
@@ -117,7 +117,7 @@ def test_patch_2_block_deploys_as_one_attention_over_four_sequences(tmp_path):
     """A MobileViT block with 2x2 patches (16x16 map: 4 sequences of 64 tokens): the export keeps
     onnxruntime at the fake-quant model's outputs, SparseEngine fuses it into one attention op of
     4 sequences (FWSA, head dim = embedding dim), and the ladder is bit-exact."""
-    import onnxruntime as ort
+    from sparse_engine import verify
     from _train_tiny import MODEL
 
     from conftest import record
@@ -126,7 +126,7 @@ def test_patch_2_block_deploys_as_one_attention_over_four_sequences(tmp_path):
     cfg = MODEL.copy_and_resolve_references()
     cfg.blocks = tuple(b + (b[1], 2) if b[0] == "vit" else b for b in cfg.blocks)
     path, x, fq = _export(cfg, tmp_path)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = verify.onnxruntime_session(path)
     got = np.concatenate([sess.run(None, {"image": x[i:i + 1]})[0] for i in range(len(x))])
     assert np.mean(got.argmax(1) == fq.argmax(1)) >= 0.9
     rep = deploy.compile_verified(path, tmp_path / "c", "stm32f746", x[:2], calibration=x[8:],
