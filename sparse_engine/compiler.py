@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from . import (attention, codegen, frontend, layout, passes, planner, profiles, report, simulator, sparsity, toolchain,
-               verify)
+from . import (attention, codegen, frontend, layout, outdir, passes, planner, profiles, report, simulator, sparsity,
+               toolchain, verify)
 from .errors import EngineError
 from .ir import Graph
 from .profiles import MCUProfile
@@ -262,13 +261,6 @@ def build_and_verify(g: Graph, plan: planner.Plan, opts: Options, lib: Path, inp
     return mcu, ladder, ref
 
 
-def install(tmp: Path, out_dir: Path) -> None:
-    """The finished output folder replaces `out_dir`."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-
-
 def compile_model(model: str | Path | onnx.ModelProto, out_dir: str | Path, target: str = "cortex-m7",
                   profile: MCUProfile | None = None, verify_ladder: bool = False,
                   input_file: str | Path | np.ndarray | None = None, n_random: int = 8, seed: int = 0,
@@ -284,10 +276,24 @@ def compile_model(model: str | Path | onnx.ModelProto, out_dir: str | Path, targ
     opts.validate()
     out_dir = Path(out_dir).resolve()
     model_path = None if isinstance(model, onnx.ModelProto) else Path(model).resolve()
+    sources = [p for p in (model_path, _source(input_file), _source(calibration_file)) if isinstance(p, Path)]
+    with outdir.writing(out_dir, sources) as tmp:
+        return _compile(model, model_path, out_dir, tmp, opts, verify_ladder, input_file, n_random, seed,
+                        calibration_file, progress)
+
+
+def _compile(model, model_path: Path | None, out_dir: Path, tmp: Path, opts: Options, verify_ladder: bool,
+             input_file, n_random: int, seed: int, calibration_file, progress) -> Compiled:
+    """compile_model's stages, written into `tmp` and installed as `out_dir` at the end."""
     source = model if model_path is None else model_path  # what import and onnxruntime read
     progress(f"[1/5] import {model_path or 'ONNX model'}")
     g = build_graph(source)
-    inputs = verify.load_inputs(g, _source(input_file), max(n_random, 1), seed)
+    if n_random < 0:
+        raise EngineError(f"--random-inputs {n_random}: give 0 or more")
+    inputs = verify.load_inputs(g, _source(input_file), n_random, seed)
+    if not len(inputs):
+        raise EngineError("--random-inputs 0 and no --input: the compile needs at least one input to measure and "
+                          "verify with")
     calibration = (verify.load_inputs(g, _source(calibration_file), 0, seed) if calibration_file is not None
                    else inputs)
     passed = run_passes(g, opts, calibration)
@@ -295,42 +301,36 @@ def compile_model(model: str | Path | onnx.ModelProto, out_dir: str | Path, targ
     plan = planner.plan_with_tiles(g)  # also sets each attention op's tile
     blocks = [attention.summary(g, i, op) for i, op in enumerate(g.ops) if op.kind == "attention"]
     layers = budget_codings(g, plan, opts)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     objects = toolchain.object_cache() or tmp / "objects"  # the kernels' objects, compiled once for all builds
-    try:
-        dense_totals = choose_codings(g, plan, layers, opts, inputs, tmp / "choice", objects, progress)
-        progress(f"[2/5] generate C ({opts.kernels} kernels): {len(g.ops)} layers, arena {plan.peak:,} B, "
-                 f"{sum(ls.chosen is not None for ls in layers)} layers sparse")
-        kernel_fns = codegen.generate(g, plan, tmp, opts.kernels)
-        mcu, ladder, ref = build_and_verify(g, plan, opts, tmp, inputs, verify_ladder, objects, dense_totals, progress)
-        if mcu is not None and blocks:
-            progress(f"[4/5] {opts.profile.core} build and QEMU run, attention with the other FWSA choice")
-            measure_other_fwsa(passed.unfused, opts.fwsa, calibration, inputs, opts.profile, opts.kernels,
-                               tmp / "other-fwsa", blocks, objects, progress)
-        for b in blocks:
-            b.update(instructions=mcu["layer_instructions"][b["index"]] if mcu else None,
-                     model_arena=plan.peak, unfused_model_arena=passed.unfused_arena)
-        if ladder is not None:
-            progress("[5/5] onnxruntime reference")
-            ort_out = verify.onnxruntime_outputs(source, g, inputs)
-            if ort_out is not None:
-                ladder.append(verify.compare_reference(ref, ort_out))
-        name = model_path.name if model_path else "model.onnx"
-        rep = report.build(name, g, plan, opts.profile, opts.target, mcu, ladder, kernel_fns, opts.kernels,
-                           [ls.summary() for ls in layers], opts.sparse, blocks)
-        report.write(rep, tmp)
-        failed = [r for r in (ladder or []) if r.get("exact") is False]
-        if failed:
-            raise EngineError("verification failed: " + "; ".join(
-                f"{r['rung']} differs from the simulator on {r['differing']} of {r['elements']} elements"
-                for r in failed))
-        shutil.rmtree(tmp / "objects", ignore_errors=True)
-        install(tmp, out_dir)
-        return Compiled(rep, g, plan, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    dense_totals = choose_codings(g, plan, layers, opts, inputs, tmp / "choice", objects, progress)
+    progress(f"[2/5] generate C ({opts.kernels} kernels): {len(g.ops)} layers, arena {plan.peak:,} B, "
+             f"{sum(ls.chosen is not None for ls in layers)} layers sparse")
+    kernel_fns = codegen.generate(g, plan, tmp, opts.kernels)
+    mcu, ladder, ref = build_and_verify(g, plan, opts, tmp, inputs, verify_ladder, objects, dense_totals, progress)
+    if mcu is not None and blocks:
+        progress(f"[4/5] {opts.profile.core} build and QEMU run, attention with the other FWSA choice")
+        measure_other_fwsa(passed.unfused, opts.fwsa, calibration, inputs, opts.profile, opts.kernels,
+                           tmp / "other-fwsa", blocks, objects, progress)
+    for b in blocks:
+        b.update(instructions=mcu["layer_instructions"][b["index"]] if mcu else None,
+                 model_arena=plan.peak, unfused_model_arena=passed.unfused_arena)
+    if ladder is not None:
+        progress("[5/5] onnxruntime reference")
+        ort_out = verify.onnxruntime_outputs(source, g, inputs)
+        if ort_out is not None:
+            ladder.append(verify.compare_reference(ref, ort_out))
+    name = model_path.name if model_path else "model.onnx"
+    rep = report.build(name, g, plan, opts.profile, opts.target, mcu, ladder, kernel_fns, opts.kernels,
+                       [ls.summary() for ls in layers], opts.sparse, blocks)
+    report.write(rep, tmp)
+    failed = [r for r in (ladder or []) if r.get("exact") is False]
+    if failed:
+        raise EngineError("verification failed: " + "; ".join(
+            f"{r['rung']} differs from the simulator on {r['differing']} of {r['elements']} elements"
+            for r in failed))
+    shutil.rmtree(tmp / "objects", ignore_errors=True)
+    outdir.install(tmp, out_dir)
+    return Compiled(rep, g, plan, out_dir)
 
 
 def _source(value: str | Path | np.ndarray | None) -> Path | np.ndarray | None:

@@ -48,8 +48,22 @@ def arm_tool(suffix: str) -> str:
     return path
 
 
+_SETPRIV = shutil.which("setpriv")  # util-linux; sets the child's parent-death signal
+
+
+def _exec(cmd: list[str], what: str, timeout: float, cwd: Path | None = None,
+          env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a tool and capture its output. It gets SIGKILL when the compiler dies (even by kill -9),
+    and running past `timeout` seconds is an EngineError."""
+    wrapped = [_SETPRIV, "--pdeathsig", "KILL", "--", *cmd] if _SETPRIV else cmd
+    try:
+        return subprocess.run(wrapped, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"{what}: {Path(cmd[0]).name} ran past its time-out of {timeout:.0f} s") from None
+
+
 def _run(cmd: list[str], what: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    proc = _exec(cmd, what, timeout, cwd)
     if proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip()
         if "overflowed" in msg or "region RAM" in msg:
@@ -89,8 +103,7 @@ def run_host(exe: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
     (work / "input.bin").write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    proc = subprocess.run([str(exe), "input.bin", "output.bin"], cwd=work, capture_output=True, text=True,
-                          timeout=600, env=env)
+    proc = _exec([str(exe), "input.bin", "output.bin"], "host run", 600, work, env)
     if proc.returncode != 0 or "runtime error" in proc.stderr:
         raise EngineError(f"host run failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[:2]}")
     return np.frombuffer((work / "output.bin").read_bytes(), np.int8).reshape(-1, output_size)
@@ -185,22 +198,29 @@ def run_qemu(build: McuBuild, profile: MCUProfile, inputs: np.ndarray, output_si
     cmd = [qemu, "-M", profile.qemu_machine, "-cpu", profile.qemu_cpu, "-nographic", "-monitor", "none",
            "-serial", "none", "-semihosting-config", "enable=on,target=native",
            "-icount", "shift=7,align=off,sleep=off", "-kernel", str(build.elf)]
-    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout)
+    proc = _exec(cmd, f"QEMU run of {build.elf.name}", timeout, work)
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:
         raise EngineError(f"QEMU run of {build.elf.name} failed (exit {proc.returncode}): "
                           f"{' | '.join(log.strip().splitlines()[-3:])}")
     empty, total, stack, layers = 0, 0, 0, []
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        if parts[:1] == ["EMPTY"]:
-            empty = int(parts[1])
-        elif parts[:1] == ["TOTAL"]:
-            total = int(parts[1])
-        elif parts[:1] == ["STACK"]:
-            stack = int(parts[1])
-        elif parts[:1] == ["LAYER"]:
-            layers.append(int(parts[2]))
+    try:
+        for line in proc.stdout.splitlines():
+            parts = line.split()
+            if parts[:1] == ["EMPTY"]:
+                empty = int(parts[1])
+            elif parts[:1] == ["TOTAL"]:
+                total = int(parts[1])
+            elif parts[:1] == ["STACK"]:
+                stack = int(parts[1])
+            elif parts[:1] == ["LAYER"]:
+                layers.append(int(parts[2]))
+    except (IndexError, ValueError):
+        raise EngineError(f"QEMU run of {build.elf.name}: cannot read its counts from the line {line!r}") from None
+    got = out_path.stat().st_size if out_path.exists() else 0
+    if got != inputs.shape[0] * output_size:
+        raise EngineError(f"QEMU run of {build.elf.name} exited 0 but wrote {got} output bytes, not "
+                          f"{inputs.shape[0]} x {output_size}: {' | '.join(log.strip().splitlines()[-3:]) or 'no log'}")
     overhead = ticks_to_instructions(empty)
     outputs = np.frombuffer(out_path.read_bytes(), np.int8).reshape(-1, output_size)
     return QemuRun(outputs, [ticks_to_instructions(t) - overhead for t in layers],

@@ -34,14 +34,29 @@ def load_inputs(g: Graph, path: Path | np.ndarray | None, n_random: int, seed: i
                 arr = np.load(path, allow_pickle=False)
             except Exception as exc:
                 raise EngineError(f"{path}: cannot read as a .npy array ({type(exc).__name__})") from None
-        if arr.size % t.size:
-            raise EngineError(f"{path}: {arr.size} values are not a whole number of inputs of shape {t.shape}")
+            if not isinstance(arr, np.ndarray):
+                arr.close()
+                raise EngineError(f"{path}: an .npz archive; give one array as a .npy file (numpy.save)")
+        _check_shape(arr, tuple(t.shape), path)
         if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all():
+                raise EngineError(f"{path}: {int((~np.isfinite(arr)).sum())} values are NaN or infinite")
             arr = quantize(arr, t.scale, t.zero_point)
         elif arr.dtype != np.int8:
             raise EngineError(f"{path}: dtype {arr.dtype}; give float32 (quantized with the input scale) or int8")
         rows.append(arr.reshape(-1, t.size))
     return np.concatenate(rows)
+
+
+def _check_shape(arr: np.ndarray, shape: tuple[int, ...], path) -> None:
+    """Inputs are the model input's shape, or a batch of it: (N, *shape), or (N, *shape[1:]) where
+    the model's batch is 1; any other shape (even of a size that divides) is refused."""
+    forms = [shape, (*arr.shape[:1], *shape)]
+    if shape[:1] == (1,):
+        forms += [shape[1:], (*arr.shape[:1], *shape[1:])]
+    if arr.shape not in forms:
+        raise EngineError(f"{path}: shape {arr.shape}; the model input is {shape}: give that shape or a "
+                          f"batch of it ((N, {', '.join(map(str, shape[1:] if shape[:1] == (1,) else shape))}))")
 
 
 def simulate(g: Graph, inputs: np.ndarray) -> np.ndarray:

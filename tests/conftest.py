@@ -74,6 +74,32 @@ def compile_verified(model: Path, out: Path, n_random: int = 6, input_file: Path
                          input_file=input_file, progress=lambda *_: None).report
 
 
+def run_cli(model, out, env_extra: dict | None = None, target: str = "cortex-m7", args: tuple = (),
+            cwd: Path = ROOT, popen: bool = False):
+    """`python -m sparse_engine compile MODEL --out OUT --target T --quiet ARGS` in `cwd`: the
+    finished process, or with `popen` the running one."""
+    env = dict(os.environ, **(env_extra or {}))
+    cmd = [sys.executable, "-m", "sparse_engine", "compile", str(model), "--out", str(out), "--target", target,
+           "--quiet", *map(str, args)]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    if popen:
+        return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def assert_clean_failure(proc, out: Path, *needles: str, out_existed: bool = False) -> str:
+    """A non-zero exit with exactly one `error:` line holding every needle, no temporary folder or
+    lock beside `out`, and `out` absent (unless `out_existed`). Returns the line."""
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    assert out_existed or not out.exists()
+    assert not any(p.name.startswith(f".{out.name}.") for p in out.parent.iterdir())
+    return lines[0]
+
+
 def exact_on_host_and_qemu(g, tmp_path: Path, kernel: str, kernels: str = "dsp",
                            inputs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list]:
     """Compile an IR graph (its params may be edited by the test: the simulator reads the same)

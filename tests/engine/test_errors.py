@@ -1,31 +1,11 @@
 """Done-when 4: each bad input gives one clear line on stderr, a non-zero exit, and no output."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import onnx
-from conftest import ROOT, quantized
+from conftest import assert_clean_failure, quantized, run_cli
 
 from sparse_engine import zoo
-
-
-def run_cli(model, out, env_extra=None, target="cortex-m7"):
-    env = dict(os.environ, **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "sparse_engine", "compile", str(model), "--out", str(out),
-                           "--target", target, "--quiet"], cwd=ROOT, capture_output=True, text=True, env=env)
-
-
-def assert_clean_failure(proc, out, *needles):
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    assert not out.exists()
-    assert not any(p.name.startswith(f".{out.name}.") for p in out.parent.iterdir())
 
 
 def test_float_model(tmp_path):
