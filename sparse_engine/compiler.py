@@ -274,6 +274,8 @@ def compile_model(model: str | Path | onnx.ModelProto, out_dir: str | Path, targ
     it must give the same bits, and the report shows its per-layer instructions beside the DSP ones."""
     opts = Options(target, profile or profiles.get(profiles.DEFAULT), kernels, sparse, fuse, fwsa)
     opts.validate()
+    if n_random < 0:
+        raise EngineError(f"--random-inputs {n_random}: give 0 or more")
     out_dir = Path(out_dir).resolve()
     model_path = None if isinstance(model, onnx.ModelProto) else Path(model).resolve()
     sources = [p for p in (model_path, _source(input_file), _source(calibration_file)) if isinstance(p, Path)]
@@ -288,8 +290,6 @@ def _compile(model, model_path: Path | None, out_dir: Path, tmp: Path, opts: Opt
     source = model if model_path is None else model_path  # what import and onnxruntime read
     progress(f"[1/5] import {model_path or 'ONNX model'}")
     g = build_graph(source)
-    if n_random < 0:
-        raise EngineError(f"--random-inputs {n_random}: give 0 or more")
     inputs = verify.load_inputs(g, _source(input_file), n_random, seed)
     if not len(inputs):
         raise EngineError("--random-inputs 0 and no --input: the compile needs at least one input to measure and "

@@ -51,12 +51,10 @@ def load_inputs(g: Graph, path: Path | np.ndarray | None, n_random: int, seed: i
 def _check_shape(arr: np.ndarray, shape: tuple[int, ...], path) -> None:
     """Inputs are the model input's shape, or a batch of it: (N, *shape), or (N, *shape[1:]) where
     the model's batch is 1; any other shape (even of a size that divides) is refused."""
-    forms = [shape, (*arr.shape[:1], *shape)]
-    if shape[:1] == (1,):
-        forms += [shape[1:], (*arr.shape[:1], *shape[1:])]
-    if arr.shape not in forms:
+    item = shape[1:] if shape[:1] == (1,) else shape  # one input, without a batch of 1
+    if arr.shape not in {shape, item, (*arr.shape[:1], *shape), (*arr.shape[:1], *item)}:
         raise EngineError(f"{path}: shape {arr.shape}; the model input is {shape}: give that shape or a "
-                          f"batch of it ((N, {', '.join(map(str, shape[1:] if shape[:1] == (1,) else shape))}))")
+                          f"batch of it ((N, {', '.join(map(str, item))}))")
 
 
 def simulate(g: Graph, inputs: np.ndarray) -> np.ndarray:
