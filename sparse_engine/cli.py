@@ -7,9 +7,9 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from . import profiles
+from . import profiles, verify
 from .compiler import TARGETS, compile_model
-from .errors import EngineError
+from .errors import EngineError, first_line
 from .report import markdown
 
 
@@ -34,6 +34,13 @@ def _int_in(lo: int, hi: int):
             raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
         return value
     return parse
+
+
+def _gate(text: str) -> int | None:
+    """--max-ref-diff: steps 0..255, or off."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    return _int_in(0, 255)(text)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,6 +73,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--calibration", default=None,
                    help=".npy inputs (float: quantized; or int8) that calibrate FWSA's fused scores; give real "
                         "samples for a trained model (default: the --verify inputs, random unless --input)")
+    c.add_argument("--max-ref-diff", type=_gate, default=verify.DEFAULT_MAX_REF_DIFF, metavar="N|off",
+                   help="--verify fails when onnxruntime's output differs from the simulator's by more than N "
+                        f"steps (default {verify.DEFAULT_MAX_REF_DIFF}); off: report the difference only")
     c.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0, help="seed of the random inputs")
     c.add_argument("--quiet", action="store_true")
     return ap
@@ -80,16 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         rep = compile_model(args.model, args.out, args.target, profiles.get(args.profile), args.verify,
                             args.input, args.random_inputs, args.seed, progress=log, kernels=args.kernels,
                             sparse=args.sparse, fuse=args.attention == "fused", fwsa=args.fwsa,
-                            calibration_file=args.calibration).report
+                            calibration_file=args.calibration, max_ref_diff=args.max_ref_diff).report
     except EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' | '.join(str(exc).split(chr(10)))}", file=sys.stderr)  # one line, whatever a tool said
         return 1
     except KeyboardInterrupt:
         print("error: interrupted; the output folder was left as it was", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the user sees one line, the traceback goes to a file
-        print(f"error: internal error ({type(exc).__name__}: {exc}); traceback saved to {_save_traceback()}; "
-              "please report it", file=sys.stderr)
+        print(f"error: internal error ({type(exc).__name__}: {first_line(exc)}); traceback saved to "
+              f"{_save_traceback()}; please report it", file=sys.stderr)
         return 2
     if not args.quiet:
         print(markdown(rep))

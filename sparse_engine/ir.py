@@ -81,6 +81,10 @@ class Graph:
         self.tensors[t.name] = t
         return t
 
+    def layer_names(self) -> list[str]:
+        """Each layer as messages name it: 'node name' (ONNX op)."""
+        return [f"'{op.name}' ({op.onnx_op})" for op in self.ops]
+
     def const_bytes(self) -> int:
         """Bytes of weights, biases and tables that live in flash."""
         total = sum(param_bytes(op) for op in self.ops)

@@ -20,6 +20,7 @@ from typing import Iterator
 from .errors import EngineError
 
 MARKER = ".sparse_engine_output"
+REMOVED = "<build folder, removed>"  # stands for the temporary folder in error messages
 
 
 def check(out_dir: Path, sources: list[Path]) -> None:
@@ -59,6 +60,9 @@ def writing(out_dir: Path, sources: list[Path]) -> Iterator[Path]:
             os.umask(umask)
             tmp.chmod(0o777 & ~umask)  # as a plain mkdir would: mkdtemp makes it 0700
             yield tmp
+        except EngineError as exc:  # its message must not send the user to a folder removed below
+            exc.args = (str(exc).replace(str(tmp), REMOVED),)
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -108,8 +108,13 @@ def markdown(rep: dict) -> str:
         for r in rep["verification"]:
             if r["rung"] == "onnxruntime":
                 extra = f", top-1 agreement {r['top1_agreement']:.3f}" if "top1_agreement" in r else ""
+                gate = r.get("gate_max_abs_diff")
+                verdict = ("; no gate (--max-ref-diff off), reported only" if gate is None else
+                           f"; gate: largest difference <= {gate} (--max-ref-diff): "
+                           f"{'passed' if r['passed'] else 'FAILED'}")
                 lines.append(f"- onnxruntime: {r['differing']:,} of {r['elements']:,} elements differ "
-                             f"({100 * r['share_differing']:.2f} %), largest difference {r['max_abs_diff']}{extra}")
+                             f"({100 * r['share_differing']:.2f} %), largest difference {r['max_abs_diff']}{extra}"
+                             f"{verdict}")
             elif r["rung"] == "simulator":
                 lines.append(f"- simulator: reference on {r['inputs']} inputs")
             else:

@@ -136,8 +136,11 @@ def _shared_object(gcc: str, flags: list[str], src: Path, lib: Path, objects: Pa
         objects.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".o", dir=objects)
         os.close(fd)
-        _run([gcc, *flags, f"-I{lib}", "-c", str(src), "-o", tmp], f"cross compile of {src.name}")
-        os.replace(tmp, obj)  # whole or absent, also with builds running beside this one
+        try:
+            _run([gcc, *flags, f"-I{lib}", "-c", str(src), "-o", tmp], f"{Path(gcc).name} compile of {src.name}")
+            os.replace(tmp, obj)  # whole or absent, also with builds running beside this one
+        finally:
+            Path(tmp).unlink(missing_ok=True)
     return obj
 
 
@@ -184,12 +187,71 @@ class QemuRun:
     log: str = field(repr=False, default="")
 
 
+CFSR_BITS = {0: "instruction access violation", 1: "data access violation", 8: "instruction bus error",
+             9: "precise data bus error", 10: "imprecise data bus error", 16: "undefined instruction",
+             17: "invalid state", 18: "invalid PC load", 19: "no coprocessor", 24: "unaligned access",
+             25: "division by zero"}
+
+
+class McuFault(EngineError):
+    """A fault of the core while the firmware ran: which input, which layer (index into the
+    model's layers, None when not known), the PC and its function, the CFSR."""
+
+    def __init__(self, message: str, input_index: int, layer: int | None, pc: int, cfsr: int):
+        super().__init__(message)
+        self.input_index, self.layer, self.pc, self.cfsr = input_index, layer, pc, cfsr
+
+
+def _function_at(elf: Path, pc: int) -> str | None:
+    """The function holding address `pc` in `elf` (addr2line), None if unknown."""
+    try:
+        out = _run([arm_tool("addr2line"), "-f", "-e", str(elf), hex(pc)], "arm-none-eabi-addr2line", timeout=60)
+    except EngineError:
+        return None
+    name = out.stdout.splitlines()[0].strip() if out.stdout.strip() else ""
+    return name if name and name != "??" else None
+
+
+def _fault(build: McuBuild, profile: MCUProfile, inputs: np.ndarray, output_size: int, log: str, done: int,
+           timeout: float, layer_names: list[str] | None, retry: bool) -> McuFault | None:
+    """The McuFault a run's log reports, None if it reports none. `done`: inputs finished before
+    the fault. Only the first (profiled) inference records layer marks, so a fault on a later
+    input is located by running that input alone."""
+    fields = dict(p.split("=", 1) for line in log.splitlines() if line.startswith("FAULT ")
+                  for p in line.split()[1:] if "=" in p)
+    if not {"pc", "cfsr"} <= fields.keys() or not all(v.isdigit() for v in fields.values()):
+        return None
+    pc, cfsr = int(fields["pc"]), int(fields["cfsr"])
+    layer = next((int(line.split()[1]) for line in log.splitlines() if line.startswith("MARK ")
+                  and line.split()[1:2] and line.split()[1].isdigit()), None) if done == 0 else None
+    if done > 0 and retry:
+        try:
+            run_qemu(build, profile, inputs[done:done + 1], output_size, timeout, retry=False)
+        except McuFault as alone:
+            layer = alone.layer
+        except EngineError:
+            pass
+    what = ", ".join(d for b, d in CFSR_BITS.items() if cfsr >> b & 1) or "fault"
+    fn = _function_at(build.elf, pc)
+    if layer is None:
+        where = ""
+    elif layer_names is not None and layer >= len(layer_names):
+        where = " after the last layer"
+    else:
+        where = f" in layer {layer}" + (f" {layer_names[layer]}" if layer_names else "")
+    return McuFault(f"{profile.core} fault in QEMU on input {done}{where}: {what} (CFSR 0x{cfsr:08x}) at PC "
+                    f"0x{pc:08x}{f' in {fn}' if fn else ''}", done, layer, pc, cfsr)
+
+
 def ticks_to_instructions(ticks: int) -> int:
     return int(round(ticks * 10 / 32))
 
 
 def run_qemu(build: McuBuild, profile: MCUProfile, inputs: np.ndarray, output_size: int,
-             timeout: float = 600) -> QemuRun:
+             timeout: float = 600, layer_names: list[str] | None = None, retry: bool = True) -> QemuRun:
+    """Run the firmware on `inputs` in QEMU: outputs, per-layer and total instructions, stack.
+    A fault of the core raises McuFault naming the input and the layer (`layer_names[i]` where
+    given; `retry`: run a later input alone to find its layer)."""
     qemu = _tool("SPARSE_ENGINE_QEMU", "qemu-system-arm", "qemu-system-arm")
     work = build.elf.resolve().parent
     (work / "input.bin").write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
@@ -201,6 +263,10 @@ def run_qemu(build: McuBuild, profile: MCUProfile, inputs: np.ndarray, output_si
     proc = _exec(cmd, f"QEMU run of {build.elf.name}", timeout, work)
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:
+        done = (out_path.stat().st_size if out_path.exists() else 0) // max(output_size, 1)
+        fault = _fault(build, profile, inputs, output_size, proc.stdout, done, timeout, layer_names, retry)
+        if fault is not None:
+            raise fault
         raise EngineError(f"QEMU run of {build.elf.name} failed (exit {proc.returncode}): "
                           f"{' | '.join(log.strip().splitlines()[-3:])}")
     empty, total, stack, layers = 0, 0, 0, []

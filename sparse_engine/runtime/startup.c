@@ -1,5 +1,6 @@
 /* Cortex-M7 start-up for QEMU mps2-an500: FPU on, .data copied, .bss zeroed, stack painted,
- * main() run, exit status through semihosting. Every fault prints its PC and CFSR and exits 3. */
+ * main() run, exit status through semihosting. Every fault prints its PC, CFSR and the last layer
+ * mark the profiled inference reached, and exits 3. */
 #include <stdint.h>
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, __stack_limit, _estack;
@@ -7,6 +8,7 @@ int main(void);
 void sh_exit(int32_t status);
 void sh_puts(const char *s);
 void sh_putu(const char *label, uint32_t v, const char *label2, uint32_t v2);
+int32_t harness_last_mark(void);
 
 void _init(void) {}
 void _fini(void) {}
@@ -36,6 +38,8 @@ __attribute__((used, noreturn)) void reset_c(void) {
 
 __attribute__((used)) void fault_report(uint32_t *frame) {
     sh_putu("FAULT pc=", frame[6], " cfsr=", *(volatile uint32_t *)0xE000ED28u);
+    int32_t mark = harness_last_mark();
+    if (mark >= 0) sh_putu("MARK ", (uint32_t)mark, 0, 0);
     sh_exit(3);
 }
 
