@@ -17,7 +17,7 @@ from onnx import numpy_helper
 
 from . import lowering
 from .lowering import attr
-from .errors import EngineError, node_error
+from .errors import EngineError, first_line, node_error
 from .ir import Graph, Op, Tensor
 
 SUPPORTED = frozenset(lowering.LOWER)  # the op types with a lowering function
@@ -44,21 +44,70 @@ class ConstQ:
 def load(path: str | Path) -> onnx.ModelProto:
     """Read an ONNX file, turning every way it can be unreadable into one clear error."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise EngineError(f"{path}: is a folder, not an ONNX file")
+    if path.exists() and not path.is_file():
+        raise EngineError(f"{path}: not a regular file (a FIFO, socket or device); give an ONNX file")
+    if not path.exists():
         raise EngineError(f"{path}: no such file")
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
         raise EngineError(f"{path}: cannot parse as ONNX (truncated or not a model file): "
                           f"{type(exc).__name__}") from None
+    _load_external_data(model, path)
     if not model.graph.node:
         raise EngineError(f"{path}: the ONNX graph has no nodes (truncated or empty file)")
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EngineError(f"{path}: ONNX checker rejects the model: {first}") from None
+        raise EngineError(f"{path}: ONNX checker rejects the model: {first_line(exc)}") from None
     return model
+
+
+SCALE_RULE = "a positive, finite, normal float32 number"
+
+
+def _valid_scales(scales: np.ndarray, each: bool = False):
+    """Quantization scales the integer kernels can work with: positive, finite and not below
+    float32's smallest normal number (whether all are, or per element with `each`)."""
+    s = np.asarray(scales, dtype=np.float64)
+    ok = np.isfinite(s) & (s >= np.finfo(np.float32).tiny)
+    return ok if each else bool(ok.all())
+
+
+def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Read the tensors a model keeps in external files (beside `path`), naming the file that is
+    missing or too short instead of failing inside onnx."""
+    from onnx import external_data_helper as ext
+
+    g = model.graph
+    tensors = [t for t in [*g.initializer, *(a.t for n in g.node for a in n.attribute if a.HasField("t"))]
+               if ext.uses_external_data(t)]
+    for t in tensors:
+        info = ext.ExternalDataInfo(t)
+        where = (path.parent / info.location).resolve()
+        if not where.is_relative_to(path.parent.resolve()) or not where.is_file():
+            raise EngineError(f"{path}: tensor '{t.name}' is stored in the external file '{info.location}', "
+                              f"which is missing (looked in {path.parent})")
+        need = (info.offset or 0) + (info.length or 0)
+        if info.length and where.stat().st_size < need:
+            raise EngineError(f"{path}: external file '{info.location}' holds {where.stat().st_size:,} B, "
+                              f"tensor '{t.name}' needs {need:,} B (truncated?)")
+    if tensors:
+        try:
+            ext.load_external_data_for_model(model, str(path.parent))
+        except Exception as exc:
+            raise EngineError(f"{path}: cannot read its external data ({type(exc).__name__}: {exc})") from None
+
+
+def _array(t: onnx.TensorProto, name: str) -> np.ndarray:
+    """An initializer's or Constant's values; one line when its data does not fit its shape or type."""
+    try:
+        return numpy_helper.to_array(t)
+    except Exception as exc:
+        raise EngineError(f"constant '{name}' of shape {list(t.dims)}: its data cannot be read "
+                          f"({type(exc).__name__}: {first_line(exc)})") from None
 
 
 class _Importer:
@@ -66,10 +115,13 @@ class _Importer:
         self.model = model
         g = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
-        self.inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+        self.inits = {i.name: _array(i, i.name) for i in g.initializer}
         for n in g.node:
             if n.op_type == "Constant":
-                self.inits[n.output[0]] = numpy_helper.to_array(attr(n, "value"))
+                value = attr(n, "value")
+                if value is None:
+                    raise node_error(n.name, n.op_type, "only a tensor 'value' is supported")
+                self.inits[n.output[0]] = _array(value, n.output[0])
         self.nodes = [n for n in g.node if n.op_type != "Constant"]
         for i, n in enumerate(self.nodes):
             if not n.name:
@@ -101,7 +153,7 @@ class _Importer:
         try:
             inferred = onnx.shape_inference.infer_shapes(self.model, strict_mode=True)
         except Exception as exc:
-            raise EngineError(f"ONNX shape inference failed: {str(exc).strip().splitlines()[0]}") from None
+            raise EngineError(f"ONNX shape inference failed: {first_line(exc)}") from None
         shapes: dict[str, tuple[int, ...]] = {}
         for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
             tt = vi.type.tensor_type
@@ -128,32 +180,56 @@ class _Importer:
         else:
             zp = np.zeros((), np.uint8)
         if scale.size != 1 or zp.size != 1:
-            raise node_error(node.name, node.op_type, "activations must be quantized per tensor")
+            raise node_error(node.name, node.op_type, f"activations must be quantized per tensor: scale "
+                             f"'{node.input[1]}' has {scale.size} values, zero point "
+                             f"'{node.input[2] if len(node.input) > 2 else ''}' {zp.size}")
         if zp.dtype != np.int8:
             raise node_error(node.name, node.op_type,
                              f"activations must be int8 (zero point is {zp.dtype}); quantize with "
                              "activation_type=QInt8")
         s = float(scale.reshape(()))
-        if not (s > 0 and math.isfinite(s)):
-            raise node_error(node.name, node.op_type, f"scale {s} is not a positive finite number")
+        if not _valid_scales(np.array([s])):
+            raise node_error(node.name, node.op_type,
+                             f"scale '{node.input[1]}' ({s:.3g}) of '{node.input[0]}' is not {SCALE_RULE}")
         return s, int(zp.reshape(()))
+
+    def _const_qparams(self, n: onnx.NodeProto) -> ConstQ:
+        """A DequantizeLinear of an initializer, its scales and zero points checked: one of each per
+        tensor, or one per channel along `axis`; every scale SCALE_RULE."""
+        q = self.inits[n.input[0]]
+        scale = self.inits.get(n.input[1])
+        if scale is None:
+            raise node_error(n.name, n.op_type, "scale and zero point must be initializers")
+        zp = self.inits.get(n.input[2]) if len(n.input) > 2 and n.input[2] else np.zeros(scale.shape, q.dtype)
+        if zp is None:
+            raise node_error(n.name, n.op_type, "scale and zero point must be initializers")
+        if q.dtype.kind not in "iu" or scale.dtype.kind != "f" or zp.dtype != q.dtype:
+            raise node_error(n.name, n.op_type, f"'{n.input[0]}' is {q.dtype} with a {scale.dtype} scale and a "
+                             f"{zp.dtype} zero point; give integer values, a float scale and a zero point of "
+                             "their type")
+        axis = None
+        if scale.size == 1:
+            if zp.size != 1:
+                raise node_error(n.name, n.op_type, f"'{n.input[0]}' has one scale but {zp.size} zero points")
+        else:
+            axis = int(attr(n, "axis", 1))
+            axis = axis + q.ndim if axis < 0 else axis
+            if not 0 <= axis < q.ndim or scale.size != q.shape[axis] or zp.shape != scale.shape:
+                raise node_error(n.name, n.op_type,
+                                 f"'{n.input[0]}' of shape {list(q.shape)} has {scale.size} scales and {zp.size} "
+                                 f"zero points along axis {attr(n, 'axis', 1)}; per-channel quantization needs one "
+                                 "per channel")
+        if not _valid_scales(scale):
+            bad = scale.reshape(-1)[~_valid_scales(scale.reshape(-1), each=True)][0]
+            raise node_error(n.name, n.op_type, f"scale '{n.input[1]}' ({bad:.3g}) of '{n.input[0]}' is not {SCALE_RULE}")
+        if axis is None:
+            return ConstQ(q, scale.astype(np.float64).reshape(()), zp.astype(np.int64).reshape(()), None)
+        return ConstQ(q, scale.astype(np.float64).reshape(-1), zp.astype(np.int64).reshape(-1), axis)
 
     def scan_qdq(self) -> None:
         for n in self.nodes:
             if n.op_type == "DequantizeLinear" and n.input[0] in self.inits:
-                q = self.inits[n.input[0]]
-                scale = self.inits.get(n.input[1])
-                zp = self.inits.get(n.input[2]) if len(n.input) > 2 and n.input[2] else np.zeros_like(scale, dtype=q.dtype)
-                if scale is None or zp is None:
-                    raise node_error(n.name, n.op_type, "scale and zero point must be initializers")
-                axis = None
-                if scale.size > 1:
-                    axis = int(attr(n, "axis", 1))
-                    axis = axis + q.ndim if axis < 0 else axis
-                self.const_dq[n.output[0]] = ConstQ(q, scale.astype(np.float64).reshape(-1) if axis is not None
-                                                    else scale.astype(np.float64).reshape(()),
-                                                    zp.astype(np.int64).reshape(-1) if axis is not None
-                                                    else zp.astype(np.int64).reshape(()), axis)
+                self.const_dq[n.output[0]] = self._const_qparams(n)
         for n in self.nodes:
             if n.op_type == "QuantizeLinear":
                 s, zp = self._scalar_qparams(n)
@@ -201,17 +277,22 @@ class _Importer:
             real = self.inits[name].astype(np.float64)
         else:
             raise node_error(node.name, node.op_type, f"constant '{name}' is neither int8 nor float")
+        if not np.isfinite(real).all():
+            raise node_error(node.name, node.op_type, f"constant '{name}' holds NaN or infinite values")
         amax = float(np.max(np.abs(real))) if real.size else 0.0
         scale = amax / 127.0 if amax > 0 else 1.0
         q = np.clip(np.rint(real / scale), -127, 127).astype(np.int8)
         return self.graph.add_tensor(Tensor(name, tuple(real.shape), scale, 0, q))
 
-    def weights(self, name: str, node: onnx.NodeProto, channel_axis: int) -> tuple[np.ndarray, np.ndarray]:
-        """Symmetric int8 weights and one scale per output channel (broadcast if per tensor)."""
+    def weights(self, name: str, node: onnx.NodeProto, channel_axis: int, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Symmetric int8 weights of rank `ndim` and one scale per output channel (broadcast if per tensor)."""
         c = self.const_dq.get(name)
         if c is None:
             raise node_error(node.name, node.op_type,
                              f"weight '{name}' is not a quantized constant (DequantizeLinear of an initializer)")
+        if c.q.ndim != ndim:
+            raise node_error(node.name, node.op_type, f"weight '{name}' has shape {list(c.q.shape)}; "
+                             f"{node.op_type} needs a rank-{ndim} weight")
         if c.q.dtype != np.int8:
             raise node_error(node.name, node.op_type, f"weight '{name}' must be int8, found {c.q.dtype}")
         if np.any(c.zero_point != 0):
@@ -227,35 +308,50 @@ class _Importer:
                              f"(axis {channel_axis}) or per-tensor scales can be requantized in integer")
         return c.q, scales
 
-    def bias(self, name: str | None, node: onnx.NodeProto, acc_scales: np.ndarray) -> np.ndarray:
-        """int32 bias in the accumulator scale (input scale x weight scale)."""
+    def bias(self, name: str | None, node: onnx.NodeProto, acc_scales: np.ndarray, out_scale: float) -> np.ndarray:
+        """int32 bias in the accumulator scale (input scale x weight scale). A bias given at another
+        scale (or in float) is rounded to it, and refused if that moves it by half an output step
+        (`out_scale`) or more: the float model would add what the integer one cannot."""
         n = len(acc_scales)
         if not name:
             return np.zeros(n, np.int32)
         c = self.const_dq.get(name)
-        if c is not None and c.q.dtype == np.int32:
-            cs = np.broadcast_to(c.scale, (n,)) if c.q.size == n else None
-            if cs is not None and np.allclose(cs, acc_scales, rtol=1e-6, atol=0) and np.all(c.zero_point == 0):
+        if c is not None and c.q.dtype == np.int32 and c.q.size == n and np.all(c.zero_point == 0):
+            if np.allclose(np.broadcast_to(c.scale, (n,)), acc_scales, rtol=1e-6, atol=0):
                 return c.q.reshape(n).astype(np.int32)
-            real = c.real()
-        elif c is not None:
-            real = c.real()
-        elif name in self.inits:
-            real = self.inits[name].astype(np.float64)
-        else:
-            raise node_error(node.name, node.op_type, f"bias '{name}' is not a constant")
-        real = np.broadcast_to(real.reshape(-1), (n,))
+        real = self.float_const(name, node, size=n)
         q = np.rint(real / acc_scales)
         if np.any(np.abs(q) > 2**31 - 1):
             raise node_error(node.name, node.op_type, "bias does not fit int32 at scale input x weight")
+        err = np.abs(q * acc_scales - real) / out_scale
+        if err.max(initial=0) >= 0.5:
+            c = int(err.argmax())
+            step = abs(acc_scales[c]) / out_scale
+            why = (f"; one accumulator step is {step:.3g} output steps: the output scale is too small for the "
+                   "input and weight scales" if step > 1 else "")
+            raise node_error(node.name, node.op_type,
+                             f"bias '{name}' cannot be held at the accumulator scale (input x weight scale "
+                             f"{abs(acc_scales[c]):.3g} in channel {c}): rounding moves it by {err[c]:.1f} output "
+                             f"steps{why}")
         return q.astype(np.int32)
 
-    def float_const(self, name: str, node: onnx.NodeProto) -> np.ndarray:
+    def float_const(self, name: str, node: onnx.NodeProto, size: int | None = None,
+                    allow_inf: bool = False) -> np.ndarray:
+        """A constant operand's real values (dequantized if quantized); with `size`, a vector of
+        that many (one value is repeated). NaN, and infinities unless `allow_inf`, are refused."""
         if name in self.const_dq:
-            return self.const_dq[name].real()
-        if name in self.inits:
-            return self.inits[name].astype(np.float64)
-        raise node_error(node.name, node.op_type, f"'{name}' must be a constant")
+            v = self.const_dq[name].real()
+        elif name in self.inits and self.inits[name].dtype.kind in "fiub":
+            v = self.inits[name].astype(np.float64)
+        else:
+            raise node_error(node.name, node.op_type, f"'{name}' must be a numeric constant")
+        if size is not None:
+            if v.size not in (1, size):
+                raise node_error(node.name, node.op_type, f"constant '{name}' holds {v.size} values, not {size}")
+            v = np.broadcast_to(v.reshape(-1), (size,))
+        if np.isnan(v).any() or not (allow_inf or np.isfinite(v).all()):
+            raise node_error(node.name, node.op_type, f"constant '{name}' holds NaN or infinite values")
+        return v
 
     def output(self, node: onnx.NodeProto) -> tuple[Tensor, tuple[int, int] | None, list[onnx.NodeProto]]:
         """The int8 tensor a compute node writes, the clamp of a fused Relu/Clip, and the fused nodes."""
@@ -281,12 +377,16 @@ class _Importer:
                 cmin = attr(act, "min") if self.opset < 11 else None
                 cmax = attr(act, "max") if self.opset < 11 else None
                 if self.opset >= 11:
-                    cmin = float(self.float_const(act.input[1], act)) if len(act.input) > 1 and act.input[1] else None
-                    cmax = float(self.float_const(act.input[2], act)) if len(act.input) > 2 and act.input[2] else None
+                    cmin, cmax = (float(self.float_const(act.input[i], act, 1, allow_inf=True)[0])
+                                  if len(act.input) > i and act.input[i] else None for i in (1, 2))
                 if cmin is not None:
                     lo = max(lo, int(np.clip(np.rint(cmin / out.scale) + out.zero_point, -128, 127)))
                 if cmax is not None:
                     hi = min(hi, int(np.clip(np.rint(cmax / out.scale) + out.zero_point, -128, 127)))
+                if lo > hi:  # ONNX Clip is min(max(x, lo), hi): every output is the upper bound
+                    lo = hi
+                    self.graph.notes.append(f"node '{act.name}' (Clip): min > max, so every output is max "
+                                            "(ONNX semantics)")
         return out, (lo, hi), fused
 
     # ---- main loop ---------------------------------------------------------------------------

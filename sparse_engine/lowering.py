@@ -29,11 +29,14 @@ class Importer(Protocol):
 
     def act(self, name: str, node: "onnx.NodeProto") -> Tensor: ...
 
-    def weights(self, name: str, node: "onnx.NodeProto", channel_axis: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def weights(self, name: str, node: "onnx.NodeProto", channel_axis: int,
+                ndim: int) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def bias(self, name: str | None, node: "onnx.NodeProto", acc_scales: np.ndarray) -> np.ndarray: ...
+    def bias(self, name: str | None, node: "onnx.NodeProto", acc_scales: np.ndarray,
+             out_scale: float) -> np.ndarray: ...
 
-    def float_const(self, name: str, node: "onnx.NodeProto") -> np.ndarray: ...
+    def float_const(self, name: str, node: "onnx.NodeProto", size: int | None = None,
+                    allow_inf: bool = False) -> np.ndarray: ...
 
 LN_FRAC_BITS = 30  # normalized value n' in Q30 (LayerNorm)
 LN_RANGE = 255  # largest spread of x_i = q_i - zi within one int8 row
@@ -51,8 +54,26 @@ def attr(node: "onnx.NodeProto", name: str, default=None):
     return default
 
 
-def multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [qmath.quantize_multiplier(float(r)) for r in np.asarray(reals, dtype=np.float64).reshape(-1)]
+def multipliers(reals: np.ndarray, node: "onnx.NodeProto | None" = None,
+                bound: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Q31 multipliers and shifts of `reals` (qmath.quantize_multiplier). With `node`, a real that
+    is not finite, or so large that its left shift could wrap int32 values up to `bound` (the
+    largest |value| the layer requantizes), rejects the layer: the C would wrap where the float
+    model saturates (or shift out of range), so no rounding rule could make it agree."""
+    reals = np.asarray(reals, dtype=np.float64).reshape(-1)
+    if node is not None:
+        bad = ~np.isfinite(reals)
+        if bad.any():
+            raise node_error(node.name, node.op_type, f"requantization multiplier {reals[bad][0]} is not finite "
+                             "(a scale or attribute of this node is NaN, infinite or 0)")
+    pairs = [qmath.quantize_multiplier(float(r)) for r in reals]
+    if node is not None and bound is not None:
+        for r, (_, shift) in zip(reals, pairs):
+            if abs(r) >= 2.0**30 or int(bound) << max(shift, 0) >= 2**31:
+                raise node_error(node.name, node.op_type,
+                                 f"requantization multiplier {abs(r):.3g} is too large: values up to {int(bound):,} "
+                                 f"would overflow int32 when scaled by it; the output scale is too small for the "
+                                 "input and weight scales")
     return (np.array([p[0] for p in pairs], np.int32), np.array([p[1] for p in pairs], np.int32))
 
 
@@ -75,7 +96,7 @@ def conv(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
     if len(x.shape) != 4:
         raise node_error(node.name, node.op_type, f"only 2-D convolution is supported (input rank {len(x.shape)})")
-    wq, ws = imp.weights(node.input[1], node, 0)
+    wq, ws = imp.weights(node.input[1], node, 0, 4)
     cout, cin_g, kh, kw = wq.shape
     cin = x.shape[1]
     group = int(attr(node, "group", 1))
@@ -94,6 +115,9 @@ def conv(imp, node, out, clamp):
         pads = [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
     elif auto_pad == "VALID":
         pads = [0, 0, 0, 0]
+    if group < 1 or cin != cin_g * group:
+        raise node_error(node.name, node.op_type, f"the weight reads {cin_g} input channels per group in {group} "
+                         f"group(s), but the input has {cin} channels")
     depthwise = group > 1
     if group == 1:
         w = np.transpose(wq, (0, 2, 3, 1)).copy()  # OIHW -> OHWI
@@ -105,9 +129,9 @@ def conv(imp, node, out, clamp):
         raise node_error(node.name, node.op_type,
                          f"grouped convolution with group={group} (neither 1 nor depthwise) is not supported")
     acc_scales = x.scale * ws
-    bias = imp.bias(node.input[2] if len(node.input) > 2 else None, node, acc_scales)
+    bias = imp.bias(node.input[2] if len(node.input) > 2 else None, node, acc_scales, out.scale)
     bound = _check_acc(node, kred, int(np.max(np.abs(wq.astype(np.int32)))) if wq.size else 0, bias)
-    mult, shift = multipliers(acc_scales / out.scale)
+    mult, shift = multipliers(acc_scales / out.scale, node, bound)
     oh, ow = out.shape[2], out.shape[3]
     params = dict(weights=w, bias=bias, mult=mult, shift=shift, stride=(int(strides[0]), int(strides[1])),
                   pad=(int(pads[0]), int(pads[1]), int(pads[2]), int(pads[3])),
@@ -123,9 +147,9 @@ def _fc(imp, node, x: Tensor, w_nk: np.ndarray, ws: np.ndarray, bias_name, out, 
     if x.shape[-1] != k:
         raise node_error(node.name, node.op_type, f"inner dimensions differ: {x.shape[-1]} vs {k}")
     acc_scales = x.scale * ws
-    bias = imp.bias(bias_name, node, acc_scales / beta if beta else acc_scales) if beta else np.zeros(n, np.int32)
+    bias = imp.bias(bias_name, node, acc_scales / beta, out.scale / abs(beta)) if beta else np.zeros(n, np.int32)
     bound = _check_acc(node, k, int(np.max(np.abs(w_nk.astype(np.int32)))) if w_nk.size else 0, bias)
-    mult, shift = multipliers(alpha * acc_scales / out.scale)
+    mult, shift = multipliers(alpha * acc_scales / out.scale, node, bound)
     if alpha != 1.0:  # bias was quantized at s_in*s_w; alpha scales the whole accumulator
         bias = np.rint(bias / alpha).astype(np.int32)
     rows = int(np.prod(x.shape[:-1], dtype=np.int64))
@@ -141,17 +165,19 @@ def gemm(imp, node, out, clamp):
         raise node_error(node.name, node.op_type, "transA=1 is not supported")
     x = imp.act(node.input[0], node)
     trans_b = int(attr(node, "transB", 0))
-    wq, ws = imp.weights(node.input[1], node, 0 if trans_b else 1)
+    wq, ws = imp.weights(node.input[1], node, 0 if trans_b else 1, 2)
     w = wq if trans_b else wq.T
-    _fc(imp, node, x, w, ws, node.input[2] if len(node.input) > 2 else None, out, clamp,
-        float(attr(node, "alpha", 1.0)), float(attr(node, "beta", 1.0)))
+    alpha, beta = float(attr(node, "alpha", 1.0)), float(attr(node, "beta", 1.0))
+    if not (math.isfinite(alpha) and math.isfinite(beta) and alpha != 0):
+        raise node_error(node.name, node.op_type, f"alpha {alpha} and beta {beta} must be finite, alpha non-zero")
+    _fc(imp, node, x, w, ws, node.input[2] if len(node.input) > 2 else None, out, clamp, alpha, beta)
 
 
 def matmul(imp, node, out, clamp):
     a_name, b_name = node.input[0], node.input[1]
     if b_name in imp.const_dq and a_name not in imp.const_dq and imp.const_dq[b_name].q.ndim == 2:
         x = imp.act(a_name, node)
-        wq, ws = imp.weights(b_name, node, 1)
+        wq, ws = imp.weights(b_name, node, 1, 2)
         _fc(imp, node, x, wq.T, ws, None, out, clamp)
         return
     a = imp.act(a_name, node)
@@ -162,10 +188,10 @@ def matmul(imp, node, out, clamp):
     n = b.shape[-1]
     if b.shape[-2] != k:
         raise node_error(node.name, node.op_type, f"inner dimensions differ: {k} vs {b.shape[-2]}")
-    mult, shift = multipliers([a.scale * b.scale / out.scale])
     bound = k * 255 * 255
     if bound >= 2**31:
         raise node_error(node.name, node.op_type, f"int32 accumulator may overflow (K={k})")
+    mult, shift = multipliers([a.scale * b.scale / out.scale], node, bound)
     batch = int(np.prod(out.shape[:-2], dtype=np.int64))
     params = dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, mult=int(mult[0]),
                   shift=int(shift[0]), act_min=clamp[0], act_max=clamp[1], acc_bound=bound)
@@ -177,9 +203,10 @@ def add(imp, node, out, clamp):
     b = imp.act(node.input[1], node)
     left_shift = 20
     twice_max = 2.0 * max(a.scale, b.scale)
-    ma, sa = multipliers([a.scale / twice_max])
-    mb, sb = multipliers([b.scale / twice_max])
-    mo, so = multipliers([twice_max / ((1 << left_shift) * out.scale)])
+    ma, sa = multipliers([a.scale / twice_max], node, 255 << left_shift)
+    mb, sb = multipliers([b.scale / twice_max], node, 255 << left_shift)
+    # each side scaled by at most 1/2, so their sum stays within 255 << left_shift (+ rounding)
+    mo, so = multipliers([twice_max / ((1 << left_shift) * out.scale)], node, (255 << left_shift) + 2)
     params = dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, left_shift=left_shift,
                   a_mult=int(ma[0]), a_shift=int(sa[0]), b_mult=int(mb[0]), b_shift=int(sb[0]),
                   out_mult=int(mo[0]), out_shift=int(so[0]), act_min=clamp[0], act_max=clamp[1])
@@ -189,17 +216,17 @@ def add(imp, node, out, clamp):
 def mul(imp, node, out, clamp):
     a = imp.act(node.input[0], node)
     b = imp.act(node.input[1], node)
-    m, s = multipliers([a.scale * b.scale / out.scale])
+    m, s = multipliers([a.scale * b.scale / out.scale], node, 255 * 255)
     params = dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, mult=int(m[0]), shift=int(s[0]),
                   act_min=clamp[0], act_max=clamp[1])
     _add_op(imp, "mul", node, [a.name, b.name], out, params)
 
 
-def _requant(x: Tensor, out: Tensor) -> dict:
+def _requant(x: Tensor, out: Tensor, node) -> dict:
     """Parameters of a plain int8 -> int8 rescale; identity when the quantization is shared."""
     if (x.scale, x.zero_point) == (out.scale, out.zero_point):
         return dict(requant=False, mult=0, shift=0, in_zp=x.zero_point, out_zp=out.zero_point)
-    m, s = multipliers([x.scale / out.scale])
+    m, s = multipliers([x.scale / out.scale], node, 255)
     return dict(requant=True, mult=int(m[0]), shift=int(s[0]), in_zp=x.zero_point, out_zp=out.zero_point)
 
 
@@ -218,7 +245,7 @@ def _pool_geometry(node):
         tuple(int(p) for p in attr(node, "pads", [0, 0, 0, 0]))
 
 
-def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool) -> dict:
+def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool, node) -> dict:
     """Average = zo + MBQM(sum(x - zi), s_in / (s_out * count)); one rounding, count from a table.
 
     With padding excluded the count varies near the border, so the table holds counts 0..kh*kw;
@@ -227,7 +254,7 @@ def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool) 
     area = kernel[0] * kernel[1]
     fixed = include_pad or not any(pad)
     counts = [area] if fixed else list(range(area + 1))
-    m, s = multipliers([x.scale / (out.scale * c) if c else 0.0 for c in counts])
+    m, s = multipliers([x.scale / (out.scale * c) if c else 0.0 for c in counts], node, 255 * area)
     return dict(kernel=kernel, stride=stride, pad=pad, fixed_count=fixed, count_mult=m, count_shift=s,
                 in_zp=x.zero_point, out_zp=out.zero_point, acc_bound=255 * area)
 
@@ -235,7 +262,7 @@ def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool) 
 def avgpool(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
     kernel, stride, pad = _pool_geometry(node)
-    params = _avg_params(x, out, kernel, stride, pad, bool(attr(node, "count_include_pad", 0)))
+    params = _avg_params(x, out, kernel, stride, pad, bool(attr(node, "count_include_pad", 0)), node)
     _add_op(imp, "avgpool", node, [x.name], out, params)
 
 
@@ -245,7 +272,7 @@ def global_avgpool(imp, node, out, clamp):
         raise node_error(node.name, node.op_type, "only 4-D inputs are supported")
     if x.shape[2] * x.shape[3] * 255 >= 2**31:
         raise node_error(node.name, node.op_type, "window too large for the int32 sum")
-    params = _avg_params(x, out, (x.shape[2], x.shape[3]), (1, 1), (0, 0, 0, 0), True)
+    params = _avg_params(x, out, (x.shape[2], x.shape[3]), (1, 1), (0, 0, 0, 0), True, node)
     _add_op(imp, "avgpool", node, [x.name], out, params)
 
 
@@ -254,13 +281,13 @@ def maxpool(imp, node, out, clamp):
         raise node_error(node.name, node.op_type, "the Indices output is not supported")
     x = imp.act(node.input[0], node)
     kernel, stride, pad = _pool_geometry(node)
-    params = dict(kernel=kernel, stride=stride, pad=pad, **_requant(x, out))
+    params = dict(kernel=kernel, stride=stride, pad=pad, **_requant(x, out, node))
     _add_op(imp, "maxpool", node, [x.name], out, params)
 
 
 def reshape(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
-    params = dict(perm=tuple(range(len(x.shape))), **_requant(x, out))
+    params = dict(perm=tuple(range(len(x.shape))), **_requant(x, out, node))
     _add_op(imp, "copy", node, [x.name], out, params)
 
 
@@ -268,7 +295,7 @@ def transpose(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
     perm = attr(node, "perm", None)
     perm = tuple(int(p) for p in perm) if perm is not None else tuple(reversed(range(len(x.shape))))
-    params = dict(perm=perm, **_requant(x, out))
+    params = dict(perm=perm, **_requant(x, out, node))
     _add_op(imp, "copy", node, [x.name], out, params)
 
 
@@ -276,7 +303,7 @@ def concat(imp, node, out, clamp):
     xs = [imp.act(i, node) for i in node.input]
     axis = int(attr(node, "axis"))
     axis = axis + len(out.shape) if axis < 0 else axis
-    reqs = [_requant(x, out) for x in xs]
+    reqs = [_requant(x, out, node) for x in xs]
     params = dict(axis=axis, requant=[r["requant"] for r in reqs], mult=[r["mult"] for r in reqs],
                   shift=[r["shift"] for r in reqs], in_zp=[x.zero_point for x in xs], out_zp=out.zero_point)
     _add_op(imp, "concat", node, [x.name for x in xs], out, params)
@@ -288,14 +315,15 @@ def softmax(imp, node, out, clamp):
     axis = axis + len(x.shape) if axis < 0 else axis
     if axis != len(x.shape) - 1:
         raise node_error(node.name, node.op_type, f"softmax over axis {axis} (not the last) is not supported")
-    _add_op(imp, "softmax", node, [x.name], out, softmax_params(x.scale, out))
+    _add_op(imp, "softmax", node, [x.name], out, softmax_params(x.scale, out, node))
 
 
-def softmax_params(in_scale: float, out: Tensor) -> dict:
-    """Exp table in Q16 for input steps of `in_scale`, and the Q30 -> output requantization."""
+def softmax_params(in_scale: float, out: Tensor, node=None) -> dict:
+    """Exp table in Q16 for input steps of `in_scale`, and the Q30 -> output requantization
+    (of probabilities up to 2^30; checked against `node` when given)."""
     d = np.arange(256, dtype=np.float64)
     table = np.rint(np.exp(-d * in_scale) * (1 << SOFTMAX_EXP_BITS)).astype(np.int32)
-    m, s = multipliers([2.0 ** -30 / out.scale])
+    m, s = multipliers([2.0 ** -30 / out.scale], node, 1 << 30)
     return dict(exp_table=table, mult=int(m[0]), shift=int(s[0]), out_zp=out.zero_point)
 
 
@@ -306,11 +334,18 @@ def _affine_out_stage(scale_real: np.ndarray, bias_real: np.ndarray, out: Tensor
     |v| <= vmax; the check keeps MBQM's left shift from wrapping (t stays below 2^30).
     """
     reals = scale_real * 2.0 ** (AFFINE_OUT_BITS - frac_bits) / out.scale
+    if not (np.isfinite(reals).all() and np.isfinite(bias_real).all()):
+        raise node_error(node.name, node.op_type, "scale, bias, mean or variance holds NaN or infinite values")
     if np.any(np.abs(reals) * vmax >= 2.0**30):
         raise node_error(node.name, node.op_type, "output scale too small for the integer output stage "
                          f"(gain {float(np.max(np.abs(reals))):.3g} per LSB)")
-    m, s = multipliers(reals)
-    bq = np.clip(np.rint(bias_real / out.scale * 2 ** AFFINE_OUT_BITS), -(2**30), 2**30).astype(np.int32)
+    m, s = multipliers(reals, node)
+    bq = np.rint(bias_real / out.scale * 2 ** AFFINE_OUT_BITS)
+    if np.any(np.abs(bq) > 2**30):  # t + b must not wrap int32 (|t| < 2^30); clipping would change the output
+        c = int(np.abs(bq).argmax())
+        raise node_error(node.name, node.op_type, f"bias of channel {c} is {bias_real[c] / out.scale:.3g} output "
+                         f"steps, beyond the +-{2 ** (30 - AFFINE_OUT_BITS):,} the integer output stage holds")
+    bq = bq.astype(np.int32)
     return dict(mult=m, shift=s, bias_q8=bq, out_zp=out.zero_point)
 
 
@@ -336,10 +371,11 @@ def layernorm(imp, node, out, clamp):
     if axis != len(x.shape) - 1:
         raise node_error(node.name, node.op_type, "LayerNormalization over more than the last axis is not supported")
     n = x.shape[-1]
-    gamma = np.broadcast_to(imp.float_const(node.input[1], node).reshape(-1), (n,))
-    beta = (np.broadcast_to(imp.float_const(node.input[2], node).reshape(-1), (n,))
-            if len(node.input) > 2 and node.input[2] else np.zeros(n))
+    gamma = imp.float_const(node.input[1], node, n)
+    beta = imp.float_const(node.input[2], node, n) if len(node.input) > 2 and node.input[2] else np.zeros(n)
     eps = float(attr(node, "epsilon", 1e-5))
+    if not (eps > 0 and math.isfinite(eps)):  # 0: a constant row is 0/0 in float; < 0: sqrt of a negative
+        raise node_error(node.name, node.op_type, f"epsilon {eps} must be a positive finite number")
     if n * LN_RANGE >= 2**29:
         raise node_error(node.name, node.op_type, f"row length {n} too long for the int32 LayerNorm")
     k0, eps0, limit = layernorm_prescale(n, eps / x.scale**2)
@@ -350,8 +386,10 @@ def layernorm(imp, node, out, clamp):
 
 def batchnorm(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
-    scale, b, mean, var = (imp.float_const(i, node).reshape(-1) for i in node.input[1:5])
+    scale, b, mean, var = (imp.float_const(i, node, x.shape[1]) for i in node.input[1:5])
     eps = float(attr(node, "epsilon", 1e-5))
+    if not np.all(var + eps > 0):  # also catches NaN
+        raise node_error(node.name, node.op_type, f"variance + epsilon ({eps}) must be positive in every channel")
     a = scale / np.sqrt(var + eps)
     params = dict(in_zp=x.zero_point, **_affine_out_stage(a * x.scale, b - mean * a, out, 0, 255, node))
     _add_op(imp, "affine", node, [x.name], out, params)
@@ -381,8 +419,8 @@ def lut(imp, node, out, clamp):
     q = np.arange(-128, 128)
     v = (q - x.zero_point) * x.scale
     if node.op_type == "Clip":
-        lo = imp.float_const(node.input[1], node) if len(node.input) > 1 and node.input[1] else -np.inf
-        hi = imp.float_const(node.input[2], node) if len(node.input) > 2 and node.input[2] else np.inf
+        lo, hi = (imp.float_const(node.input[i], node, 1, allow_inf=True)[0] if len(node.input) > i and node.input[i]
+                  else inf for i, inf in ((1, -np.inf), (2, np.inf)))
         y = np.clip(v, lo, hi)
     else:
         y = LUT_FUNCS[node.op_type](v, node)
