@@ -100,6 +100,37 @@ def assert_clean_failure(proc, out: Path, *needles: str, out_existed: bool = Fal
     return lines[0]
 
 
+def edit_initializer(m, name: str, fn) -> None:
+    """Replace initializer `name` of model `m` by fn(its array), in the same dtype."""
+    from onnx import numpy_helper
+
+    t = next(t for t in m.graph.initializer if t.name == name)
+    old = numpy_helper.to_array(t)
+    t.CopyFrom(numpy_helper.from_array(np.asarray(fn(old)).astype(old.dtype), name))
+
+
+def edit_attribute(m, op_type: str, name: str, value) -> None:
+    """Set attribute `name` of every `op_type` node of `m` to `value`."""
+    import onnx
+
+    for n in m.graph.node:
+        if n.op_type == op_type:
+            kept = [a for a in n.attribute if a.name != name]
+            del n.attribute[:]
+            n.attribute.extend([*kept, onnx.helper.make_attribute(name, value)])
+
+
+def insert_after(m, node, op_type: str, extra_inputs: list[str], name: str) -> None:
+    """Put a new `op_type` node between `node`'s first output and its consumers."""
+    import onnx
+
+    raw = f"{name}_input"
+    out = node.output[0]
+    node.output[0] = raw
+    nodes = list(m.graph.node)
+    m.graph.node.insert(nodes.index(node) + 1, onnx.helper.make_node(op_type, [raw, *extra_inputs], [out], name=name))
+
+
 def exact_on_host_and_qemu(g, tmp_path: Path, kernel: str, kernels: str = "dsp",
                            inputs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list]:
     """Compile an IR graph (its params may be edited by the test: the simulator reads the same)
