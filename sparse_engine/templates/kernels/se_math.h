@@ -41,6 +41,7 @@ static inline int32_t se_mbqm_floor(int32_t x, int32_t mult, int32_t shift) {
     return (v >> right) + ((v & mask) > threshold);
 }
 
+/* v clamped to [lo, hi]; needs lo <= hi (the importer makes a Clip with min > max lo = hi). */
 static inline int8_t se_clamp(int32_t v, int32_t lo, int32_t hi) {
     return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
 }
