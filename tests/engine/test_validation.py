@@ -266,3 +266,16 @@ def test_cortex_m_fault_on_a_later_input_is_located(tmp_path, monkeypatch):
         toolchain.run_qemu(build, M7, inputs.astype(np.int8), g.tensors[g.output].size, layer_names=g.layer_names())
     assert (info.value.input_index, info.value.layer) == (2, 0)
     assert "undefined instruction" in str(info.value)
+
+
+@pytest.mark.parametrize("script, needle", [
+    ('echo "TOTAL many"; exit 0', "cannot read its counts from the line 'TOTAL many'"),
+    ('echo "FAULT pc=?? cfsr=1"; exit 3', "failed (exit 3)"),
+    ('echo "FAULT pc=1024 cfsr=33554432"; exit 3', "division by zero"),
+])
+def test_a_qemu_that_prints_garbage_is_one_line(tmp_path, script, needle):
+    qemu = tmp_path / "qemu"
+    qemu.write_text(f"#!/bin/sh\n{script}\n")
+    qemu.chmod(0o755)
+    proc = run_cli(quantized(CONV, tmp_path, "conv"), tmp_path / "out", {"SPARSE_ENGINE_QEMU": str(qemu)})
+    assert_clean_failure(proc, tmp_path / "out", needle)
