@@ -4,7 +4,7 @@ and of the flags. Whatever the case, the compiler either exits 0 with a verified
 exactly one `error:` line (never an internal error), leaves the earlier output folder as it was,
 and leaves nothing behind in the folder or the temp location.
 
-CI runs a fixed, bounded set (FUZZ_EXAMPLES, default 40 cases, about a minute); set
+CI runs a fixed, bounded set (FUZZ_EXAMPLES, default 200 cases, about 20 s); set
 SPARSE_ENGINE_FUZZ_EXAMPLES=N for a longer hunt of random cases (docs/commands.md)."""
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from onnx import numpy_helper
 
 from sparse_engine import cli, outdir
 
-FUZZ_EXAMPLES = int(os.environ.get("SPARSE_ENGINE_FUZZ_EXAMPLES", "40"))
+FUZZ_EXAMPLES = int(os.environ.get("SPARSE_ENGINE_FUZZ_EXAMPLES", "200"))
 HUNT = "SPARSE_ENGINE_FUZZ_EXAMPLES" in os.environ  # a hunt draws new cases each run (--hypothesis-seed=N)
 
 BASES = {
@@ -78,11 +78,12 @@ def _mutate_model(data: st.DataObject, m: onnx.ModelProto) -> str:
             v = data.draw(st.sampled_from(SPECIAL_FLOATS if a.dtype.kind == "f" else SPECIAL_INTS))
             with np.errstate(all="ignore"):
                 a = np.full_like(a, v) if a.dtype.kind == "f" else np.full(a.shape, np.clip(v, *_irange(a)), a.dtype)
-        elif kind == "element" and a.size:
-            i = data.draw(st.integers(0, a.size - 1))
+        elif kind == "element":
+            i = data.draw(st.integers(0, max(a.size - 1, 0)))
             v = data.draw(st.sampled_from(SPECIAL_FLOATS if a.dtype.kind == "f" else SPECIAL_INTS))
             with np.errstate(all="ignore"):
-                a.reshape(-1)[i] = v if a.dtype.kind == "f" else np.clip(v, *_irange(a))
+                if a.size:
+                    a.reshape(-1)[i] = v if a.dtype.kind == "f" else np.clip(v, *_irange(a))
         elif kind == "reshape":
             a = a.reshape(-1)[: max(a.size - data.draw(st.integers(1, 3)), 0)]
         else:
@@ -181,7 +182,7 @@ def _flags(data: st.DataObject) -> list[str]:
     flags = ["--target", data.draw(st.sampled_from(["host"] * 8 + ["cortex-m7"] * 2))]
     for flag, (good, bad) in FLAGS.items():
         if data.draw(st.booleans()):
-            bad_one = bad and data.draw(st.integers(0, 9)) == 0
+            bad_one = bad and data.draw(st.integers(0, 9)) == 7  # not 0: hypothesis favours the ends
             flags += [flag, data.draw(st.sampled_from(bad if bad_one else good))]
     if data.draw(st.booleans()):
         flags.append("--verify")
