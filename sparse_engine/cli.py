@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                             sparse=args.sparse, fuse=args.attention == "fused", fwsa=args.fwsa,
                             calibration_file=args.calibration, max_ref_diff=args.max_ref_diff).report
     except EngineError as exc:
-        print(f"error: {' | '.join(str(exc).split(chr(10)))}", file=sys.stderr)  # one line, whatever a tool said
+        one_line = str(exc).replace("\n", " | ")  # whatever a tool said
+        print(f"error: {one_line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted; the output folder was left as it was", file=sys.stderr)

@@ -7,7 +7,6 @@ parameters of each op (requantization multipliers, tables) are computed here, on
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,12 +67,11 @@ def load(path: str | Path) -> onnx.ModelProto:
 SCALE_RULE = "a positive, finite, normal float32 number"
 
 
-def _valid_scales(scales: np.ndarray, each: bool = False):
-    """Quantization scales the integer kernels can work with: positive, finite and not below
-    float32's smallest normal number (whether all are, or per element with `each`)."""
-    s = np.asarray(scales, dtype=np.float64)
-    ok = np.isfinite(s) & (s >= np.finfo(np.float32).tiny)
-    return ok if each else bool(ok.all())
+def _scale_ok(scales) -> np.ndarray:
+    """Per element: a quantization scale the integer kernels can work with (SCALE_RULE: positive,
+    finite and not below float32's smallest normal number)."""
+    s = np.asarray(scales, dtype=np.float64).reshape(-1)
+    return np.isfinite(s) & (s >= np.finfo(np.float32).tiny)
 
 
 def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
@@ -90,15 +88,16 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
         if not where.is_relative_to(path.parent.resolve()) or not where.is_file():
             raise EngineError(f"{path}: tensor '{t.name}' is stored in the external file '{info.location}', "
                               f"which is missing (looked in {path.parent})")
-        need = (info.offset or 0) + (info.length or 0)
-        if info.length and where.stat().st_size < need:
-            raise EngineError(f"{path}: external file '{info.location}' holds {where.stat().st_size:,} B, "
+        need, have = (info.offset or 0) + (info.length or 0), where.stat().st_size
+        if info.length and have < need:
+            raise EngineError(f"{path}: external file '{info.location}' holds {have:,} B, "
                               f"tensor '{t.name}' needs {need:,} B (truncated?)")
     if tensors:
         try:
             ext.load_external_data_for_model(model, str(path.parent))
         except Exception as exc:
-            raise EngineError(f"{path}: cannot read its external data ({type(exc).__name__}: {exc})") from None
+            raise EngineError(f"{path}: cannot read its external data ({type(exc).__name__}: "
+                              f"{first_line(exc)})") from None
 
 
 def _array(t: onnx.TensorProto, name: str) -> np.ndarray:
@@ -188,7 +187,7 @@ class _Importer:
                              f"activations must be int8 (zero point is {zp.dtype}); quantize with "
                              "activation_type=QInt8")
         s = float(scale.reshape(()))
-        if not _valid_scales(np.array([s])):
+        if not _scale_ok(s).all():
             raise node_error(node.name, node.op_type,
                              f"scale '{node.input[1]}' ({s:.3g}) of '{node.input[0]}' is not {SCALE_RULE}")
         return s, int(zp.reshape(()))
@@ -219,8 +218,9 @@ class _Importer:
                                  f"'{n.input[0]}' of shape {list(q.shape)} has {scale.size} scales and {zp.size} "
                                  f"zero points along axis {attr(n, 'axis', 1)}; per-channel quantization needs one "
                                  "per channel")
-        if not _valid_scales(scale):
-            bad = scale.reshape(-1)[~_valid_scales(scale.reshape(-1), each=True)][0]
+        ok = _scale_ok(scale)
+        if not ok.all():
+            bad = scale.reshape(-1)[~ok][0]
             raise node_error(n.name, n.op_type, f"scale '{n.input[1]}' ({bad:.3g}) of '{n.input[0]}' is not {SCALE_RULE}")
         if axis is None:
             return ConstQ(q, scale.astype(np.float64).reshape(()), zp.astype(np.int64).reshape(()), None)
@@ -353,6 +353,14 @@ class _Importer:
             raise node_error(node.name, node.op_type, f"constant '{name}' holds NaN or infinite values")
         return v
 
+    def clip_bounds(self, node: onnx.NodeProto) -> tuple[float, float]:
+        """A Clip's (min, max): attributes before opset 11, optional inputs after; -inf / inf where absent."""
+        if self.opset < 11:
+            return float(attr(node, "min", -np.inf)), float(attr(node, "max", np.inf))
+        lo, hi = (float(self.float_const(node.input[i], node, 1, allow_inf=True)[0])
+                  if len(node.input) > i and node.input[i] else inf for i, inf in ((1, -np.inf), (2, np.inf)))
+        return lo, hi
+
     def output(self, node: onnx.NodeProto) -> tuple[Tensor, tuple[int, int] | None, list[onnx.NodeProto]]:
         """The int8 tensor a compute node writes, the clamp of a fused Relu/Clip, and the fused nodes."""
         f = node.output[0]
@@ -374,15 +382,10 @@ class _Importer:
             if kind == "relu":
                 lo = max(lo, out.zero_point)
             else:
-                cmin = attr(act, "min") if self.opset < 11 else None
-                cmax = attr(act, "max") if self.opset < 11 else None
-                if self.opset >= 11:
-                    cmin, cmax = (float(self.float_const(act.input[i], act, 1, allow_inf=True)[0])
-                                  if len(act.input) > i and act.input[i] else None for i in (1, 2))
-                if cmin is not None:
-                    lo = max(lo, int(np.clip(np.rint(cmin / out.scale) + out.zero_point, -128, 127)))
-                if cmax is not None:
-                    hi = min(hi, int(np.clip(np.rint(cmax / out.scale) + out.zero_point, -128, 127)))
+                cmin, cmax = self.clip_bounds(act)
+                # an absent bound is infinite and clips to the int8 end
+                lo = max(lo, int(np.clip(np.rint(cmin / out.scale) + out.zero_point, -128, 127)))
+                hi = min(hi, int(np.clip(np.rint(cmax / out.scale) + out.zero_point, -128, 127)))
                 if lo > hi:  # ONNX Clip is min(max(x, lo), hi): every output is the upper bound
                     lo = hi
                     self.graph.notes.append(f"node '{act.name}' (Clip): min > max, so every output is max "

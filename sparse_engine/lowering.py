@@ -38,6 +38,8 @@ class Importer(Protocol):
     def float_const(self, name: str, node: "onnx.NodeProto", size: int | None = None,
                     allow_inf: bool = False) -> np.ndarray: ...
 
+    def clip_bounds(self, node: "onnx.NodeProto") -> tuple[float, float]: ...
+
 LN_FRAC_BITS = 30  # normalized value n' in Q30 (LayerNorm)
 LN_RANGE = 255  # largest spread of x_i = q_i - zi within one int8 row
 AFFINE_OUT_BITS = 8  # LayerNorm / BatchNorm output stage keeps 8 fractional bits before the final rounding
@@ -419,9 +421,7 @@ def lut(imp, node, out, clamp):
     q = np.arange(-128, 128)
     v = (q - x.zero_point) * x.scale
     if node.op_type == "Clip":
-        lo, hi = (imp.float_const(node.input[i], node, 1, allow_inf=True)[0] if len(node.input) > i and node.input[i]
-                  else inf for i, inf in ((1, -np.inf), (2, np.inf)))
-        y = np.clip(v, lo, hi)
+        y = np.clip(v, *imp.clip_bounds(node))
     else:
         y = LUT_FUNCS[node.op_type](v, node)
     table = np.clip(np.rint(y / out.scale) + out.zero_point, clamp[0], clamp[1]).astype(np.int8)

@@ -217,13 +217,14 @@ def _fault(build: McuBuild, profile: MCUProfile, inputs: np.ndarray, output_size
     """The McuFault a run's log reports, None if it reports none. `done`: inputs finished before
     the fault. Only the first (profiled) inference records layer marks, so a fault on a later
     input is located by running that input alone."""
-    fields = dict(p.split("=", 1) for line in log.splitlines() if line.startswith("FAULT ")
-                  for p in line.split()[1:] if "=" in p)
+    lines = [line.split() for line in log.splitlines()]
+    fault = next((w for w in lines if w[:1] == ["FAULT"]), [])
+    fields = dict(w.split("=", 1) for w in fault[1:] if "=" in w)
     if not {"pc", "cfsr"} <= fields.keys() or not all(v.isdigit() for v in fields.values()):
         return None
     pc, cfsr = int(fields["pc"]), int(fields["cfsr"])
-    layer = next((int(line.split()[1]) for line in log.splitlines() if line.startswith("MARK ")
-                  and line.split()[1:2] and line.split()[1].isdigit()), None) if done == 0 else None
+    mark = next((w[1] for w in lines if w[:1] == ["MARK"] and len(w) > 1), "")
+    layer = int(mark) if done == 0 and mark.isdigit() else None
     if done > 0 and retry:
         try:
             run_qemu(build, profile, inputs[done:done + 1], output_size, timeout, retry=False)
