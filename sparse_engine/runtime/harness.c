@@ -84,7 +84,7 @@ static __attribute__((noinline)) uint32_t empty_mark_pair(void) {
 
 /* The last layer mark the profiled (first) inference reached, or -1: the fault handler prints it,
  * so that a fault names its layer. */
-int32_t harness_last_mark(void) {
+__attribute__((cold)) int32_t harness_last_mark(void) {
     for (int32_t i = MODEL_NUM_LAYERS; i >= 0; i--)
         if (ticks[i]) return i;
     return -1;
