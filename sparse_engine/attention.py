@@ -147,7 +147,8 @@ def _match(g: Graph, sm: Op, producers: dict[str, Op], consumers: dict[str, list
 
 
 def _fc_part(op: Op) -> dict:
-    keep = ("weights", "bias", "mult", "shift", "in_zp", "out_zp", "act_min", "act_max", "acc_bound", "w_scale")
+    keep = ("weights", "bias", "mult", "shift", "in_zp", "out_zp", "act_min", "act_max", "acc_bound", "w_scale",
+            "single_round")
     return {k: op.params[k] for k in keep}
 
 
@@ -217,7 +218,7 @@ def fold_fwsa(p: dict, x: Tensor, calib: np.ndarray) -> dict:
     mult, shift = multipliers(sx * s_a / s_t)
     bound = fused_acc_bound(dim, bias, x.name)
     t_fc = dict(weights=wa, bias=bias, mult=mult, shift=shift, in_zp=zx, out_zp=z_t, act_min=-128, act_max=127,
-                acc_bound=bound, w_scale=tuple(float(v) for v in s_a))
+                acc_bound=bound, single_round=True, w_scale=tuple(float(v) for v in s_a))
     m, s = multipliers([s_t * sx / s_s])
     scores = dict(a_zp=z_t, b_zp=zx, out_zp=z_s, mult=int(m[0]), shift=int(s[0]), act_min=-128, act_max=127,
                   acc_bound=dim * 255 * 255)

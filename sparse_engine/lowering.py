@@ -156,8 +156,9 @@ def _fc(imp, node, x: Tensor, w_nk: np.ndarray, ws: np.ndarray, bias_name, out, 
         bias = np.rint(bias / alpha).astype(np.int32)
     rows = int(np.prod(x.shape[:-1], dtype=np.int64))
     # w_scale: the real value of one accumulator step is s_in * w_scale[n] (FWSA folds from it)
+    # single_round: TFLite FullyConnected's requantization (qmath.mbqm_single), as LiteRT computes it
     params = dict(weights=np.ascontiguousarray(w_nk), bias=bias, mult=mult, shift=shift, in_zp=x.zero_point,
-                  out_zp=out.zero_point, act_min=clamp[0], act_max=clamp[1], acc_bound=bound,
+                  out_zp=out.zero_point, act_min=clamp[0], act_max=clamp[1], acc_bound=bound, single_round=True,
                   w_scale=tuple(float(v) for v in alpha * np.broadcast_to(ws, (n,))))
     _add_op(imp, "fc", node, [x.name], out, params, macs=rows * n * k)
 
@@ -247,24 +248,27 @@ def _pool_geometry(node):
         tuple(int(p) for p in attr(node, "pads", [0, 0, 0, 0]))
 
 
-def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool, node) -> dict:
-    """Average = zo + MBQM(sum(x - zi), s_in / (s_out * count)); one rounding, count from a table.
-
-    With padding excluded the count varies near the border, so the table holds counts 0..kh*kw;
-    otherwise it holds the single entry for kh*kw.
+def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool, node, clamp) -> dict:
+    """Where input and output share (scale, zero point) and padding is not counted, TFLite's
+    average (`divide`): the raw int8 sum over the taps inside the image, divided by their count,
+    rounded half away from zero (qmath.round_div). Otherwise zo + MBQM(sum(x - zi), s_in /
+    (s_out * count)), one rounding, count from a table: with padding excluded the count varies near
+    the border, so the table holds counts 0..kh*kw; otherwise the single entry for kh*kw.
     """
     area = kernel[0] * kernel[1]
     fixed = include_pad or not any(pad)
+    divide = (x.scale, x.zero_point) == (out.scale, out.zero_point) and not (include_pad and any(pad))
     counts = [area] if fixed else list(range(area + 1))
     m, s = multipliers([x.scale / (out.scale * c) if c else 0.0 for c in counts], node, 255 * area)
     return dict(kernel=kernel, stride=stride, pad=pad, fixed_count=fixed, count_mult=m, count_shift=s,
-                in_zp=x.zero_point, out_zp=out.zero_point, acc_bound=255 * area)
+                divide=divide, in_zp=x.zero_point, out_zp=out.zero_point, acc_bound=255 * area,
+                act_min=clamp[0], act_max=clamp[1])
 
 
 def avgpool(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
     kernel, stride, pad = _pool_geometry(node)
-    params = _avg_params(x, out, kernel, stride, pad, bool(attr(node, "count_include_pad", 0)), node)
+    params = _avg_params(x, out, kernel, stride, pad, bool(attr(node, "count_include_pad", 0)), node, clamp)
     _add_op(imp, "avgpool", node, [x.name], out, params)
 
 
@@ -274,7 +278,7 @@ def global_avgpool(imp, node, out, clamp):
         raise node_error(node.name, node.op_type, "only 4-D inputs are supported")
     if x.shape[2] * x.shape[3] * 255 >= 2**31:
         raise node_error(node.name, node.op_type, "window too large for the int32 sum")
-    params = _avg_params(x, out, (x.shape[2], x.shape[3]), (1, 1), (0, 0, 0, 0), True, node)
+    params = _avg_params(x, out, (x.shape[2], x.shape[3]), (1, 1), (0, 0, 0, 0), True, node, clamp)
     _add_op(imp, "avgpool", node, [x.name], out, params)
 
 
@@ -283,7 +287,7 @@ def maxpool(imp, node, out, clamp):
         raise node_error(node.name, node.op_type, "the Indices output is not supported")
     x = imp.act(node.input[0], node)
     kernel, stride, pad = _pool_geometry(node)
-    params = dict(kernel=kernel, stride=stride, pad=pad, **_requant(x, out, node))
+    params = dict(kernel=kernel, stride=stride, pad=pad, act_min=clamp[0], act_max=clamp[1], **_requant(x, out, node))
     _add_op(imp, "maxpool", node, [x.name], out, params)
 
 

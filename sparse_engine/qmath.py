@@ -77,6 +77,25 @@ def mbqm(x: np.ndarray, mult: np.ndarray | int, shift: np.ndarray | int) -> np.n
     return rdbpot(srdhm(shifted, mult), right)
 
 
+def mbqm_single(x: np.ndarray, mult: np.ndarray | int, shift: np.ndarray | int) -> np.ndarray:
+    """TFLite's single-rounding requantization (what LiteRT's reference FullyConnected computes):
+    (x * mult + 2^(30 - shift)) >> (31 - shift) in 64 bits, rounding half up once. Needs mult >= 0
+    and shift <= 30; `lowering.multipliers` keeps x * 2^shift within int32."""
+    total = 31 - np.asarray(shift, dtype=np.int64)
+    prod = np.asarray(x, dtype=np.int64) * np.asarray(mult, dtype=np.int64)
+    # x * mult fits int64 (|x| < 2^31, mult < 2^31), and so does the rounding term
+    return (prod + (np.int64(1) << (total - 1))) >> total
+
+
+def round_div(acc: np.ndarray, count: np.ndarray | int) -> np.ndarray:
+    """acc / count rounded half away from zero, as TFLite's reference average pool computes it
+    (C's truncating division of acc +- count / 2); count > 0."""
+    acc = np.asarray(acc, dtype=np.int64)
+    count = np.asarray(count, dtype=np.int64)
+    q = (np.abs(acc) + count // 2) // count
+    return np.where(acc < 0, -q, q)
+
+
 def clamp_int8(x: np.ndarray, lo: int = -128, hi: int = 127) -> np.ndarray:
     return np.clip(x, lo, hi).astype(np.int8)
 

@@ -26,8 +26,13 @@ gamma_i sqrt(N).
 Affine output stage (LayerNorm, BatchNorm). t = MBQM(v, gain_i / s_out * 2^(8 - frac)), the
 scaled value in Q8; q = zo + ((t + round(beta_i / s_out * 2^8) + 128) >> 8).
 
-Average pool: zo + MBQM(sum(x - zi), s_in / (s_out count)) (one rounding; TFLite divides the
-raw sum and so can differ by one at exact halves).
+Average pool: where input and output share their quantization (always in TFLite), TFLite's
+reference: the raw sum over the taps inside the image divided by their count, rounded half away
+from zero. Otherwise zo + MBQM(sum(x - zi), s_in / (s_out count)), one rounding.
+
+Fully connected: TFLite's single rounding (qmath.mbqm_single), which LiteRT's reference
+FullyConnected computes; conv, depthwise and MatMul keep MultiplyByQuantizedMultiplier's double
+rounding, as LiteRT's reference CONV_2D, DEPTHWISE_CONV_2D and BATCH_MATMUL do.
 
 Elementwise functions (Gelu, Sigmoid, Tanh, standalone Relu/Clip...): a 256-entry table
 computed in float64 with one round-half-to-even, as QuantizeLinear rounds.
@@ -37,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ir import Graph, Op, Tensor
-from .qmath import clamp_int8, isqrt, mbqm
+from .qmath import clamp_int8, isqrt, mbqm, mbqm_single, round_div
 from .passes import VIEW_KEYS, view_indices
 
 
@@ -72,7 +77,8 @@ def conv2d(op: Op, xs, out: Tensor) -> np.ndarray:
 def fc_rows(p: dict, x: np.ndarray) -> np.ndarray:
     """Fully connected over the rows of x [..., K] with FC params p."""
     acc = (_i64(x) - p["in_zp"]) @ _i64(p["weights"]).T + _i64(p["bias"])
-    return clamp_int8(mbqm(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"])
+    requant = mbqm_single if p.get("single_round") else mbqm
+    return clamp_int8(requant(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"])
 
 
 def fc(op: Op, xs, out: Tensor) -> np.ndarray:
@@ -125,16 +131,18 @@ def _windows(op: Op, x: np.ndarray, out: Tensor, fill: int):
 
 def avgpool(op: Op, xs, out: Tensor) -> np.ndarray:
     p = op.params
-    x = _i64(xs[0]) - p["in_zp"]
+    x = _i64(xs[0]) - (0 if p["divide"] else p["in_zp"])
     acc = np.zeros(out.shape, np.int64)
     count = np.zeros((1,) + out.shape[1:3] + (1,), np.int64)
     for win, valid in _windows(op, x, out, 0):
         acc += win
         count += valid
+    if p["divide"]:  # TFLite: raw sum / taps inside the image, half away from zero (0 when none)
+        return clamp_int8(round_div(acc, np.maximum(count, 1)), p["act_min"], p["act_max"])
     idx = np.zeros_like(count) if p["fixed_count"] else count
     mult = _i64(p["count_mult"])[idx]
     shift = _i64(p["count_shift"])[idx]
-    return clamp_int8(mbqm(acc, mult, shift) + p["out_zp"])
+    return clamp_int8(mbqm(acc, mult, shift) + p["out_zp"], p["act_min"], p["act_max"])
 
 
 def maxpool(op: Op, xs, out: Tensor) -> np.ndarray:
@@ -142,7 +150,7 @@ def maxpool(op: Op, xs, out: Tensor) -> np.ndarray:
     m = np.full(out.shape, -(1 << 20), np.int64)
     for win, _ in _windows(op, _i64(xs[0]), out, -(1 << 20)):
         m = np.maximum(m, win)
-    return _requant(p, m)
+    return clamp_int8(_requant(p, m), p["act_min"], p["act_max"])
 
 
 def _requant(p: dict, x: np.ndarray) -> np.ndarray:

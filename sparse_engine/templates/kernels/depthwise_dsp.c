@@ -169,9 +169,9 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
                     acc[ch] = a;
                 }
                 if (p->rq)
-                    se_requant_table(acc, c, p->rq, p->out_zp, p->act_min, p->act_max, out);
+                    se_requant_table(acc, c, p->rq, p->out_zp, p->act_min, p->act_max, out, 0);
                 else
-                    se_requant_row(acc, c, p->mult, p->shift, p->out_zp, p->act_min, p->act_max, out);
+                    se_requant_row(acc, c, p->mult, p->shift, p->out_zp, p->act_min, p->act_max, out, 0);
                 out += c;
             }
             se_dw_row_end(p, dst, oy);

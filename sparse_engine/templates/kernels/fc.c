@@ -8,7 +8,7 @@ void se_fc_s8(const se_fc_params_t *p, const int8_t *in, int8_t *out) {
             const int8_t *w = p->weights + n * p->in_k;
             int32_t acc = p->bias[n];
             for (int32_t k = 0; k < p->in_k; k++) acc += (x[k] - p->in_zp) * w[k];
-            *out++ = se_clamp(se_mbqm(acc, p->mult[n], p->shift[n]) + p->out_zp, p->act_min, p->act_max);
+            *out++ = se_clamp(se_requant(acc, p->mult[n], p->shift[n], p->single_round) + p->out_zp, p->act_min, p->act_max);
         }
     }
 }

@@ -23,16 +23,18 @@ static void se_pool(const se_pool_params_t *p, const int8_t *in, int8_t *out, in
                         const int8_t *v = r;
                         for (int32_t kx = kx0; kx < kx1; kx++, v += c) {
                             if (is_max) acc = *v > acc ? *v : acc;
-                            else acc += *v - p->in_zp;
+                            else acc += *v - p->in_zp; /* in_zp is 0 when p->divide: the raw sum */
                         }
                     }
                     int32_t res;
                     if (is_max) {
                         res = p->requant ? se_mbqm(acc - p->in_zp, p->mult, p->shift) + p->out_zp : acc;
+                    } else if (p->divide) { /* TFLite: half away from zero; a window in the padding: 0 */
+                        res = count ? (acc > 0 ? acc + count / 2 : acc - count / 2) / count : 0;
                     } else {
                         res = se_mbqm(acc, p->count_mult[idx], p->count_shift[idx]) + p->out_zp;
                     }
-                    *out++ = se_clamp(res, -128, 127);
+                    *out++ = se_clamp(res, p->act_min, p->act_max);
                 }
             }
         }

@@ -25,6 +25,7 @@
 typedef struct {
     const int32_t *bias, *mult, *shift, *rq;
     int32_t step, out_zp, act_min, act_max;
+    int32_t single; /* TFLite FullyConnected's single rounding (se_mbqm_single) */
 } se_req_t;
 
 /* se_mbqm_floor + zero point + clamp to the activation range. */
@@ -42,10 +43,20 @@ static inline __attribute__((always_inline)) int32_t se_srdhm_rdiv(int32_t x2, i
     return right ? (v + rnd - (int32_t)((uint32_t)v >> 31)) >> right : v;
 }
 
-/* The same bits as se_rq from a requant_table row t. */
+/* se_mbqm_single for mult >= 0, |2x| < 2^31 and right = -shift >= 0, given x2 = 2x and
+ * rnd = 2^(right - 1): with P = x2 * mult, (P + 2^(31 + right)) >> (32 + right) is
+ * ((P >> 32) + rnd) >> right for right >= 1 (the low word cannot carry into the rounded
+ * result), and SMMULR for right 0. */
+static inline __attribute__((always_inline)) int32_t se_single_rdiv(int32_t x2, int32_t mult, int32_t rnd,
+                                                                    int32_t right) {
+    return right ? (se_smmul(x2, mult) + rnd) >> right : se_smmulr(x2, mult);
+}
+
+/* The same bits as se_rq (or, `single`, se_mbqm_single) from a requant_table row t. */
 static inline __attribute__((always_inline)) int8_t se_rq_table(int32_t acc, const int32_t *t, int32_t zp,
-                                                                int32_t lo, int32_t hi) {
-    int32_t v = se_srdhm_rdiv((int32_t)((uint32_t)acc << 1), t[0], t[1], 32 - se_clz((uint32_t)t[1]));
+                                                                int32_t lo, int32_t hi, int32_t single) {
+    const int32_t x2 = (int32_t)((uint32_t)acc << 1), right = 32 - se_clz((uint32_t)t[1]);
+    int32_t v = single ? se_single_rdiv(x2, t[0], t[1], right) : se_srdhm_rdiv(x2, t[0], t[1], right);
     v += zp;
     v = v < lo ? lo : v; /* this order, not se_clamp's: fewer instructions */
     return (int8_t)(v > hi ? hi : v);
@@ -53,8 +64,9 @@ static inline __attribute__((always_inline)) int8_t se_rq_table(int32_t acc, con
 
 static inline int8_t se_req(const se_req_t *r, int32_t acc, int32_t col) {
     int32_t i = col * r->step;
-    return r->rq ? se_rq_table(acc, r->rq + 2 * i, r->out_zp, r->act_min, r->act_max)
-                 : se_rq(acc, r->mult[i], r->shift[i], r->out_zp, r->act_min, r->act_max);
+    if (r->rq) return se_rq_table(acc, r->rq + 2 * i, r->out_zp, r->act_min, r->act_max, r->single);
+    if (r->single) return se_clamp(se_mbqm_single(acc, r->mult[i], r->shift[i]) + r->out_zp, r->act_min, r->act_max);
+    return se_rq(acc, r->mult[i], r->shift[i], r->out_zp, r->act_min, r->act_max);
 }
 
 static inline int32_t se_bias(const se_req_t *r, int32_t col) { return r->bias ? r->bias[col * r->step] : 0; }

@@ -6,9 +6,14 @@
 
 #include "se_dsp.h"
 
-/* Requantize n int32 accumulators with per-channel multipliers into int8. */
+/* Requantize n int32 accumulators with per-channel multipliers into int8 (`single`: TFLite
+ * FullyConnected's single rounding). */
 static void se_requant_row(const int32_t *acc, int32_t n, const int32_t *mult, const int32_t *shift, int32_t zp,
-                           int32_t lo, int32_t hi, int8_t *out) {
+                           int32_t lo, int32_t hi, int8_t *out, int32_t single) {
+    if (single) {
+        for (int32_t i = 0; i < n; i++) out[i] = se_clamp(se_mbqm_single(acc[i], mult[i], shift[i]) + zp, lo, hi);
+        return;
+    }
     for (int32_t i = 0; i < n; i++) out[i] = se_rq(acc[i], mult[i], shift[i], zp, lo, hi);
 }
 
@@ -36,32 +41,59 @@ static void se_requant_row(const int32_t *acc, int32_t n, const int32_t *mult, c
     "strb %[v], [%[out]], #1\n\t"                                  \
     "subs %[n], %[n], #1\n\t"                                      \
     "bne 1b\n\t"
+/* The single-rounding form (se_single_rdiv): SMMULR for right 0, else SMMUL, + rnd, >> right
+ * (rnd is 0 and the shift a no-op for right 0, so no branch). */
+#define SE_RQT_LOOP_SINGLE(CLAMP)                                  \
+    "1:\n\t"                                                       \
+    "ldr %[v], [%[acc]], #4\n\t"                                   \
+    "ldrd %[m], %[rnd], [%[rq]], #8\n\t"                           \
+    "clz %[rs], %[rnd]\n\t"                                        \
+    "lsl %[v], %[v], #1\n\t"                                       \
+    "rsbs %[rs], %[rs], #32\n\t"                                   \
+    "ite eq\n\t"                                                   \
+    "smmulreq %[v], %[v], %[m]\n\t"                                \
+    "smmulne %[v], %[v], %[m]\n\t"                                 \
+    "add %[v], %[v], %[rnd]\n\t"                                   \
+    "asr %[v], %[v], %[rs]\n\t"                                    \
+    "add %[v], %[v], %[zp]\n\t"                                    \
+    CLAMP                                                          \
+    "strb %[v], [%[out]], #1\n\t"                                  \
+    "subs %[n], %[n], #1\n\t"                                      \
+    "bne 1b\n\t"
+#define SE_RQT_CLAMP "cmp %[v], %[lo]\n\tit lt\n\tmovlt %[v], %[lo]\n\tcmp %[v], %[hi]\n\tit gt\n\tmovgt %[v], %[hi]\n\t"
 #define SE_RQT_OPERANDS                                                                                \
     : [acc] "+r"(acc), [rq] "+r"(rq), [out] "+r"(out), [n] "+r"(n), [v] "=&r"(v), [m] "=&r"(m),         \
       [rnd] "=&r"(rnd), [rs] "=&r"(rs)                                                                 \
     : [zp] "r"(zp), [lo] "r"(lo), [hi] "r"(hi)                                                         \
     : "cc", "memory"
 static inline __attribute__((always_inline)) void se_requant_table(const int32_t *acc, int32_t n, const int32_t *rq,
-                                                                   int32_t zp, int32_t lo, int32_t hi, int8_t *out) {
+                                                                   int32_t zp, int32_t lo, int32_t hi, int8_t *out,
+                                                                   int32_t single) {
     int32_t v, m, rnd, rs;
     if (n <= 0) return;
-    if (lo == -128 && hi == 127) {
+    if (single) {
+        if (lo == -128 && hi == 127) {
+            __asm__ volatile(SE_RQT_LOOP_SINGLE("ssat %[v], #8, %[v]\n\t") SE_RQT_OPERANDS);
+        } else {
+            __asm__ volatile(SE_RQT_LOOP_SINGLE(SE_RQT_CLAMP) SE_RQT_OPERANDS);
+        }
+    } else if (lo == -128 && hi == 127) {
         __asm__ volatile(SE_RQT_LOOP("ssat %[v], #8, %[v]\n\t") SE_RQT_OPERANDS);
     } else {
-        __asm__ volatile(SE_RQT_LOOP("cmp %[v], %[lo]\n\tit lt\n\tmovlt %[v], %[lo]\n\t"
-                                     "cmp %[v], %[hi]\n\tit gt\n\tmovgt %[v], %[hi]\n\t") SE_RQT_OPERANDS);
+        __asm__ volatile(SE_RQT_LOOP(SE_RQT_CLAMP) SE_RQT_OPERANDS);
     }
 }
 #else
 static void se_requant_table(const int32_t *acc, int32_t n, const int32_t *rq, int32_t zp, int32_t lo, int32_t hi,
-                             int8_t *out) {
-    for (int32_t i = 0; i < n; i++) out[i] = se_rq_table(acc[i], rq + 2 * i, zp, lo, hi);
+                             int8_t *out, int32_t single) {
+    for (int32_t i = 0; i < n; i++) out[i] = se_rq_table(acc[i], rq + 2 * i, zp, lo, hi, single);
 }
 #endif
 
 static __attribute__((noinline)) void se_requant_table_call(const int32_t *acc, int32_t n, const int32_t *rq,
-                                                            int32_t zp, int32_t lo, int32_t hi, int8_t *out) {
-    se_requant_table(acc, n, rq, zp, lo, hi, out);
+                                                            int32_t zp, int32_t lo, int32_t hi, int8_t *out,
+                                                            int32_t single) {
+    se_requant_table(acc, n, rq, zp, lo, hi, out, single);
 }
 
 

@@ -1,6 +1,8 @@
 /* Dense fully connected (fc.c, fc_dsp.c): out[r][n] = requant(bias[n] + sum_k (in[r][k] - in_zp) * W[n][k]),
  * W [out_n, in_k] int8 row-major, per-channel mult/shift; also a 1x1 stride-1 conv over the pixels.
- * Rounding: TFLite's MultiplyByQuantizedMultiplier (SRDHM, then rounding right shift), as the conv.
+ * Rounding: single_round 1 is TFLite's FullyConnected (se_mbqm_single: one rounding, as LiteRT's
+ * reference kernel); 0 is the conv's MultiplyByQuantizedMultiplier (SRDHM, then a rounding right
+ * shift), for 1x1 convs the DSP FC kernel runs.
  *
  * se_fc_s8:     any shape.
  * se_fc_s8_dsp: any shape; scratch SE_PAIR_LEN(in_k) int16 (two widened input rows). */
@@ -11,6 +13,7 @@
 
 typedef struct {
     int32_t rows, in_k, out_n, in_zp, out_zp, act_min, act_max;
+    int32_t single_round; /* 1: TFLite FullyConnected's single rounding; 0: se_mbqm (1x1 convs) */
     const int8_t *weights;
     const int32_t *bias, *mult, *shift, *rq;
     int16_t *scratch;

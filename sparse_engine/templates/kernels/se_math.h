@@ -41,6 +41,19 @@ static inline int32_t se_mbqm_floor(int32_t x, int32_t mult, int32_t shift) {
     return (v >> right) + ((v & mask) > threshold);
 }
 
+/* TFLite's single-rounding requantization, which LiteRT's reference FullyConnected computes:
+ * (x * mult + 2^(30 - shift)) >> (31 - shift) in 64 bits (mult >= 0, shift <= 30). */
+static inline int32_t se_mbqm_single(int32_t x, int32_t mult, int32_t shift) {
+    const int32_t total = 31 - shift;
+    return (int32_t)(((int64_t)x * mult + (1LL << (total - 1))) >> total);
+}
+
+/* The requantization of an FC layer: single rounding (`single`, TFLite's FullyConnected) or
+ * se_mbqm's double rounding (a 1x1 conv run by an FC kernel). */
+static inline int32_t se_requant(int32_t x, int32_t mult, int32_t shift, int32_t single) {
+    return single ? se_mbqm_single(x, mult, shift) : se_mbqm(x, mult, shift);
+}
+
 /* v clamped to [lo, hi]; needs lo <= hi (the importer makes a Clip with min > max lo = hi). */
 static inline int8_t se_clamp(int32_t v, int32_t lo, int32_t hi) {
     return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
@@ -90,6 +103,12 @@ static inline int32_t se_smlad(uint32_t x, uint32_t y, int32_t acc) {
 static inline int32_t se_smmulr(int32_t a, int32_t b) {
     int32_t r;
     __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+/* SMMUL: (a*b) >> 32 (rounded down). */
+static inline int32_t se_smmul(int32_t a, int32_t b) {
+    int32_t r;
+    __asm__("smmul %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
     return r;
 }
 static inline int32_t se_smlabb(uint32_t x, uint32_t y, int32_t acc) {
@@ -142,6 +161,7 @@ static inline int32_t se_smlad(uint32_t x, uint32_t y, int32_t acc) {
 static inline int32_t se_smmulr(int32_t a, int32_t b) {
     return (int32_t)(((int64_t)a * b + 0x80000000LL) >> 32);
 }
+static inline int32_t se_smmul(int32_t a, int32_t b) { return (int32_t)(((int64_t)a * b) >> 32); }
 static inline int32_t se_smlabb(uint32_t x, uint32_t y, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)(se_lo16(x) * se_lo16(y)));
 }

@@ -18,6 +18,7 @@
 
 typedef struct {
     int32_t rows, in_k, out_n, block, in_zp, out_zp, act_min, act_max;
+    int32_t single_round; /* as se_fc_params_t */
     const uint16_t *counts;
     const uint8_t *skips;
     const int8_t *values;

@@ -15,7 +15,7 @@ void se_fc_sparse_s8(const se_sparse_fc_params_t *p, const int8_t *in, int8_t *o
                 xp += *skip++ * b;
                 for (int32_t t = 0; t < b; t++) acc += (xp[t] - p->in_zp) * *v++;
             }
-            *out++ = se_clamp(se_mbqm(acc, p->mult[n], p->shift[n]) + p->out_zp, p->act_min, p->act_max);
+            *out++ = se_clamp(se_requant(acc, p->mult[n], p->shift[n], p->single_round) + p->out_zp, p->act_min, p->act_max);
         }
     }
 }

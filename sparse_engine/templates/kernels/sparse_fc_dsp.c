@@ -166,10 +166,10 @@ static inline __attribute__((always_inline)) void se_sparse_dot(const se_sparse_
     for (int32_t q_ = 0; q_ < (rows); q_++, (out) += (p)->out_n) {                                        \
         if ((p)->rq)                                                                                      \
             se_requant_table_call((acc) + q_ * (p)->out_n, (p)->out_n, (p)->rq, (p)->out_zp, (p)->act_min, \
-                                  (p)->act_max, (out));                                                   \
+                                  (p)->act_max, (out), (p)->single_round);                               \
         else                                                                                              \
             se_requant_row((acc) + q_ * (p)->out_n, (p)->out_n, (p)->mult, (p)->shift, (p)->out_zp,       \
-                           (p)->act_min, (p)->act_max, (out));                                            \
+                           (p)->act_min, (p)->act_max, (out), (p)->single_round);                         \
     }
 
 /* One se_sparse_dot instance per (chunks per block, rows), keyed by block * rows: 4 = (1, 1);
