@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 
 from . import (attention, codegen, frontend, layout, outdir, passes, planner, profiles, report, simulator, sparsity,
-               toolchain, verify)
+               tflite_frontend, toolchain, verify)
 from .errors import EngineError
 from .ir import Graph
 from .profiles import MCUProfile
@@ -30,8 +30,14 @@ TARGETS = ("host", "cortex-m7")
 
 
 def build_graph(model: Path | onnx.ModelProto) -> Graph:
-    """Import stage: QDQ ONNX (a file or a ModelProto) -> IR in NHWC with copy chains merged and absorbed."""
-    g = layout.to_physical(frontend.import_model(model if isinstance(model, onnx.ModelProto) else frontend.load(model)))
+    """Import stage: QDQ ONNX (a file or a ModelProto) or an int8 .tflite file -> IR in NHWC with
+    copy chains merged and absorbed. TFLite is NHWC already: no layout pass."""
+    if isinstance(model, onnx.ModelProto):
+        g = layout.to_physical(frontend.import_model(model))
+    elif tflite_frontend.is_tflite(Path(model)):
+        g = tflite_frontend.import_model(model)
+    else:
+        g = layout.to_physical(frontend.import_model(frontend.load(model)))
     return passes.absorb_copies(passes.merge_identity_copies(g))
 
 
@@ -321,7 +327,14 @@ def _compile(model, model_path: Path | None, out_dir: Path, tmp: Path, opts: Opt
     for b in blocks:
         b.update(instructions=mcu["layer_instructions"][b["index"]] if mcu else None,
                  model_arena=plan.peak, unfused_model_arena=passed.unfused_arena)
-    if ladder is not None:
+    if ladder is not None and model_path is not None and tflite_frontend.is_tflite(model_path):
+        progress("[5/5] LiteRT reference kernels")
+        lite_out = verify.litert_outputs(model_path, g, inputs)
+        if lite_out is not None:
+            ladder.append(verify.compare_exact("LiteRT reference kernels", lite_out, ref))
+        else:
+            g.notes.append("ai-edge-litert is not installed: the LiteRT rung was skipped")
+    elif ladder is not None:
         progress("[5/5] onnxruntime reference")
         ort_out = verify.onnxruntime_outputs(source, g, inputs)
         if ort_out is not None:

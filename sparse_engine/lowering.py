@@ -132,15 +132,23 @@ def conv(imp, node, out, clamp):
                          f"grouped convolution with group={group} (neither 1 nor depthwise) is not supported")
     acc_scales = x.scale * ws
     bias = imp.bias(node.input[2] if len(node.input) > 2 else None, node, acc_scales, out.scale)
-    bound = _check_acc(node, kred, int(np.max(np.abs(wq.astype(np.int32)))) if wq.size else 0, bias)
-    mult, shift = multipliers(acc_scales / out.scale, node, bound)
+    params = conv_params(node, x, out, w, ws, bias, kred, strides, pads, dil, depthwise,
+                         cout // cin if depthwise else 1, clamp)
     oh, ow = out.shape[2], out.shape[3]
-    params = dict(weights=w, bias=bias, mult=mult, shift=shift, stride=(int(strides[0]), int(strides[1])),
-                  pad=(int(pads[0]), int(pads[1]), int(pads[2]), int(pads[3])),
-                  dilation=(int(dil[0]), int(dil[1])), depthwise=depthwise,
-                  depth_mult=cout // cin if depthwise else 1, in_zp=x.zero_point, out_zp=out.zero_point,
-                  act_min=clamp[0], act_max=clamp[1], acc_bound=bound)
     _add_op(imp, "conv2d", node, [x.name], out, params, macs=out.shape[0] * oh * ow * cout * kred)
+
+
+def conv_params(node, x: Tensor, out: Tensor, w: np.ndarray, ws: np.ndarray, bias: np.ndarray, kred: int, stride,
+                pad, dilation, depthwise: bool, depth_mult: int, clamp) -> dict:
+    """A conv2d op's params: weights OHWI (depthwise 1HWC), int32 bias at s_in * s_w, per-channel
+    multipliers; `pad` (top, left, bottom, right); `node` names the layer in errors (any object
+    with .name and .op_type)."""
+    bound = _check_acc(node, kred, int(np.max(np.abs(w.astype(np.int32)))) if w.size else 0, bias)
+    mult, shift = multipliers(x.scale * ws / out.scale, node, bound)
+    return dict(weights=w, bias=bias, mult=mult, shift=shift, stride=(int(stride[0]), int(stride[1])),
+                pad=tuple(int(v) for v in pad), dilation=(int(dilation[0]), int(dilation[1])), depthwise=depthwise,
+                depth_mult=depth_mult, in_zp=x.zero_point, out_zp=out.zero_point,
+                act_min=clamp[0], act_max=clamp[1], acc_bound=bound)
 
 
 def _fc(imp, node, x: Tensor, w_nk: np.ndarray, ws: np.ndarray, bias_name, out, clamp, alpha: float = 1.0,
@@ -150,17 +158,27 @@ def _fc(imp, node, x: Tensor, w_nk: np.ndarray, ws: np.ndarray, bias_name, out, 
         raise node_error(node.name, node.op_type, f"inner dimensions differ: {x.shape[-1]} vs {k}")
     acc_scales = x.scale * ws
     bias = imp.bias(bias_name, node, acc_scales / beta, out.scale / abs(beta)) if beta else np.zeros(n, np.int32)
+    params = fc_params(node, x, w_nk, ws, bias, out, clamp, alpha)
+    rows = int(np.prod(x.shape[:-1], dtype=np.int64))
+    _add_op(imp, "fc", node, [x.name], out, params, macs=rows * n * k)
+
+
+def fc_params(node, x: Tensor, w_nk: np.ndarray, ws: np.ndarray, bias: np.ndarray, out: Tensor, clamp,
+              alpha: float = 1.0) -> dict:
+    """An fc op's params: weights [N, K], int32 bias at s_in * s_w (scaled by 1/alpha here),
+    per-channel multipliers; `node` names the layer in errors."""
+    n, k = w_nk.shape
+    acc_scales = x.scale * ws
     bound = _check_acc(node, k, int(np.max(np.abs(w_nk.astype(np.int32)))) if w_nk.size else 0, bias)
     mult, shift = multipliers(alpha * acc_scales / out.scale, node, bound)
     if alpha != 1.0:  # bias was quantized at s_in*s_w; alpha scales the whole accumulator
         bias = np.rint(bias / alpha).astype(np.int32)
-    rows = int(np.prod(x.shape[:-1], dtype=np.int64))
     # w_scale: the real value of one accumulator step is s_in * w_scale[n] (FWSA folds from it)
     # single_round: TFLite FullyConnected's requantization (qmath.mbqm_single), as LiteRT computes it
     params = dict(weights=np.ascontiguousarray(w_nk), bias=bias, mult=mult, shift=shift, in_zp=x.zero_point,
                   out_zp=out.zero_point, act_min=clamp[0], act_max=clamp[1], acc_bound=bound, single_round=True,
                   w_scale=tuple(float(v) for v in alpha * np.broadcast_to(ws, (n,))))
-    _add_op(imp, "fc", node, [x.name], out, params, macs=rows * n * k)
+    return params
 
 
 def gemm(imp, node, out, clamp):
@@ -185,6 +203,12 @@ def matmul(imp, node, out, clamp):
         return
     a = imp.act(a_name, node)
     b = imp.act(b_name, node)
+    params, macs = matmul_params(node, a, b, out, clamp)
+    _add_op(imp, "matmul", node, [a.name, b.name], out, params, macs=macs)
+
+
+def matmul_params(node, a: Tensor, b: Tensor, out: Tensor, clamp) -> tuple[dict, int]:
+    """A MatMul of two int8 activations (TFLite's BatchMatMul arithmetic): params and MACs."""
     if len(a.shape) < 2 or len(b.shape) < 2:
         raise node_error(node.name, node.op_type, "1-D MatMul operands are not supported")
     m, k = a.shape[-2:]
@@ -198,34 +222,42 @@ def matmul(imp, node, out, clamp):
     batch = int(np.prod(out.shape[:-2], dtype=np.int64))
     params = dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, mult=int(mult[0]),
                   shift=int(shift[0]), act_min=clamp[0], act_max=clamp[1], acc_bound=bound)
-    _add_op(imp, "matmul", node, [a.name, b.name], out, params, macs=batch * m * n * k)
+    return params, batch * m * n * k
 
 
 def add(imp, node, out, clamp):
     a = imp.act(node.input[0], node)
     b = imp.act(node.input[1], node)
+    _add_op(imp, "add", node, [a.name, b.name], out, add_params(node, a, b, out, clamp))
+
+
+def add_params(node, a: Tensor, b: Tensor, out: Tensor, clamp) -> dict:
+    """TFLite's int8 Add: both inputs to a common scale with a left shift of 20, then the output."""
     left_shift = 20
     twice_max = 2.0 * max(a.scale, b.scale)
     ma, sa = multipliers([a.scale / twice_max], node, 255 << left_shift)
     mb, sb = multipliers([b.scale / twice_max], node, 255 << left_shift)
     # each side scaled by at most 1/2, so their sum stays within 255 << left_shift (+ rounding)
     mo, so = multipliers([twice_max / ((1 << left_shift) * out.scale)], node, (255 << left_shift) + 2)
-    params = dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, left_shift=left_shift,
-                  a_mult=int(ma[0]), a_shift=int(sa[0]), b_mult=int(mb[0]), b_shift=int(sb[0]),
-                  out_mult=int(mo[0]), out_shift=int(so[0]), act_min=clamp[0], act_max=clamp[1])
-    _add_op(imp, "add", node, [a.name, b.name], out, params)
+    return dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, left_shift=left_shift,
+                a_mult=int(ma[0]), a_shift=int(sa[0]), b_mult=int(mb[0]), b_shift=int(sb[0]),
+                out_mult=int(mo[0]), out_shift=int(so[0]), act_min=clamp[0], act_max=clamp[1])
 
 
 def mul(imp, node, out, clamp):
     a = imp.act(node.input[0], node)
     b = imp.act(node.input[1], node)
+    _add_op(imp, "mul", node, [a.name, b.name], out, mul_params(node, a, b, out, clamp))
+
+
+def mul_params(node, a: Tensor, b: Tensor, out: Tensor, clamp) -> dict:
+    """TFLite's int8 Mul: one multiplier s_a s_b / s_out."""
     m, s = multipliers([a.scale * b.scale / out.scale], node, 255 * 255)
-    params = dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, mult=int(m[0]), shift=int(s[0]),
-                  act_min=clamp[0], act_max=clamp[1])
-    _add_op(imp, "mul", node, [a.name, b.name], out, params)
+    return dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, mult=int(m[0]), shift=int(s[0]),
+                act_min=clamp[0], act_max=clamp[1])
 
 
-def _requant(x: Tensor, out: Tensor, node) -> dict:
+def requant_params(x: Tensor, out: Tensor, node) -> dict:
     """Parameters of a plain int8 -> int8 rescale; identity when the quantization is shared."""
     if (x.scale, x.zero_point) == (out.scale, out.zero_point):
         return dict(requant=False, mult=0, shift=0, in_zp=x.zero_point, out_zp=out.zero_point)
@@ -248,7 +280,7 @@ def _pool_geometry(node):
         tuple(int(p) for p in attr(node, "pads", [0, 0, 0, 0]))
 
 
-def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool, node, clamp) -> dict:
+def avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool, node, clamp) -> dict:
     """Where input and output share (scale, zero point) and padding is not counted, TFLite's
     average (`divide`): the raw int8 sum over the taps inside the image, divided by their count,
     rounded half away from zero (qmath.round_div). Otherwise zo + MBQM(sum(x - zi), s_in /
@@ -268,7 +300,7 @@ def _avg_params(x: Tensor, out: Tensor, kernel, stride, pad, include_pad: bool, 
 def avgpool(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
     kernel, stride, pad = _pool_geometry(node)
-    params = _avg_params(x, out, kernel, stride, pad, bool(attr(node, "count_include_pad", 0)), node, clamp)
+    params = avg_params(x, out, kernel, stride, pad, bool(attr(node, "count_include_pad", 0)), node, clamp)
     _add_op(imp, "avgpool", node, [x.name], out, params)
 
 
@@ -278,7 +310,7 @@ def global_avgpool(imp, node, out, clamp):
         raise node_error(node.name, node.op_type, "only 4-D inputs are supported")
     if x.shape[2] * x.shape[3] * 255 >= 2**31:
         raise node_error(node.name, node.op_type, "window too large for the int32 sum")
-    params = _avg_params(x, out, (x.shape[2], x.shape[3]), (1, 1), (0, 0, 0, 0), True, node, clamp)
+    params = avg_params(x, out, (x.shape[2], x.shape[3]), (1, 1), (0, 0, 0, 0), True, node, clamp)
     _add_op(imp, "avgpool", node, [x.name], out, params)
 
 
@@ -287,13 +319,13 @@ def maxpool(imp, node, out, clamp):
         raise node_error(node.name, node.op_type, "the Indices output is not supported")
     x = imp.act(node.input[0], node)
     kernel, stride, pad = _pool_geometry(node)
-    params = dict(kernel=kernel, stride=stride, pad=pad, act_min=clamp[0], act_max=clamp[1], **_requant(x, out, node))
+    params = dict(kernel=kernel, stride=stride, pad=pad, act_min=clamp[0], act_max=clamp[1], **requant_params(x, out, node))
     _add_op(imp, "maxpool", node, [x.name], out, params)
 
 
 def reshape(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
-    params = dict(perm=tuple(range(len(x.shape))), **_requant(x, out, node))
+    params = dict(perm=tuple(range(len(x.shape))), **requant_params(x, out, node))
     _add_op(imp, "copy", node, [x.name], out, params)
 
 
@@ -301,7 +333,7 @@ def transpose(imp, node, out, clamp):
     x = imp.act(node.input[0], node)
     perm = attr(node, "perm", None)
     perm = tuple(int(p) for p in perm) if perm is not None else tuple(reversed(range(len(x.shape))))
-    params = dict(perm=perm, **_requant(x, out, node))
+    params = dict(perm=perm, **requant_params(x, out, node))
     _add_op(imp, "copy", node, [x.name], out, params)
 
 
@@ -309,7 +341,7 @@ def concat(imp, node, out, clamp):
     xs = [imp.act(i, node) for i in node.input]
     axis = int(attr(node, "axis"))
     axis = axis + len(out.shape) if axis < 0 else axis
-    reqs = [_requant(x, out, node) for x in xs]
+    reqs = [requant_params(x, out, node) for x in xs]
     params = dict(axis=axis, requant=[r["requant"] for r in reqs], mult=[r["mult"] for r in reqs],
                   shift=[r["shift"] for r in reqs], in_zp=[x.zero_point for x in xs], out_zp=out.zero_point)
     _add_op(imp, "concat", node, [x.name for x in xs], out, params)

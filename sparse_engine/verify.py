@@ -109,6 +109,44 @@ def onnxruntime_outputs(model: "Path | onnx.ModelProto", g: Graph, inputs: np.nd
     return np.stack(outs)
 
 
+def litert_interpreter(path: Path):
+    """LiteRT's interpreter with the reference op resolver (TFLite's reference kernels: the
+    ground truth of TFLite int8 semantics), or None when ai-edge-litert is not installed."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        return None
+    try:
+        it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        it.allocate_tensors()
+    except Exception as exc:
+        raise EngineError(f"LiteRT (the reference rung) cannot load the model: {first_line(exc)}") from None
+    return it
+
+
+def litert_outputs(path: Path, g: Graph, inputs: np.ndarray) -> np.ndarray | None:
+    """LiteRT's reference kernels on the .tflite model, fed the int8 inputs (dequantized where
+    the model's input is float); int8 outputs (float outputs requantized)."""
+    it = litert_interpreter(path)
+    if it is None:
+        return None
+    tin, tout = g.tensors[g.input], g.tensors[g.output]
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    outs = []
+    for x in inputs:
+        feed = x.reshape(i["shape"])
+        if i["dtype"] != np.int8:
+            feed = ((x.astype(np.float32) - tin.zero_point) * np.float32(tin.scale)).reshape(i["shape"])
+        try:
+            it.set_tensor(i["index"], feed.astype(i["dtype"]))
+            it.invoke()
+        except Exception as exc:
+            raise EngineError(f"LiteRT (the reference rung) cannot run the model: {first_line(exc)}") from None
+        y = it.get_tensor(o["index"])
+        outs.append(y.reshape(-1) if y.dtype == np.int8 else quantize(y, tout.scale, tout.zero_point).reshape(-1))
+    return np.stack(outs)
+
+
 DEFAULT_MAX_REF_DIFF = 16  # steps; docs/decisions.md D26
 
 
