@@ -353,12 +353,30 @@ def softmax(imp, node, out, clamp):
     axis = axis + len(x.shape) if axis < 0 else axis
     if axis != len(x.shape) - 1:
         raise node_error(node.name, node.op_type, f"softmax over axis {axis} (not the last) is not supported")
-    _add_op(imp, "softmax", node, [x.name], out, softmax_params(x.scale, out, node))
+    _add_op(imp, "softmax", node, [x.name], out, softmax_params(x.scale, out, node, x.shape[-1]))
 
 
-def softmax_params(in_scale: float, out: Tensor, node=None) -> dict:
-    """Exp table in Q16 for input steps of `in_scale`, and the Q30 -> output requantization
-    (of probabilities up to 2^30; checked against `node` when given)."""
+TFLITE_SOFTMAX_OUT = (1.0 / 256, -128)  # the only int8 output quantization TFLite's Softmax has
+TFLITE_SOFTMAX_MAX_ROW = 512  # row sums below 2^28 (each exp adds at most 2^19)
+
+
+def softmax_params(in_scale: float, out: Tensor, node=None, n: int = 0) -> dict:
+    """Where the output is TFLite's (scale 1/256, zero point -128): TFLite's reference algorithm
+    (`tflite`: exp of each difference from the row maximum in Q0.31 and its Q12 share of the sum,
+    as tables; qmath.reciprocal per row). Otherwise ours: an exp table in Q16 for input steps of
+    `in_scale`, and the Q30 -> output requantization (of probabilities up to 2^30; checked against
+    `node` when given). `in_scale` includes TFLite's beta."""
+    if (out.scale, out.zero_point) == TFLITE_SOFTMAX_OUT:
+        if n >= TFLITE_SOFTMAX_MAX_ROW:  # the output shift 35 - clz(sum) must stay below 32
+            raise node_error(node.name, node.op_type, f"rows of {n} values; TFLite's int8 softmax (output scale "
+                             f"1/256) is defined for rows of fewer than {TFLITE_SOFTMAX_MAX_ROW}")
+        mult, shift, diff_min = qmath.softmax_input_scaling(in_scale)
+        diff = -np.arange(256, dtype=np.int64)
+        scaled = qmath.srdhm(diff << shift, mult)
+        exp = np.where(diff >= diff_min, qmath.exp_on_negative_values(scaled), 0)
+        return dict(tflite=True, exp_table=exp.astype(np.int32),
+                    sum_table=qmath.rdbpot(exp, qmath.SOFTMAX_ACCUM_BITS).astype(np.int32), mult=0, shift=0,
+                    out_zp=out.zero_point)
     d = np.arange(256, dtype=np.float64)
     table = np.rint(np.exp(-d * in_scale) * (1 << SOFTMAX_EXP_BITS)).astype(np.int32)
     m, s = multipliers([2.0 ** -30 / out.scale], node, 1 << 30)

@@ -121,3 +121,65 @@ def isqrt(x: np.ndarray) -> np.ndarray:
     for idx, v in np.ndenumerate(x):
         out[idx] = math.isqrt(int(v))
     return out
+
+
+# ---- TFLite's int8 softmax (reference_ops::Softmax, gemmlowp fixed point) ---------------------
+SOFTMAX_DIFF_BITS = 5  # input differences in Q5.26
+SOFTMAX_ACCUM_BITS = 12  # the sum of exponentials in Q12.19
+
+
+def _sat_shift_left(x: np.ndarray, e: int) -> np.ndarray:
+    """gemmlowp's SaturatingRoundingMultiplyByPOT for a positive exponent `e`."""
+    x = np.asarray(x, dtype=np.int64)
+    return np.clip(x << e, INT32_MIN, INT32_MAX)
+
+
+def exp_on_negative_values(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's exp of a Q5.26 value a <= 0, as a Q0.31 raw value."""
+    a = np.asarray(a, dtype=np.int64)
+    frac = 31 - SOFTMAX_DIFF_BITS
+    quarter = 1 << (frac - 2)
+    a_mod = (a & (quarter - 1)) - quarter
+    x = _sat_shift_left(a_mod, SOFTMAX_DIFF_BITS) + (1 << 28)  # Rescale<0>, then + 1/8
+    x2 = srdhm(x, x)
+    x3 = srdhm(x2, x)
+    x4 = srdhm(x2, x2)
+    x4_over_4 = rdbpot(x4, 2)
+    poly = rdbpot(srdhm(x4_over_4 + x3, 715827883) + x2, 1)
+    result = 1895147668 + srdhm(1895147668, x + poly)
+    remainder = a_mod - a
+    for exponent, mult in ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308), (2, 39332535),
+                           (3, 720401), (4, 242)):
+        if SOFTMAX_DIFF_BITS > exponent:
+            bit = (remainder >> (frac + exponent)) & 1
+            result = np.where(bit != 0, srdhm(result, mult), result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def softmax_input_scaling(beta_scale: float) -> tuple[int, int, int]:
+    """PreprocessSoftmaxScaling and CalculateInputRadius: (multiplier, left shift, diff_min) for
+    input differences scaled by beta * s_in into Q5.26."""
+    real = min(beta_scale * (1 << (31 - SOFTMAX_DIFF_BITS)), (1 << 31) - 1.0)
+    mult, shift = quantize_multiplier(real)
+    radius = math.floor(((1 << SOFTMAX_DIFF_BITS) - 1) * (1 << (31 - SOFTMAX_DIFF_BITS)) / (1 << shift))
+    return mult, shift, -radius
+
+
+def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
+    """gemmlowp's 1 / (1 + a) for a in [0, 1) in Q0.31 (Newton-Raphson), the result in Q0.31."""
+    a = np.asarray(a, dtype=np.int64)
+    t = a + INT32_MAX + np.where(a + INT32_MAX >= 0, 1, -1)
+    half = np.where(t >= 0, t // 2, -((-t) // 2))  # RoundingHalfSum(a, One): C's truncating division
+    x = wrap32(1515870810 + srdhm(half, -1010580540))
+    for _ in range(3):
+        one_minus = wrap32((1 << 29) - srdhm(half, x))
+        x = wrap32(x + _sat_shift_left(srdhm(x, one_minus), 2))
+    return _sat_shift_left(x, 1)
+
+
+def reciprocal(total: np.ndarray, integer_bits: int = SOFTMAX_ACCUM_BITS) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite's GetReciprocal of a positive Q(integer_bits) sum: (scale in Q0.31, bits over unit)."""
+    total = np.asarray(total, dtype=np.int64)
+    headroom = 32 - np.frexp(total.astype(np.float64))[1]  # leading zeros of a positive int32
+    shifted = ((total << headroom) & 0xFFFFFFFF) - (1 << 31)
+    return one_over_one_plus_x(shifted), integer_bits - headroom

@@ -450,7 +450,7 @@ def softmax(imp, op, ref):
     x = imp.act(op.Inputs(0), ref)
     out = imp.out(op, ref)
     beta = imp.r.options(op, "SoftmaxOptions").Beta()
-    imp.add_op("softmax", ref, [x], out, lowering.softmax_params(x.scale * beta, out, ref))
+    imp.add_op("softmax", ref, [x], out, lowering.softmax_params(x.scale * beta, out, ref, x.shape[-1]))
 
 
 def _table(imp, op, ref, values) -> None:
