@@ -30,6 +30,8 @@ def is_tflite(path: Path) -> bool:
     """A TFLite flatbuffer: the suffix, or the identifier 'TFL3' at byte 4."""
     if path.suffix.lower() == ".tflite":
         return True
+    if not path.is_file():  # never open a FIFO or device to sniff it
+        return False
     try:
         with open(path, "rb") as f:
             return f.read(8)[4:8] == MAGIC
@@ -416,21 +418,27 @@ def mean(imp, op, ref):
 
 
 def reshape(imp, op, ref):
-    """RESHAPE, SQUEEZE, EXPAND_DIMS and QUANTIZE (int8 -> int8): memory order is kept; a copy
-    that the planner runs in place, requantizing where the scales differ."""
+    """RESHAPE, SQUEEZE and EXPAND_DIMS: memory order and the int8 bits are kept (TFLite copies
+    them whatever the output's quantization says); QUANTIZE int8 -> int8 requantizes. A copy
+    that the planner runs in place."""
     x = imp.act(op.Inputs(0), ref)
     out = imp.out(op, ref)
     if out.size != x.size:
         raise node_error(ref.name, ref.op_type, f"{x.size} values in, {out.size} out")
-    params = dict(perm=tuple(range(len(x.shape))), **lowering.requant_params(x, out, ref))
-    imp.add_op("copy", ref, [x], out, params)
+    _copy(imp, ref, x, out, tuple(range(len(x.shape))), ref.op_type == "QUANTIZE")
+
+
+def _copy(imp, ref, x: Tensor, out: Tensor, perm: tuple[int, ...], requant: bool) -> None:
+    req = (lowering.requant_params(x, out, ref) if requant
+           else dict(requant=False, mult=0, shift=0, in_zp=x.zero_point, out_zp=out.zero_point))
+    imp.add_op("copy", ref, [x], out, dict(perm=perm, **req))
 
 
 def transpose(imp, op, ref):
     x = imp.act(op.Inputs(0), ref)
     out = imp.out(op, ref)
     perm = tuple(p % len(x.shape) for p in imp.const_vector(op.Inputs(1), ref))
-    imp.add_op("copy", ref, [x], out, dict(perm=perm, **lowering.requant_params(x, out, ref)))
+    _copy(imp, ref, x, out, perm, False)
 
 
 def concatenation(imp, op, ref):

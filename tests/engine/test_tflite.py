@@ -1,0 +1,195 @@
+"""TFLite frontend: every op against LiteRT's reference kernels (the ground truth of TFLite int8
+semantics): the simulator's every tensor equal to LiteRT's, and for a subset the whole ladder
+(host C, Cortex-M7 DSP and portable in QEMU, LiteRT) bit-exact; MLPerf Tiny's trained models;
+one-line errors for what the frontend cannot run."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ai_edge_litert")
+import tflite_models as tm  # noqa: E402
+from conftest import ROOT  # noqa: E402
+
+from sparse_engine import compiler, simulator, verify  # noqa: E402
+from sparse_engine.compiler import compile_model  # noqa: E402
+
+MLPERF = ROOT.parent / "shared" / "data" / "mlperf_tiny"
+
+CASES = {
+    "conv3x3_same": lambda: tm.conv(),
+    "conv3x3_valid_stride2_relu": lambda: tm.conv(shape=(1, 11, 9, 3), cout=6, stride=2, padding="valid",
+                                                  act="relu", zp=-128),
+    "conv5x5_same_stride2_relu6": lambda: tm.conv(shape=(1, 10, 10, 4), cout=5, k=5, stride=2, act="relu6", zp=30),
+    "conv_dilated": lambda: tm.conv(shape=(1, 9, 9, 4), cout=4, dilation=2, seed=1),
+    "conv1x1_per_tensor": lambda: tm.conv(shape=(1, 6, 6, 16), cout=24, k=1, per_channel=False),
+    "depthwise3x3_same": lambda: tm.conv(shape=(1, 9, 9, 12), depthwise=True),
+    "depthwise3x3_stride2_relu": lambda: tm.conv(shape=(1, 10, 10, 8), depthwise=True, stride=2, act="relu"),
+    "depthwise_mult2_valid": lambda: tm.conv(shape=(1, 7, 7, 4), depthwise=True, mult=2, padding="valid"),
+    "fc": lambda: tm.fully_connected(),
+    "fc_rows_relu_nobias": lambda: tm.fully_connected(rows=3, k=17, n=9, act="relu", bias=False),
+    "fc_relu_n1_to_1": lambda: tm.fully_connected(k=64, n=30, act="relu_n1_to_1"),
+    "avgpool_2x2": lambda: tm.pool("avg"),
+    "avgpool_3x3_same": lambda: tm.pool("avg", shape=(1, 7, 7, 5), k=3, stride=1, padding="same"),
+    "avgpool_global_5x5": lambda: tm.pool("avg", shape=(1, 5, 5, 8), k=5, stride=1),
+    "avgpool_relu": lambda: tm.pool("avg", shape=(1, 6, 6, 4), k=3, stride=3, act="relu", zp=10),
+    "maxpool_3x3_same_stride2": lambda: tm.pool("max", shape=(1, 9, 9, 4), k=3, stride=2, padding="same"),
+    "add_activations": lambda: tm.binary("add"),
+    "add_const_broadcast_relu": lambda: tm.binary("add", other=(8,), act="relu"),
+    "mul_activations": lambda: tm.binary("mul"),
+    "mul_const_channel": lambda: tm.binary("mul", other=(1, 1, 1, 8)),
+    "softmax": lambda: tm.unary("softmax"),
+    "softmax_wide": lambda: tm.unary("softmax", shape=(1, 300)),
+    "logistic": lambda: tm.unary("logistic"),
+    "tanh": lambda: tm.unary("tanh"),
+    "relu": lambda: tm.unary("relu"),
+    "relu6": lambda: tm.unary("relu6"),
+    "quantize_requant": lambda: tm.unary("quantize"),
+    "mean_hw": lambda: tm.unary("mean", shape=(1, 5, 7, 6)),
+    "conv_reshape_fc_softmax": lambda: tm.reshape_chain(),
+}
+LADDER = ["conv3x3_valid_stride2_relu", "depthwise3x3_same", "fc_rows_relu_nobias", "avgpool_3x3_same",
+          "add_activations", "softmax", "logistic", "conv_reshape_fc_softmax"]
+
+
+def _model(name: str, tmp_path: Path) -> Path:
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(CASES[name]())
+    return path
+
+
+def litert_trace(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor LiteRT's reference kernels computed for input x, by name."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                     experimental_preserve_all_tensors=True)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x.reshape(it.get_input_details()[0]["shape"]))
+    it.invoke()
+    return {t["name"]: it.get_tensor(t["index"]) for t in it.get_tensor_details() if t["dtype"] == np.int8}
+
+
+def assert_trace_matches(path: Path, inputs: np.ndarray) -> int:
+    """Every int8 tensor the simulator computes equals LiteRT's; returns the tensors compared."""
+    g = compiler.build_graph(path)
+    compared = 0
+    for x in inputs:
+        ours: dict = {}
+        simulator.run(g, x, ours)
+        theirs = litert_trace(path, x)
+        for op in g.ops:
+            name = op.outputs[0]
+            assert name in theirs, f"{name} not in LiteRT's tensors"
+            diff = ours[name].reshape(-1).astype(int) != theirs[name].reshape(-1).astype(int)
+            assert not diff.any(), f"{op.onnx_op} '{name}': {int(diff.sum())} of {diff.size} elements differ"
+            compared += 1
+    return compared
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_op_equals_litert_reference(name, tmp_path):
+    path = _model(name, tmp_path)
+    g = compiler.build_graph(path)
+    x = np.random.default_rng(1).integers(-128, 128, size=(24, g.tensors[g.input].size)).astype(np.int8)
+    assert assert_trace_matches(path, x[:4]) >= 4
+    ours = verify.simulate(g, x)
+    theirs = verify.litert_outputs(path, g, x)
+    assert ours.shape == theirs.shape and (ours == theirs).all()
+    assert len(np.unique(ours)) > 2, "the case saturates: it would not test the rounding"
+
+
+@pytest.mark.parametrize("name", LADDER)
+def test_op_bit_exact_on_every_rung(name, tmp_path):
+    rep = compile_model(_model(name, tmp_path), tmp_path / "out", verify_ladder=True, n_random=16,
+                        progress=lambda *_: None).report
+    rungs = {r["rung"]: r for r in rep["verification"]}
+    assert {"host C (ASan+UBSan)", "cortex-m7 in QEMU", "cortex-m7 in QEMU, portable kernels",
+            "LiteRT reference kernels"} <= set(rungs)
+    for r in rep["verification"][1:]:
+        assert r["exact"] and r["differing"] == 0, r
+
+
+def test_input_is_nhwc_without_a_layout_copy(tmp_path):
+    g = compiler.build_graph(_model("conv3x3_same", tmp_path))
+    assert g.tensors[g.input].shape == (1, 9, 9, 4)
+    assert [op.kind for op in g.ops] == ["conv2d"]
+
+
+@pytest.mark.skipif(not MLPERF.exists(), reason="../shared/data/mlperf_tiny is not beside the clone")
+@pytest.mark.parametrize("model", ["ad_autoencoder", "ic_resnet8", "kws_dscnn", "vww_mobilenetv1"])
+def test_mlperf_tiny_every_tensor_equals_litert(model):
+    path = MLPERF / f"{model}_int8.tflite"
+    g = compiler.build_graph(path)
+    x = np.random.default_rng(2).integers(-128, 128, size=(3, g.tensors[g.input].size)).astype(np.int8)
+    assert assert_trace_matches(path, x) == 3 * len(g.ops)
+
+
+@pytest.mark.skipif(not MLPERF.exists(), reason="../shared/data/mlperf_tiny is not beside the clone")
+def test_mlperf_tiny_kws_ladder(tmp_path):
+    rep = compile_model(MLPERF / "kws_dscnn_int8.tflite", tmp_path / "out", verify_ladder=True, n_random=4,
+                        progress=lambda *_: None).report
+    assert all(r["exact"] for r in rep["verification"][1:]), rep["verification"]
+    assert rep["verification"][-1]["rung"] == "LiteRT reference kernels"
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sparse_engine", "compile", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+
+
+def _one_line_error(res: subprocess.CompletedProcess, *words: str) -> str:
+    assert res.returncode != 0
+    lines = [ln for ln in res.stderr.strip().splitlines() if not ln.startswith("[")]  # not progress
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def test_truncated_tflite_is_one_line(tmp_path):
+    data = tm.conv()
+    for n, cut in enumerate((3, 40, len(data) // 2)):
+        bad = tmp_path / f"cut{n}.tflite"
+        bad.write_bytes(data[:cut])
+        _one_line_error(_cli(bad, "--out", tmp_path / "o", "--target", "host"), str(bad))
+    assert not (tmp_path / "o").exists()
+
+
+def test_float_model_is_one_line(tmp_path):
+    b = tm.Builder()
+    x = b.tensor("x", (1, 8), 0)
+    y = b.tensor("y", (1, 8), 0)
+    b.op(tm.s.BuiltinOperator.RELU, [x], [y])
+    path = tmp_path / "float.tflite"
+    path.write_bytes(b.build(x, y))
+    _one_line_error(_cli(path, "--out", tmp_path / "o"), "float model")
+
+
+def test_unsupported_op_is_one_line(tmp_path):
+    b = tm.Builder()
+    x = b.act("x", (1, 8), 0.1, 0)
+    y = b.act("y", (1, 8), 0.1, 0)
+    b.op(tm.s.BuiltinOperator.SQRT, [x], [y])
+    path = tmp_path / "sqrt.tflite"
+    path.write_bytes(b.build(x, y))
+    _one_line_error(_cli(path, "--out", tmp_path / "o"), "'#0 y' (SQRT)", "unsupported op type")
+
+
+def test_per_channel_weights_on_the_wrong_axis_are_one_line(tmp_path):
+    data = tm.conv()
+    path = tmp_path / "axis.tflite"
+    from ai_edge_litert import schema_py_generated as s
+
+    m = s.ModelT.InitFromPackedBuf(data, 0)
+    m.subgraphs[0].tensors[1].quantization.quantizedDimension = 3  # 8 scales along the 4 input channels
+    import flatbuffers
+
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    path.write_bytes(bytes(b.Output()))
+    _one_line_error(_cli(path, "--out", tmp_path / "o"), "weight 'w'", "axis 3")
