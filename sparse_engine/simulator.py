@@ -68,8 +68,8 @@ def conv2d(op: Op, xs, out: Tensor) -> np.ndarray:
             patch = xp[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw, :]
             if p["depthwise"]:
                 acc += np.repeat(patch, p["depth_mult"], axis=3) * wt[0, i, j, :]
-            else:
-                acc += patch @ wt[:, i, j, :].T
+            else:  # float64 BLAS: exact, every partial sum is within acc_bound < 2^31 < 2^53
+                acc += (patch.astype(np.float64) @ wt[:, i, j, :].T.astype(np.float64)).astype(np.int64)
     acc += _i64(p["bias"])
     return clamp_int8(mbqm(acc, p["mult"], p["shift"]) + p["out_zp"], p["act_min"], p["act_max"])
 
@@ -258,50 +258,6 @@ def lut(op: Op, xs, out: Tensor) -> np.ndarray:
 KERNELS = dict(conv2d=conv2d, fc=fc, matmul=matmul, add=add, mul=mul, avgpool=avgpool, maxpool=maxpool,
                copy=copy, concat=concat, softmax=softmax, layernorm=layernorm, affine=affine, lut=lut,
                attention=attention)
-
-
-BATCH_KINDS = {"conv2d", "fc", "add", "mul", "avgpool", "maxpool", "softmax", "lut", "layernorm", "affine"}
-
-
-def batchable(g: Graph) -> bool:
-    """The graph can run a batch of inputs stacked along axis 0: every activation has a leading
-    batch axis of 1 and every op treats axis 0 as independent rows (copies keep it first,
-    concatenations do not join along it). The kernels are the ones above, given tensors whose
-    leading axis is the batch."""
-    acts = [t for t in g.tensors.values() if not t.is_const]
-    if not all(t.shape and t.shape[0] == 1 for t in acts):
-        return False
-    for op in g.ops:
-        if op.kind == "copy" and op.params["perm"][0] != 0:
-            return False
-        if op.kind == "concat" and op.params["axis"] == 0:
-            return False
-        if op.kind not in BATCH_KINDS | {"copy", "concat"}:
-            return False
-    return True
-
-
-def run_batch(g: Graph, xs: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """The outputs of many int8 inputs (one per row of `xs`), flattened, one per row: `chunk`
-    inputs at a time through the same kernels where `batchable(g)`, else one by one."""
-    xs = np.asarray(xs, dtype=np.int8).reshape(len(xs), -1)
-    if not batchable(g):
-        return np.stack([run(g, x).reshape(-1) for x in xs]) if len(xs) else np.zeros((0, g.tensors[g.output].size),
-                                                                                     np.int8)
-    outs = []
-    for i in range(0, len(xs), chunk):
-        part = xs[i:i + chunk]
-        b = len(part)
-        env: dict[str, np.ndarray] = {g.input: part.reshape((b,) + g.tensors[g.input].shape[1:])}
-        for t in g.tensors.values():
-            if t.is_const:
-                env[t.name] = t.data
-        for op in g.ops:
-            t = g.tensors[op.outputs[0]]
-            out = Tensor(t.name, (b,) + t.shape[1:], t.scale, t.zero_point)
-            env[t.name] = KERNELS[op.kind](op, [env[n] for n in op.inputs], out)
-        outs.append(env[g.output].reshape(b, -1))
-    return np.concatenate(outs) if outs else np.zeros((0, g.tensors[g.output].size), np.int8)
 
 
 def run(g: Graph, x: np.ndarray, trace: dict | None = None) -> np.ndarray:
