@@ -223,7 +223,7 @@ def fold_fwsa(p: dict, x: Tensor, calib: np.ndarray) -> dict:
     scores = dict(a_zp=z_t, b_zp=zx, out_zp=z_s, mult=int(m[0]), shift=int(s[0]), act_min=-128, act_max=127,
                   acc_bound=dim * 255 * 255)
     probs = Tensor("probs", (1,), p["softmax_out_scale"], p["softmax"]["out_zp"])
-    return dict(t=t_fc, scores=scores, softmax=softmax_params(s_s, probs), t_scale=s_t, score_scale=s_s)
+    return dict(t=t_fc, scores=scores, softmax=softmax_params(s_s, probs, n=seq), t_scale=s_t, score_scale=s_s)
 
 
 def workspace(p: dict, tile: int) -> dict:

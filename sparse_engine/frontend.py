@@ -15,7 +15,7 @@ import onnx
 from onnx import numpy_helper
 
 from . import lowering
-from .lowering import attr
+from .lowering import SCALE_RULE, attr, scale_ok
 from .errors import EngineError, first_line, node_error
 from .ir import Graph, Op, Tensor
 
@@ -62,16 +62,6 @@ def load(path: str | Path) -> onnx.ModelProto:
     except Exception as exc:
         raise EngineError(f"{path}: ONNX checker rejects the model: {first_line(exc)}") from None
     return model
-
-
-SCALE_RULE = "a positive, finite, normal float32 number"
-
-
-def _scale_ok(scales) -> np.ndarray:
-    """Per element: a quantization scale the integer kernels can work with (SCALE_RULE: positive,
-    finite and not below float32's smallest normal number)."""
-    s = np.asarray(scales, dtype=np.float64).reshape(-1)
-    return np.isfinite(s) & (s >= np.finfo(np.float32).tiny)
 
 
 def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
@@ -187,7 +177,7 @@ class _Importer:
                              f"activations must be int8 (zero point is {zp.dtype}); quantize with "
                              "activation_type=QInt8")
         s = float(scale.reshape(()))
-        if not _scale_ok(s).all():
+        if not scale_ok(s).all():
             raise node_error(node.name, node.op_type,
                              f"scale '{node.input[1]}' ({s:.3g}) of '{node.input[0]}' is not {SCALE_RULE}")
         return s, int(zp.reshape(()))
@@ -218,7 +208,7 @@ class _Importer:
                                  f"'{n.input[0]}' of shape {list(q.shape)} has {scale.size} scales and {zp.size} "
                                  f"zero points along axis {attr(n, 'axis', 1)}; per-channel quantization needs one "
                                  "per channel")
-        ok = _scale_ok(scale)
+        ok = scale_ok(scale)
         if not ok.all():
             bad = scale.reshape(-1)[~ok][0]
             raise node_error(n.name, n.op_type, f"scale '{n.input[1]}' ({bad:.3g}) of '{n.input[0]}' is not {SCALE_RULE}")

@@ -46,6 +46,16 @@ AFFINE_OUT_BITS = 8  # LayerNorm / BatchNorm output stage keeps 8 fractional bit
 SOFTMAX_EXP_BITS = 16  # exp table in Q16
 
 
+SCALE_RULE = "a positive, finite, normal float32 number"
+
+
+def scale_ok(scales) -> np.ndarray:
+    """Per element: a quantization scale the integer kernels can work with (SCALE_RULE: positive,
+    finite and not below float32's smallest normal number). Both frontends check every scale."""
+    s = np.asarray(scales, dtype=np.float64).reshape(-1)
+    return np.isfinite(s) & (s >= np.finfo(np.float32).tiny)
+
+
 def attr(node: "onnx.NodeProto", name: str, default=None):
     """An ONNX node attribute's value, or `default` when absent."""
     import onnx
@@ -319,7 +329,8 @@ def maxpool(imp, node, out, clamp):
         raise node_error(node.name, node.op_type, "the Indices output is not supported")
     x = imp.act(node.input[0], node)
     kernel, stride, pad = _pool_geometry(node)
-    params = dict(kernel=kernel, stride=stride, pad=pad, act_min=clamp[0], act_max=clamp[1], **requant_params(x, out, node))
+    params = dict(kernel=kernel, stride=stride, pad=pad, act_min=clamp[0], act_max=clamp[1],
+                  **requant_params(x, out, node))
     _add_op(imp, "maxpool", node, [x.name], out, params)
 
 

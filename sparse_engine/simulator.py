@@ -31,8 +31,9 @@ reference: the raw sum over the taps inside the image divided by their count, ro
 from zero. Otherwise zo + MBQM(sum(x - zi), s_in / (s_out count)), one rounding.
 
 Fully connected: TFLite's single rounding (qmath.mbqm_single), which LiteRT's reference
-FullyConnected computes; conv, depthwise and MatMul keep MultiplyByQuantizedMultiplier's double
-rounding, as LiteRT's reference CONV_2D, DEPTHWISE_CONV_2D and BATCH_MATMUL do.
+FullyConnected computes; conv and depthwise keep MultiplyByQuantizedMultiplier's double rounding,
+as LiteRT's reference CONV_2D and DEPTHWISE_CONV_2D do (MatMul too; BATCH_MATMUL is not yet
+checked against LiteRT).
 
 Elementwise functions (Gelu, Sigmoid, Tanh, standalone Relu/Clip...): a 256-entry table
 computed in float64 with one round-half-to-even, as QuantizeLinear rounds.

@@ -212,9 +212,8 @@ class _Importer:
             raise node_error(ref.name, ref.op_type, f"activation '{t.name}' has {t.scale.size} scales; activations "
                              "must be quantized per tensor")
         s = float(t.scale[0])
-        if not (np.isfinite(s) and s >= np.finfo(np.float32).tiny):
-            raise node_error(ref.name, ref.op_type, f"scale {s:.3g} of '{t.name}' is not a positive, finite, normal "
-                             "float32 number")
+        if not lowering.scale_ok(s).all():
+            raise node_error(ref.name, ref.op_type, f"scale {s:.3g} of '{t.name}' is not {lowering.SCALE_RULE}")
         data = None if t.data is None else t.data.astype(np.int8).copy()
         return self.graph.add_tensor(Tensor(name, t.shape, s, int(t.zero_point[0]), data))
 
@@ -238,9 +237,8 @@ class _Importer:
         else:
             raise node_error(ref.name, ref.op_type, f"weight '{t.name}' has {t.scale.size} scales along axis {t.axis}; "
                              f"give one per tensor or one per output channel (axis {axis}, {n} channels)")
-        if not (np.isfinite(scales).all() and np.all(scales >= np.finfo(np.float32).tiny)):
-            raise node_error(ref.name, ref.op_type, f"weight '{t.name}' has a scale that is not a positive, finite, "
-                             "normal float32 number")
+        if not lowering.scale_ok(scales).all():
+            raise node_error(ref.name, ref.op_type, f"weight '{t.name}' has a scale that is not {lowering.SCALE_RULE}")
         return t.data.astype(np.int8), scales
 
     def bias(self, index: int, ref: OpRef, n: int, acc_scales: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import simulator
 from .errors import EngineError, first_line
-from .ir import Graph
+from .ir import Graph, Tensor
 from .qmath import quantize
 
 if TYPE_CHECKING:
@@ -98,16 +98,22 @@ def onnxruntime_outputs(model: "Path | onnx.ModelProto", g: Graph, inputs: np.nd
     shape = [d for d in sess.get_inputs()[0].shape]
     outs = []
     for x in inputs:
-        xf = ((x.astype(np.float32) - tin.zero_point) * np.float32(tin.scale)).reshape(shape)
         try:
-            y = sess.run(None, {feed: xf})[0]
+            y = sess.run(None, {feed: _dequantized(x, tin).reshape(shape)})[0]
         except Exception as exc:
             raise EngineError(f"onnxruntime (the reference rung) cannot run the model: {first_line(exc)}") from None
-        if y.dtype == np.int8:
-            outs.append(y.reshape(-1))
-        else:
-            outs.append(quantize(y, tout.scale, tout.zero_point).reshape(-1))
+        outs.append(_as_int8(y, tout))
     return np.stack(outs)
+
+
+def _dequantized(x: np.ndarray, t: Tensor) -> np.ndarray:
+    """An int8 input as the float a reference runtime is fed (its model dequantizes with t's scale)."""
+    return (x.astype(np.float32) - t.zero_point) * np.float32(t.scale)
+
+
+def _as_int8(y: np.ndarray, t: Tensor) -> np.ndarray:
+    """A reference runtime's output, flattened, as int8 (float outputs quantized with t's scale)."""
+    return y.reshape(-1) if y.dtype == np.int8 else quantize(y, t.scale, t.zero_point).reshape(-1)
 
 
 def litert_interpreter(path: Path):
@@ -135,16 +141,13 @@ def litert_outputs(path: Path, g: Graph, inputs: np.ndarray) -> np.ndarray | Non
     i, o = it.get_input_details()[0], it.get_output_details()[0]
     outs = []
     for x in inputs:
-        feed = x.reshape(i["shape"])
-        if i["dtype"] != np.int8:
-            feed = ((x.astype(np.float32) - tin.zero_point) * np.float32(tin.scale)).reshape(i["shape"])
+        feed = x if i["dtype"] == np.int8 else _dequantized(x, tin)
         try:
-            it.set_tensor(i["index"], feed.astype(i["dtype"]))
+            it.set_tensor(i["index"], feed.reshape(i["shape"]).astype(i["dtype"]))
             it.invoke()
         except Exception as exc:
             raise EngineError(f"LiteRT (the reference rung) cannot run the model: {first_line(exc)}") from None
-        y = it.get_tensor(o["index"])
-        outs.append(y.reshape(-1) if y.dtype == np.int8 else quantize(y, tout.scale, tout.zero_point).reshape(-1))
+        outs.append(_as_int8(it.get_tensor(o["index"]), tout))
     return np.stack(outs)
 
 

@@ -23,10 +23,9 @@ def cifar_int8(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.int16) - 128).astype(np.int8)
 
 
-def ic_accuracy(model: Path, data_dir: str | None) -> dict:
-    """Top-1 of our simulator and of LiteRT's reference kernels over the CIFAR-10 test set, and
+def ic_accuracy(model: Path, test: cifar10.Split) -> dict:
+    """Top-1 of our simulator and of LiteRT's reference kernels over the CIFAR-10 test split, and
     on how many images their outputs differ."""
-    test = cifar10.load(data_dir).test
     x = cifar_int8(test.images)
     g = compiler.build_graph(model)
     t0 = time.perf_counter()
@@ -43,9 +42,10 @@ def ic_accuracy(model: Path, data_dir: str | None) -> dict:
 
 def run(models_dir: str, data_dir: str | None, out_json: str, n_inputs: int = 100, progress=print) -> dict:
     results = {}
+    test = cifar10.load(data_dir).test
     for name in MODELS:
         path = Path(models_dir) / f"{name}_int8.tflite"
-        inputs = cifar_int8(cifar10.load(data_dir).test.images[:n_inputs]) if name == "ic_resnet8" else None
+        inputs = cifar_int8(test.images[:n_inputs]) if name == "ic_resnet8" else None
         progress(f"{name}: compile for the Cortex-M7 with --verify on {n_inputs} inputs")
         with tempfile.TemporaryDirectory() as tmp:
             rep = compiler.compile_model(path, Path(tmp) / "out", verify_ladder=True, input_file=inputs,
@@ -59,7 +59,7 @@ def run(models_dir: str, data_dir: str | None, out_json: str, n_inputs: int = 10
             dense_instructions=mcu.get("dense_instructions"), dense_flash_bytes=mcu.get("dense_flash_bytes"))
         progress(f"  {json.dumps(results[name])}")
     progress("ic_resnet8: top-1 over the CIFAR-10 test set, simulator and LiteRT")
-    results["ic_resnet8"]["cifar10_test"] = ic_accuracy(Path(models_dir) / "ic_resnet8_int8.tflite", data_dir)
+    results["ic_resnet8"]["cifar10_test"] = ic_accuracy(Path(models_dir) / "ic_resnet8_int8.tflite", test)
     progress(f"  {json.dumps(results['ic_resnet8']['cifar10_test'])}")
     Path(out_json).write_text(json.dumps(results, indent=1) + "\n")
     return results

@@ -25,7 +25,8 @@ def call(p: dict, A: ArrayFn, rows: int, dsp: bool, weights: np.ndarray | None =
     w = p["weights"] if weights is None else weights
     n, kk = w.shape[0], w.shape[-1]
     fields = dict(rows=rows, in_k=kk, out_n=n, in_zp=p["in_zp"], out_zp=p["out_zp"], act_min=p["act_min"],
-                  act_max=p["act_max"], single_round=int(bool(p.get("single_round"))), weights=A(w, np.int8, "weights"), bias=A(p["bias"], np.int32, "bias"),
+                  act_max=p["act_max"], single_round=int(bool(p.get("single_round"))),
+                  weights=A(w, np.int8, "weights"), bias=A(p["bias"], np.int32, "bias"),
                   **per_channel_requant(p, A, dsp), scratch="scratch" if dsp else "0")
     return Call(kernel(dsp), STRUCT, fields, pair_len(kk) if dsp else 0)
 

@@ -13,7 +13,7 @@ STRUCT = "se_pool_params_t"
 
 def dsp_fits(kind: str, p: dict, channels: int) -> bool:
     return (kind == "maxpool" and not p["requant"] and channels % 4 == 0
-            and (p.get("act_min", -128), p.get("act_max", 127)) == (-128, 127))
+            and (p["act_min"], p["act_max"]) == (-128, 127))
 
 
 def kernel(kind: str, p: dict, channels: int, dsp: bool) -> str:

@@ -41,7 +41,8 @@ def call(p: dict, A: ArrayFn, rows: int, dsp: bool, enc: BlockRLE | None = None,
     fn = kernel(enc.block, dsp)
     dsp = dsp and dsp_fits(enc.block)
     fields = dict(rows=rows, in_k=enc.k, out_n=enc.n, block=enc.block, in_zp=p["in_zp"], out_zp=p["out_zp"],
-                  act_min=p["act_min"], act_max=p["act_max"], single_round=int(bool(p.get("single_round"))), counts=A(enc.counts, np.uint16, "counts"),
+                  act_min=p["act_min"], act_max=p["act_max"], single_round=int(bool(p.get("single_round"))),
+                  counts=A(enc.counts, np.uint16, "counts"),
                   skips=A(enc.skips, np.uint8, "skips"), values=A(enc.values, np.int8, "values"),
                   bias=A(p["bias"], np.int32, "bias"), **per_channel_requant(p, A, dsp),
                   scratch="scratch" if dsp else "0")
