@@ -25,7 +25,6 @@
 typedef struct {
     const int32_t *bias, *mult, *shift, *rq;
     int32_t step, out_zp, act_min, act_max;
-    int32_t single; /* TFLite FullyConnected's single rounding (se_mbqm_single) */
 } se_req_t;
 
 /* se_mbqm_floor + zero point + clamp to the activation range. */
@@ -62,10 +61,13 @@ static inline __attribute__((always_inline)) int8_t se_rq_table(int32_t acc, con
     return (int8_t)(v > hi ? hi : v);
 }
 
-static inline int8_t se_req(const se_req_t *r, int32_t acc, int32_t col) {
+/* `single`: TFLite FullyConnected's single rounding (se_mbqm_single); a constant in every caller,
+ * so each instance keeps one rounding. */
+static inline __attribute__((always_inline)) int8_t se_req(const se_req_t *r, int32_t acc, int32_t col,
+                                                           int32_t single) {
     int32_t i = col * r->step;
-    if (r->rq) return se_rq_table(acc, r->rq + 2 * i, r->out_zp, r->act_min, r->act_max, r->single);
-    if (r->single) return se_clamp(se_mbqm_single(acc, r->mult[i], r->shift[i]) + r->out_zp, r->act_min, r->act_max);
+    if (r->rq) return se_rq_table(acc, r->rq + 2 * i, r->out_zp, r->act_min, r->act_max, single);
+    if (single) return se_clamp(se_mbqm_single(acc, r->mult[i], r->shift[i]) + r->out_zp, r->act_min, r->act_max);
     return se_rq(acc, r->mult[i], r->shift[i], r->out_zp, r->act_min, r->act_max);
 }
 
@@ -236,10 +238,12 @@ static inline int32_t se_mac_1x1(int32_t acc, const uint32_t *x, int32_t pitch, 
 
 /* Products of wide rows (one, or a pair when o1 != NULL) with the int8 rows s + m*s_stride,
  * m in [0, count), each holding k values whose zero point is -off:
- * o_r[m*o_step] = requantize(bias[m] + x_r . (s_m + off)). sum_r is the sum of wide row r. */
-static void se_dot(const uint32_t *wide, const int16_t *tails, const int32_t sum[2], const int8_t *s,
-                   int32_t s_stride, int32_t count, int32_t k, int32_t off, const se_req_t *r, int8_t *o0,
-                   int8_t *o1, int32_t o_step) {
+ * o_r[m*o_step] = requantize(bias[m] + x_r . (s_m + off)). sum_r is the sum of wide row r.
+ * Instantiated twice below, once per rounding, so neither pays for a branch on it. */
+static inline __attribute__((always_inline)) void se_dot_body(const uint32_t *wide, const int16_t *tails,
+                                                              const int32_t sum[2], const int8_t *s, int32_t s_stride,
+                                                              int32_t count, int32_t k, int32_t off, const se_req_t *r,
+                                                              int8_t *o0, int8_t *o1, int32_t o_step, int32_t single) {
     const int32_t chunks = k >> 2, tail = k & 3, tail_at = k & ~3;
     const int32_t rows = o1 ? 2 : 1, pitch = 2 * rows;
     const se_req_t rl = *r;  /* a local copy: output stores cannot alias it */
@@ -259,10 +263,10 @@ static void se_dot(const uint32_t *wide, const int16_t *tails, const int32_t sum
                 acc[2] += tails[3 + t] * w0;
                 acc[3] += tails[3 + t] * w1;
             }
-            o0[m * o_step] = se_req(r, acc[0], m);
-            o0[(m + 1) * o_step] = se_req(r, acc[1], m + 1);
-            o1[m * o_step] = se_req(r, acc[2], m);
-            o1[(m + 1) * o_step] = se_req(r, acc[3], m + 1);
+            o0[m * o_step] = se_req(r, acc[0], m, single);
+            o0[(m + 1) * o_step] = se_req(r, acc[1], m + 1, single);
+            o1[m * o_step] = se_req(r, acc[2], m, single);
+            o1[(m + 1) * o_step] = se_req(r, acc[3], m + 1, single);
         }
     } else {
         for (; m + 3 < count; m += 4) {
@@ -272,7 +276,7 @@ static void se_dot(const uint32_t *wide, const int16_t *tails, const int32_t sum
             if (chunks) se_mac_1x4(acc, wide, s0, s0 + s_stride, s0 + 2 * s_stride, s0 + 3 * s_stride, chunks);
             for (int32_t j = 0; j < 4; j++) {
                 for (int32_t t = 0; t < tail; t++) acc[j] += tails[t] * s0[j * s_stride + tail_at + t];
-                o0[(m + j) * o_step] = se_req(r, acc[j], m + j);
+                o0[(m + j) * o_step] = se_req(r, acc[j], m + j, single);
             }
         }
     }
@@ -281,9 +285,23 @@ static void se_dot(const uint32_t *wide, const int16_t *tails, const int32_t sum
         for (int32_t q = 0; q < rows; q++) {
             int32_t acc = se_mac_1x1(se_bias(r, m) + off * sum[q], wide + 2 * q, pitch, sm, chunks);
             for (int32_t t = 0; t < tail; t++) acc += tails[3 * q + t] * sm[tail_at + t];
-            outs[q][m * o_step] = se_req(r, acc, m);
+            outs[q][m * o_step] = se_req(r, acc, m, single);
         }
     }
+}
+
+/* se_dot_body with MultiplyByQuantizedMultiplier's double rounding (conv, MatMul, 1x1 convs). */
+static void se_dot(const uint32_t *wide, const int16_t *tails, const int32_t sum[2], const int8_t *s,
+                   int32_t s_stride, int32_t count, int32_t k, int32_t off, const se_req_t *r, int8_t *o0,
+                   int8_t *o1, int32_t o_step) {
+    se_dot_body(wide, tails, sum, s, s_stride, count, k, off, r, o0, o1, o_step, 0);
+}
+
+/* se_dot_body with TFLite FullyConnected's single rounding. */
+static void se_dot_single(const uint32_t *wide, const int16_t *tails, const int32_t sum[2], const int8_t *s,
+                          int32_t s_stride, int32_t count, int32_t k, int32_t off, const se_req_t *r, int8_t *o0,
+                          int8_t *o1, int32_t o_step) {
+    se_dot_body(wide, tails, sum, s, s_stride, count, k, off, r, o0, o1, o_step, 1);
 }
 
 /* A pair (or one, when x1 == NULL) of wide rows in `scratch`, ready for se_dot. */

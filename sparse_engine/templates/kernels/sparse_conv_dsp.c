@@ -204,7 +204,7 @@ void se_conv_sparse_s8_dsp(const se_sparse_conv_params_t *sp, const int8_t *in, 
     const se_conv_params_t *p = &sp->conv;
     const int32_t n = p->out_c, ncol = (p->out_w - 1) * p->stride_w + p->k_w, col = (p->k_h * p->in_c) >> 1;
     const int32_t cpb = sp->block >> 2, natural = sp->block < 4;
-    const se_req_t r = {0, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max, 0};
+    const se_req_t r = {0, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max};
     uint32_t *cols = (uint32_t *)(void *)p->scratch;
     int32_t *acc = (int32_t *)(void *)(p->scratch + 2 * ncol * col);
     for (int32_t b = 0; b < p->batch; b++) {
@@ -224,7 +224,7 @@ void se_conv_sparse_s8_dsp(const se_sparse_conv_params_t *sp, const int8_t *in, 
                     continue;
                 }
                 for (int32_t q = 0; q <= pair; q++)
-                    for (int32_t c = 0; c < n; c++) o[q * n + c] = se_req(&r, acc[2 * c + q], c);
+                    for (int32_t c = 0; c < n; c++) o[q * n + c] = se_req(&r, acc[2 * c + q], c, 0);
             }
         }
     }
