@@ -19,5 +19,10 @@ DATA_DIR = flags.DEFINE_string("data_dir", None, "CIFAR-10 folder (else $TINYFOR
 OUT = flags.DEFINE_string("out", str(ROOT / "benchmarks" / "mlperf_tiny.json"), "where the figures go")
 N_INPUTS = flags.DEFINE_integer("n_inputs", 100, "inputs per model through the whole ladder")
 
+
+def main(_) -> None:
+    run(MODELS_DIR.value, DATA_DIR.value, OUT.value, N_INPUTS.value)
+
+
 if __name__ == "__main__":
-    app.run(lambda _: run(MODELS_DIR.value, DATA_DIR.value, OUT.value, N_INPUTS.value))
+    app.run(main)
