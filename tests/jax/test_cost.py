@@ -83,8 +83,8 @@ def test_cost_model_matches_the_firmware_with_2x2_patches(tmp_path):
     (block,) = rep["attention"]
     assert (block["groups"], block["seq"]) == (4, 64)
     (coded,) = [s for s in rep["sparse_layers"] if s["index"] == block["index"]]
-    b = coded["chosen_block"]  # blocks of 8 are pruned, so 4 (two zero blocks each) may measure faster
-    assert b in (4, 8) and coded["chosen_bytes"] < 0.5 * coded["dense_bytes"]
+    b = coded["chosen_block"]  # blocks of 8 are pruned, so 4 or 2 (two or four zero blocks each) may measure faster
+    assert b in (2, 4, 8) and coded["chosen_bytes"] < 0.5 * coded["dense_bytes"]
     assert coded["candidates"][str(b)]["instructions"] < coded["dense_instructions"]
     fw = rep["mcu"]
     assert est.arena_bytes == rep["totals"]["arena_bytes"]
