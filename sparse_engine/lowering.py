@@ -238,11 +238,12 @@ def matmul_params(node, a: Tensor, b: Tensor, out: Tensor, clamp) -> tuple[dict,
 def add(imp, node, out, clamp):
     a = imp.act(node.input[0], node)
     b = imp.act(node.input[1], node)
-    _add_op(imp, "add", node, [a.name, b.name], out, add_params(node, a, b, out, clamp))
+    _add_op(imp, "add", node, [a.name, b.name], out, add_params(node, a, b, out, clamp, node.op_type == "Sub"))
 
 
-def add_params(node, a: Tensor, b: Tensor, out: Tensor, clamp) -> dict:
-    """TFLite's int8 Add: both inputs to a common scale with a left shift of 20, then the output."""
+def add_params(node, a: Tensor, b: Tensor, out: Tensor, clamp, subtract: bool = False) -> dict:
+    """TFLite's int8 Add: both inputs to a common scale with a left shift of 20, then the output.
+    `subtract`: TFLite's Sub, the same arithmetic with the second input's multiplier negated."""
     left_shift = 20
     twice_max = 2.0 * max(a.scale, b.scale)
     ma, sa = multipliers([a.scale / twice_max], node, 255 << left_shift)
@@ -250,7 +251,7 @@ def add_params(node, a: Tensor, b: Tensor, out: Tensor, clamp) -> dict:
     # each side scaled by at most 1/2, so their sum stays within 255 << left_shift (+ rounding)
     mo, so = multipliers([twice_max / ((1 << left_shift) * out.scale)], node, (255 << left_shift) + 2)
     return dict(a_zp=a.zero_point, b_zp=b.zero_point, out_zp=out.zero_point, left_shift=left_shift,
-                a_mult=int(ma[0]), a_shift=int(sa[0]), b_mult=int(mb[0]), b_shift=int(sb[0]),
+                a_mult=int(ma[0]), a_shift=int(sa[0]), b_mult=-int(mb[0]) if subtract else int(mb[0]), b_shift=int(sb[0]),
                 out_mult=int(mo[0]), out_shift=int(so[0]), act_min=clamp[0], act_max=clamp[1])
 
 
@@ -494,7 +495,7 @@ def lut(imp, node, out, clamp):
 
 
 LOWER = {
-    "Conv": conv, "Gemm": gemm, "MatMul": matmul, "Add": add, "Mul": mul, "AveragePool": avgpool,
+    "Conv": conv, "Gemm": gemm, "MatMul": matmul, "Add": add, "Sub": add, "Mul": mul, "AveragePool": avgpool,
     "GlobalAveragePool": global_avgpool, "MaxPool": maxpool, "Reshape": reshape, "Flatten": reshape,
     "Squeeze": reshape, "Unsqueeze": reshape, "Identity": reshape, "Transpose": transpose, "Concat": concat,
     "Softmax": softmax, "LayerNormalization": layernorm, "BatchNormalization": batchnorm, "Clip": lut,

@@ -183,3 +183,50 @@ def reciprocal(total: np.ndarray, integer_bits: int = SOFTMAX_ACCUM_BITS) -> tup
     headroom = 32 - np.frexp(total.astype(np.float64))[1]  # leading zeros of a positive int32
     shifted = ((total << headroom) & 0xFFFFFFFF) - (1 << 31)
     return one_over_one_plus_x(shifted), integer_bits - headroom
+
+
+# ---- TFLite's int8 hard-swish (reference_ops::HardSwish, 16-bit fixed point) ------------------
+INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
+
+
+def _srdhm16(a: np.ndarray, b: int) -> np.ndarray:
+    """SaturatingRoundingDoublingHighMul of int16 values."""
+    ab = np.asarray(a, dtype=np.int64) * b
+    res = _trunc_div_pow2(ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14)), 15)
+    return np.where((np.asarray(a) == INT16_MIN) & (b == INT16_MIN), INT16_MAX, res)
+
+
+def _sat_shift16(x: np.ndarray, e: int) -> np.ndarray:
+    return np.clip(np.asarray(x, dtype=np.int64) << e, INT16_MIN, INT16_MAX)
+
+
+def _q16(real: np.float32) -> tuple[int, int]:
+    """QuantizeMultiplier, then the Q31 multiplier rounded to Q15 (DownScaleInt32ToInt16Multiplier)."""
+    q, e = quantize_multiplier(float(real))
+    return (INT16_MAX if q >= INT32_MAX - (1 << 15) else (q + (1 << 15)) >> 16), e
+
+
+def hard_swish_params(in_scale: float, out_scale: float) -> tuple[int, int, int, int]:
+    """(output multiplier Q15, its exponent, reluish multiplier Q15, its exponent), from float32
+    scales as TFLite's Prepare computes them; the output exponent must be <= 0."""
+    hires = np.float32(1.0 / 128.0) * np.float32(in_scale)
+    out_m, out_e = _q16(hires / np.float32(out_scale))
+    rel_m, rel_e = _q16(hires / (np.float32(3.0) / np.float32(32768.0)))
+    return out_m, out_e, rel_m, rel_e
+
+
+def hard_swish(q: np.ndarray, in_zp: int, out_zp: int, params: tuple[int, int, int, int]) -> np.ndarray:
+    """TFLite's int8 x * relu6(x + 3) / 6 in 16-bit fixed point, clamped to int8."""
+    out_m, out_e, rel_m, rel_e = params
+    hires = (np.asarray(q, dtype=np.int64) - in_zp) * 128
+    on_out_scale = _srdhm16(hires, out_m)
+    reluish = _sat_shift16(hires, rel_e - 1) if rel_e > 0 else hires
+    reluish = _srdhm16(reluish, rel_m)
+    if rel_e > 0:
+        reluish = _sat_shift16(reluish, 1)
+    elif rel_e < 0:
+        reluish = rdbpot(reluish, -rel_e)
+    reluish = (reluish + (1 << 15)) >> 1  # [-1, 1] -> [0, 1] in Q15
+    prod = reluish * on_out_scale  # SaturatingDoublingHighMul: truncated, never both INT16_MIN here
+    out = rdbpot(_trunc_div_pow2(prod, 15), -out_e) + out_zp
+    return clamp_int8(((out + (1 << 15)) & 0xFFFF) - (1 << 15))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import lowering
+from . import lowering, qmath
 from .errors import EngineError, node_error
 from .ir import Graph, Op, Tensor
 from .qmath import clamp_int8, mbqm
@@ -141,9 +141,11 @@ class _Reader:
 
 
 def _round_away(x: np.ndarray | float) -> np.ndarray:
-    """TfLiteRound: half away from zero."""
+    """TfLiteRound (std::round): half away from zero, exact (x - trunc(x) has no rounding error,
+    where floor(|x| + 0.5) rounds 0.49999997f up)."""
     x = np.asarray(x)
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    t = np.trunc(x)
+    return t + np.where(np.abs(x - t) >= 0.5, np.sign(x), 0)
 
 
 def activation_range(code: int, scale: float, zp: int, ref: OpRef) -> tuple[int, int]:
@@ -181,6 +183,8 @@ class _Importer:
         self.graph = Graph(tensors={}, ops=[], input="", output="")
         self.names: dict[int, str] = {}
         self.consumers: dict[int, list[int]] = {}
+        self.dequantized: dict[int, int] = {}  # a DEQUANTIZE's float output -> its int8 input
+        self.folded_pads: dict[int, tuple[int, tuple[int, int, int, int]]] = {}  # PAD out -> (in, pads)
         for i in range(self.r.sg.OperatorsLength()):
             op = self.r.sg.Operators(i)
             for j in range(op.InputsLength()):
@@ -305,7 +309,9 @@ class _Importer:
 
 # ---- one function per operator -------------------------------------------------------------
 def _conv(imp: _Importer, op, ref: OpRef, depthwise: bool) -> None:
-    x = imp.act(op.Inputs(0), ref)
+    src, folded = imp.folded_pads.get(op.Inputs(0), (op.Inputs(0), (0, 0, 0, 0)))
+    padded = imp.info(op.Inputs(0)).shape  # the shape this conv sees, a folded PAD's output
+    x = imp.act(src, ref)
     out = imp.out(op, ref)
     if len(x.shape) != 4:
         raise node_error(ref.name, ref.op_type, f"input rank {len(x.shape)}; only 2-D convolution is supported")
@@ -323,7 +329,8 @@ def _conv(imp: _Importer, op, ref: OpRef, depthwise: bool) -> None:
             raise node_error(ref.name, ref.op_type, f"the weight reads {w.shape[3]} input channels, the input has {cin} "
                              "(grouped convolution is not supported)")
         kred = cin * kh * kw
-    pad = same_pads(x.shape[1:3], (kh, kw), stride, dil, o.Padding())
+    pad = same_pads(padded[1:3], (kh, kw), stride, dil, o.Padding())
+    pad = tuple(a + b for a, b in zip(pad, folded))
     bias = imp.bias(op.Inputs(2) if op.InputsLength() > 2 else -1, ref, cout, x.scale * ws)
     clamp = activation_range(o.FusedActivationFunction(), out.scale, out.zero_point, ref)
     params = lowering.conv_params(ref, x, out, w, ws, bias, kred, stride, pad, dil, depthwise,
@@ -370,6 +377,11 @@ def _binary(imp, op, ref, options: str):
 def add(imp, op, ref):
     a, b, out, clamp = _binary(imp, op, ref, "AddOptions")
     imp.add_op("add", ref, [a, b], out, lowering.add_params(ref, a, b, out, clamp))
+
+
+def sub(imp, op, ref):
+    a, b, out, clamp = _binary(imp, op, ref, "SubOptions")
+    imp.add_op("add", ref, [a, b], out, lowering.add_params(ref, a, b, out, clamp, subtract=True))
 
 
 def mul(imp, op, ref):
@@ -430,6 +442,60 @@ def _copy(imp, ref, x: Tensor, out: Tensor, perm: tuple[int, ...], requant: bool
     req = (lowering.requant_params(x, out, ref) if requant
            else dict(requant=False, mult=0, shift=0, in_zp=x.zero_point, out_zp=out.zero_point))
     imp.add_op("copy", ref, [x], out, dict(perm=perm, **req))
+
+
+def pad(imp, op, ref):
+    """PAD / PADV2 of H and W in front of a convolution: folded into the convolution's padding,
+    which pads with the input's zero point, as TFLite's int8 PAD does (and PADV2 must)."""
+    t_in, t_out = imp.info(op.Inputs(0)), imp.info(op.Outputs(0))
+    x = imp.act(op.Inputs(0), ref)
+    readers = imp.consumers.get(op.Outputs(0), [])
+    conv_reader = (len(readers) == 1 and op.Outputs(0) != imp.r.sg.Outputs(0)
+                   and imp.r.codes[imp.r.sg.Operators(readers[0]).OpcodeIndex()] in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                   and imp.r.sg.Operators(readers[0]).Inputs(0) == op.Outputs(0))
+    if not conv_reader:
+        raise node_error(ref.name, ref.op_type, "only a PAD read by one CONV_2D / DEPTHWISE_CONV_2D is supported "
+                         "(it is folded into the convolution's padding)")
+    pads = np.array(imp.const_vector(op.Inputs(1), ref)).reshape(-1, 2)
+    if len(x.shape) != 4 or pads.shape[0] != 4 or pads[0].any() or pads[3].any() or (pads < 0).any():
+        raise node_error(ref.name, ref.op_type, f"pads {pads.tolist()}: only non-negative padding of H and W of an "
+                         "NHWC tensor is supported")
+    if (t_out.scale.size != 1 or float(t_out.scale[0]) != x.scale or t_out.zero_point.size != 1
+            or int(t_out.zero_point[0]) != x.zero_point):
+        raise node_error(ref.name, ref.op_type, "input and output quantization differ")
+    if op.InputsLength() > 2 and op.Inputs(2) >= 0 and imp.const_vector(op.Inputs(2), ref) != [x.zero_point]:
+        raise node_error(ref.name, ref.op_type, f"pad value {imp.const_vector(op.Inputs(2), ref)} is not the zero "
+                         f"point {x.zero_point}; only zero padding folds into a convolution")
+    if t_out.shape != tuple(d + int(a) + int(b) for d, (a, b) in zip(x.shape, pads)):
+        raise node_error(ref.name, ref.op_type, f"output shape {list(t_out.shape)} does not match the pads")
+    imp.folded_pads[op.Outputs(0)] = (op.Inputs(0), (int(pads[1, 0]), int(pads[2, 0]), int(pads[1, 1]),
+                                                     int(pads[2, 1])))
+
+
+def _swap_last(imp, ref, x: Tensor) -> Tensor:
+    """x with its last two axes swapped: a transposed constant, or a copy the planner absorbs
+    into the MatMul's operand view."""
+    perm = tuple(range(len(x.shape) - 2)) + (len(x.shape) - 1, len(x.shape) - 2)
+    shape = tuple(x.shape[p] for p in perm)
+    data = None if x.data is None else np.ascontiguousarray(np.transpose(x.data, perm))
+    t = imp.graph.add_tensor(Tensor(f"{x.name}/adjoint", shape, x.scale, x.zero_point, data))
+    if data is None:
+        _copy(imp, ref, x, t, perm, False)
+    return t
+
+
+def batch_matmul(imp, op, ref):
+    """BATCH_MATMUL of int8 operands (activations or constants), batch axes broadcast; adj_x /
+    adj_y transpose an operand's last two axes."""
+    a, b = imp.act(op.Inputs(0), ref), imp.act(op.Inputs(1), ref)
+    out = imp.out(op, ref)
+    o = imp.r.options(op, "BatchMatMulOptions")
+    if o is not None and o.AdjX():
+        a = _swap_last(imp, ref, a)
+    if o is not None and o.AdjY():
+        b = _swap_last(imp, ref, b)
+    params, macs = lowering.matmul_params(ref, a, b, out, (-128, 127))
+    imp.add_op("matmul", ref, [a, b], out, params, macs=macs)
 
 
 def transpose(imp, op, ref):
@@ -495,6 +561,15 @@ def tanh(imp, op, ref):
     _table(imp, op, ref, _float_table(np.tanh))
 
 
+def hard_swish(imp, op, ref):
+    x, out = imp.act(op.Inputs(0), ref), imp.out(op, ref)
+    params = qmath.hard_swish_params(x.scale, out.scale)
+    if params[1] > 0:
+        raise node_error(ref.name, ref.op_type, f"output scale {out.scale:.3g} is below input scale / 128 "
+                         f"({x.scale / 128:.3g}); TFLite rejects this HARD_SWISH too")
+    _table(imp, op, ref, lambda q, x, out: qmath.hard_swish(q, x.zero_point, out.zero_point, params))
+
+
 def relu(imp, op, ref):
     _table(imp, op, ref, _relu_table(0.0, None))
 
@@ -507,19 +582,44 @@ def relu_n1_to_1(imp, op, ref):
     _table(imp, op, ref, _relu_table(-1.0, 1.0))
 
 
+def dequantize(imp, op, ref):
+    """DEQUANTIZE inside the model: only where QUANTIZE ops alone read its float output (a float
+    round trip, each pair one table); float ops are not run."""
+    readers = imp.consumers.get(op.Outputs(0), [])
+    if (imp.info(op.Inputs(0)).dtype != INT8 or not readers or op.Outputs(0) == imp.r.sg.Outputs(0)
+            or any(imp.r.codes[imp.r.sg.Operators(i).OpcodeIndex()] != "QUANTIZE" for i in readers)):
+        raise node_error(ref.name, ref.op_type, "DEQUANTIZE inside the model feeds float ops; only int8 ops run "
+                         "(a DEQUANTIZE -> QUANTIZE pair is supported)")
+    imp.dequantized[op.Outputs(0)] = op.Inputs(0)
+
+
+def _round_trip(q, x, out):
+    """int8 -> float32 -> int8 as LiteRT computes it: v = scale * (q - zp), then v / scale' in
+    float32, rounded half away from zero (checked against LiteRT: dividing by a float32 reciprocal
+    or in double, or rounding half to even, differs)."""
+    v = np.float32(x.scale) * (q - x.zero_point).astype(np.float32)
+    return _round_away(v / np.float32(out.scale)).astype(np.int64) + out.zero_point
+
+
 def quantize(imp, op, ref):
-    if imp.info(op.Inputs(0)).dtype != INT8:
+    src = op.Inputs(0)
+    if src in imp.dequantized:
+        x, out = imp.act(imp.dequantized[src], ref), imp.out(op, ref)
+        imp.add_op("lut", ref, [x], out, dict(table=clamp_int8(_round_trip(np.arange(-128, 128), x, out))))
+        return
+    if imp.info(src).dtype != INT8:
         raise node_error(ref.name, ref.op_type, "QUANTIZE inside the model reads a float tensor; only int8 -> int8 "
-                         "(a requantization) is supported")
+                         "(a requantization) and DEQUANTIZE -> QUANTIZE are supported")
     reshape(imp, op, ref)
 
 
 LOWER = {
     "CONV_2D": conv2d, "DEPTHWISE_CONV_2D": depthwise_conv2d, "FULLY_CONNECTED": fully_connected, "ADD": add,
-    "MUL": mul, "AVERAGE_POOL_2D": average_pool, "MAX_POOL_2D": max_pool, "MEAN": mean, "RESHAPE": reshape,
+    "SUB": sub, "MUL": mul, "AVERAGE_POOL_2D": average_pool, "MAX_POOL_2D": max_pool, "MEAN": mean, "RESHAPE": reshape,
     "SQUEEZE": reshape, "EXPAND_DIMS": reshape, "TRANSPOSE": transpose, "CONCATENATION": concatenation,
     "SOFTMAX": softmax, "LOGISTIC": logistic, "TANH": tanh, "RELU": relu, "RELU6": relu6,
-    "RELU_N1_TO_1": relu_n1_to_1, "QUANTIZE": quantize,
+    "RELU_N1_TO_1": relu_n1_to_1, "QUANTIZE": quantize, "HARD_SWISH": hard_swish,
+    "DEQUANTIZE": dequantize, "PAD": pad, "PADV2": pad, "BATCH_MATMUL": batch_matmul,
 }
 
 

@@ -100,9 +100,9 @@ def single_op(case: dict, seed: int = 0) -> onnx.ModelProto:
         perm = list(range(len(shape)))
         perm[-1], perm[-2] = perm[-2], perm[-1]
         y = b.op("MatMul", [x, b.op("Transpose", [x], perm=perm)])
-    elif op == "add":
+    elif op in ("add", "sub"):
         other = b.const(b.rng.normal(0.3, 1, size=case["other"])) if "other" in case else b.op("Sigmoid", [x])
-        y = b.op("Add", [x, other])
+        y = b.op(op.capitalize(), [x, other])
     elif op == "mul":
         other = b.const(b.rng.normal(0.3, 1, size=case["other"])) if "other" in case else b.op("Tanh", [x])
         y = b.op("Mul", [x, other])
@@ -261,6 +261,7 @@ def quantize_qdq(model: onnx.ModelProto, out_path: str | Path, n_calib: int = 16
                  mean: float = 0.0, calibration: np.ndarray | None = None, activation_type: str = "QInt8") -> Path:
     """onnxruntime quantize_static, QDQ, per-channel symmetric int8 weights; int8 activations by default."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     out_path = Path(out_path)
     float_path = out_path.with_suffix(".float.onnx")
@@ -281,5 +282,7 @@ def quantize_qdq(model: onnx.ModelProto, out_path: str | Path, n_calib: int = 16
     import logging
     logging.getLogger().setLevel(logging.ERROR)
     quantize_static(str(float_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType[activation_type], weight_type=QuantType.QInt8, per_channel=True)
+                    activation_type=QuantType[activation_type], weight_type=QuantType.QInt8, per_channel=True,
+                    # quantize_static's default op list, and Sub, which it leaves float by default
+                    op_types_to_quantize=sorted({*QLinearOpsRegistry, *QDQRegistry, "Sub"}))
     return out_path

@@ -23,8 +23,9 @@ def broadcast_strides(shape, out_shape) -> list[int]:
 
 def add_dsp_fits(p: dict, a_shape, b_shape, out_shape) -> bool:
     """se_add_s8_dsp's preconditions, under which every SRDHM of the Add is one SMMULR of the doubled
-    operand: no broadcasting; multipliers >= 0; the inputs' terms shift right only and their doubled
-    operands (x - zp) << (left_shift + 1) fit int32; every sum of two terms, shifted left by the
+    operand: no broadcasting; the output's multiplier >= 0 (an input's may be negative: Sub); the
+    inputs' terms shift right only and their doubled operands (x - zp) << (left_shift + 1) fit
+    int32; every sum of two terms, shifted left by the
     output's left shift + 1, fits int32 (the terms exact: the simulator's arithmetic over all 256
     values of each input)."""
     if tuple(a_shape) != tuple(out_shape) or tuple(b_shape) != tuple(out_shape):
@@ -32,7 +33,7 @@ def add_dsp_fits(p: dict, a_shape, b_shape, out_shape) -> bool:
     x = np.arange(-128, 128, dtype=np.int64)
     for o in "ab":
         widest = int(np.max(np.abs(x - p[f"{o}_zp"])))
-        if p[f"{o}_shift"] > 0 or p[f"{o}_mult"] < 0 or widest << (p["left_shift"] + 1) >= 2**31:
+        if p[f"{o}_shift"] > 0 or widest << (p["left_shift"] + 1) >= 2**31:
             return False
     if p["out_mult"] < 0:
         return False

@@ -26,6 +26,8 @@ CASES = {
     "matmul_2d": dict(op="matmul_aa", shape=(10, 6), mean=0.4),
     "add_activations": dict(op="add", shape=(1, 4, 6, 6)),
     "add_const_broadcast": dict(op="add", shape=(1, 5, 7), other=(7,), mean=-0.3),
+    "sub_activations": dict(op="sub", shape=(1, 4, 6, 6)),
+    "sub_const_broadcast": dict(op="sub", shape=(1, 5, 7), other=(7,), mean=0.3),
     "mul_activations": dict(op="mul", shape=(2, 3, 5)),
     "mul_const_channel": dict(op="mul", shape=(1, 8, 4, 4), other=(8, 1, 1)),
     "relu": dict(op="relu", shape=(1, 3, 5, 5), mean=0.2),

@@ -142,32 +142,36 @@ def pool(kind="avg", shape=(1, 8, 8, 6), k=2, stride=2, padding="valid", act=Non
     return b.build(x, y)
 
 
-def binary(kind="add", shape=(1, 5, 5, 8), other=None, act=None, seed=0) -> bytes:
-    """ADD or MUL of the input and a second operand: an activation computed from it (a chain) or,
-    with `other`, an int8 constant of that (broadcast) shape."""
+BINARY = {"add": (s.BuiltinOperator.ADD, s.BuiltinOptions.AddOptions, s.AddOptionsT),
+          "sub": (s.BuiltinOperator.SUB, s.BuiltinOptions.SubOptions, s.SubOptionsT),
+          "mul": (s.BuiltinOperator.MUL, s.BuiltinOptions.MulOptions, s.MulOptionsT)}
+
+
+def binary(kind="add", shape=(1, 5, 5, 8), other=None, act=None, r_scale=0.05, seed=0) -> bytes:
+    """ADD, SUB or MUL of the input and a second operand: an activation computed from it (RELU,
+    requantized to `r_scale`) or, with `other`, an int8 constant of that (broadcast) shape."""
     b = Builder(np.random.default_rng(seed))
     x = b.act("x", shape, 0.05, 4)
     if other is None:
-        r = b.act("r", shape, 0.05, 4)
+        r = b.act("r", shape, r_scale, 4)
         b.op(s.BuiltinOperator.RELU, [x], [r])
     else:
         r = b.tensor("c", other, 9, 0.02, -3, b.rng.integers(-128, 128, size=other).astype(np.int8))
-    y = b.act("y", shape, 0.07 if kind == "add" else 0.01, -6)
-    o = s.AddOptionsT() if kind == "add" else s.MulOptionsT()
+    y = b.act("y", shape, 0.01 if kind == "mul" else 0.07, -6)
+    code, opt_type, opt_cls = BINARY[kind]
+    o = opt_cls()
     o.fusedActivationFunction = ACT[act]
-    code, opt = ((s.BuiltinOperator.ADD, s.BuiltinOptions.AddOptions) if kind == "add"
-                 else (s.BuiltinOperator.MUL, s.BuiltinOptions.MulOptions))
-    b.op(code, [x, r], [y], opt, o)
+    b.op(code, [x, r], [y], opt_type, o)
     return b.build(x, y)
 
 
 def unary(kind: str, shape=(1, 4, 4, 16), seed=0) -> bytes:
-    """SOFTMAX, LOGISTIC, TANH, RELU, RELU6, QUANTIZE (a requantization) or MEAN over H, W, with the
-    output quantization TFLite requires of each."""
+    """SOFTMAX, LOGISTIC, TANH, RELU, RELU6, HARD_SWISH, QUANTIZE (a requantization) or MEAN over H,
+    W, with the output quantization TFLite requires of each."""
     b = Builder(np.random.default_rng(seed))
     x = b.act("x", shape, 0.06, -2)
     out_q = {"softmax": (1 / 256, -128), "logistic": (1 / 256, -128), "tanh": (1 / 128, 0),
-             "relu": (0.03, -128), "relu6": (0.025, -128), "quantize": (0.09, 11), "mean": (0.02, 5)}[kind]
+             "relu": (0.03, -128), "relu6": (0.025, -128), "hard_swish": (0.02, -40), "quantize": (0.09, 11), "mean": (0.02, 5)}[kind]
     oshape = (shape[0], 1, 1, shape[3]) if kind == "mean" else shape
     y = b.act("y", oshape, *out_q)
     if kind == "softmax":
@@ -207,4 +211,100 @@ def reshape_chain(shape=(1, 4, 4, 6), seed=0) -> bytes:
     so = s.SoftmaxOptionsT()
     so.beta = 1.0
     b.op(s.BuiltinOperator.SOFTMAX, [f], [y], s.BuiltinOptions.SoftmaxOptions, so)
+    return b.build(x, y)
+
+
+def pad_conv(shape=(1, 7, 8, 4), pads=((1, 2), (0, 1)), padding="valid", stride=2, depthwise=False,
+             v2=False, seed=0) -> bytes:
+    """PAD (or PADV2 with the zero point as value) of H and W, then a 3x3 convolution: Keras's
+    ZeroPadding2D in front of a strided VALID convolution."""
+    b = Builder(np.random.default_rng(seed))
+    n, h, w, c = shape
+    x = b.act("x", shape, 0.05, -9)
+    ph, pw = h + sum(pads[0]), w + sum(pads[1])
+    p = b.act("p", (n, ph, pw, c), 0.05, -9)
+    ins = [x, b.const_i32("pads", [[0, 0], list(pads[0]), list(pads[1]), [0, 0]])]
+    if v2:
+        ins.append(b.tensor("value", (1,), 9, 0.05, -9, np.array([-9], np.int8)))
+    b.op(s.BuiltinOperator.PADV2 if v2 else s.BuiltinOperator.PAD, ins, [p])
+    cout = c if depthwise else 6
+    wshape = (1, 3, 3, cout) if depthwise else (cout, 3, 3, c)
+    wi, ws = b.weights("w", wshape, 3 if depthwise else 0)
+    oh = -(-ph // stride) if padding == "same" else (ph - 3) // stride + 1
+    ow = -(-pw // stride) if padding == "same" else (pw - 3) // stride + 1
+    y = b.act("y", (n, oh, ow, cout), _out_scale(0.05, float(ws.mean()), 9 * (1 if depthwise else c)), 2)
+    if depthwise:
+        o = s.DepthwiseConv2DOptionsT()
+        o.depthMultiplier = 1
+        code, opt = s.BuiltinOperator.DEPTHWISE_CONV_2D, s.BuiltinOptions.DepthwiseConv2DOptions
+    else:
+        o = s.Conv2DOptionsT()
+        code, opt = s.BuiltinOperator.CONV_2D, s.BuiltinOptions.Conv2DOptions
+    o.padding, o.strideH, o.strideW, o.dilationHFactor, o.dilationWFactor = PAD[padding], stride, stride, 1, 1
+    b.op(code, [p, wi, b.bias("b", cout, 0.05 * ws)], [y], opt, o)
+    return b.build(x, y)
+
+
+def batch_matmul(a_shape=(2, 6, 16), b_shape=(2, 6, 16), adj_x=False, adj_y=True, const=False, seed=0) -> bytes:
+    """BATCH_MATMUL of the input and RELU(input) requantized (attention's Q.K^T when adj_y), or of
+    the input and an int8 constant of `b_shape`."""
+    b = Builder(np.random.default_rng(seed))
+    x = b.act("x", a_shape, 0.05, 3)
+    if const:
+        r = b.tensor("c", b_shape, 9, 0.03, -2, b.rng.integers(-128, 128, size=b_shape).astype(np.int8))
+    else:
+        r = b.act("r", a_shape, 0.04, -7)
+        b.op(s.BuiltinOperator.RELU, [x], [r])
+    m = a_shape[-1] if adj_x else a_shape[-2]
+    k = a_shape[-2] if adj_x else a_shape[-1]
+    nn = b_shape[-2] if adj_y else b_shape[-1]
+    batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
+    y = b.act("y", tuple(batch) + (m, nn), 0.05 * 0.04 * 64 * np.sqrt(k) / 12, 5)
+    o = s.BatchMatMulOptionsT()
+    o.adjX, o.adjY = adj_x, adj_y
+    b.op(s.BuiltinOperator.BATCH_MATMUL, [x, r], [y], s.BuiltinOptions.BatchMatMulOptions, o)
+    return b.build(x, y)
+
+
+def layout_chain(seed=0) -> bytes:
+    """SQUEEZE [1, 1, 6, 8] -> [1, 6, 8], TRANSPOSE to [1, 8, 6], RELU (a requantization)."""
+    b = Builder(np.random.default_rng(seed))
+    x = b.act("x", (1, 1, 6, 8), 0.05, 2)
+    q = b.act("q", (1, 6, 8), 0.05, 2)
+    o = s.SqueezeOptionsT()
+    o.squeezeDims = [1]
+    b.op(s.BuiltinOperator.SQUEEZE, [x], [q], s.BuiltinOptions.SqueezeOptions, o)
+    t = b.act("t", (1, 8, 6), 0.05, 2)
+    b.op(s.BuiltinOperator.TRANSPOSE, [q, b.const_i32("perm", [0, 2, 1])], [t])
+    y = b.act("y", (1, 8, 6), 0.03, -128)
+    b.op(s.BuiltinOperator.RELU, [t], [y])
+    return b.build(x, y)
+
+
+def concat(axis=3, seed=0) -> bytes:
+    """CONCATENATION of the input and RELU(input): TFLite's int8 concatenation needs one
+    quantization on every input and the output."""
+    b = Builder(np.random.default_rng(seed))
+    shape = (1, 4, 5, 6)
+    x = b.act("x", shape, 0.05, 2)
+    r = b.act("r", shape, 0.05, 2)
+    b.op(s.BuiltinOperator.RELU, [x], [r])
+    oshape = list(shape)
+    oshape[axis] *= 2
+    y = b.act("y", oshape, 0.05, 2)
+    o = s.ConcatenationOptionsT()
+    o.axis = axis
+    b.op(s.BuiltinOperator.CONCATENATION, [x, r], [y], s.BuiltinOptions.ConcatenationOptions, o)
+    return b.build(x, y)
+
+
+def dequantize_quantize(shape=(1, 4, 4, 16), out_q=(0.1, 7), seed=0) -> bytes:
+    """DEQUANTIZE to float32 and QUANTIZE back at another scale (0.1 = twice the input's: exact
+    halves to round)."""
+    b = Builder(np.random.default_rng(seed))
+    x = b.act("x", shape, 0.05, -3)
+    f = b.tensor("f", shape, 0)
+    b.op(s.BuiltinOperator.DEQUANTIZE, [x], [f])
+    y = b.act("y", shape, *out_q)
+    b.op(s.BuiltinOperator.QUANTIZE, [f], [y])
     return b.build(x, y)
