@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fresh Debian 12 -> everything the project needs: Debian packages (cross gcc, newlib, QEMU)
+# Fresh Debian 12 -> everything the project needs: Debian packages (cross gcc, newlib, QEMU, llvm)
 # when missing, a virtual environment in .venv, and the package with its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi binutils-arm-none-eabi)
 dpkg -s libnewlib-arm-none-eabi >/dev/null 2>&1 || need+=(libnewlib-arm-none-eabi)
 command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
+command -v llvm-mca >/dev/null || command -v llvm-mca-15 >/dev/null || need+=(llvm)  # M7 cycle model
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""

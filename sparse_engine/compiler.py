@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from . import (attention, codegen, frontend, layout, outdir, passes, planner, profiles, report, simulator, sparsity,
-               tflite_frontend, toolchain, verify)
+from . import (attention, codegen, cycles, frontend, layout, outdir, passes, planner, profiles, report, simulator,
+               sparsity, tflite_frontend, toolchain, verify)
 from .errors import EngineError
 from .ir import Graph
 from .profiles import MCUProfile
@@ -251,6 +251,9 @@ def build_and_verify(g: Graph, plan: planner.Plan, opts: Options, lib: Path, inp
                instructions=run.total_instructions, layer_instructions=run.layer_instructions,
                sections=build.sections, clock_mhz=profile.clock_hz // 1_000_000,
                cpi_assumed=profile.cpi_assumed, **dense_totals)
+    if profile.mca_cpu:
+        progress(f"[4/5] {profile.core} cycle estimate (unicorn trace, llvm-mca)")
+        mcu.update(cycles.for_firmware(build.elf, inputs[:1], run.layer_instructions, profile.mca_cpu))
     if mcu["sram_bytes"] > profile.sram_bytes:
         raise EngineError(f"firmware is over the SRAM budget: {mcu['sram_bytes']:,} B > "
                           f"{profile.sram_bytes:,} B of {profile.name}")

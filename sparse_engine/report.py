@@ -12,7 +12,7 @@ from .profiles import MCUProfile
 
 
 def layer_rows(g: Graph, plan: Plan, instructions: list[int] | None, kernel_fns: list[str] | None = None,
-               portable: list[int] | None = None) -> list[dict]:
+               portable: list[int] | None = None, cycles: list[int] | None = None) -> list[dict]:
     rows = []
     for i, op in enumerate(g.ops):
         out = op.outputs[0]
@@ -25,6 +25,7 @@ def layer_rows(g: Graph, plan: Plan, instructions: list[int] | None, kernel_fns:
                          out_bytes=g.tensors[out].size,
                          kernel=kernel_fns[i] if kernel_fns else None,
                          instructions=instructions[i] if instructions else None,
+                         cycles=cycles[i] if cycles else None,
                          portable_instructions=portable[i] if portable else None))
     return rows
 
@@ -35,15 +36,18 @@ def build(model: str, g: Graph, plan: Plan, profile: MCUProfile, target: str, mc
     """`sparse_layers`: sparsity.LayerSparsity.summary() of every codable layer; `attention`:
     attention.summary() of every fused attention block (with measured instructions)."""
     instr = mcu["layer_instructions"] if mcu else None
-    rows = layer_rows(g, plan, instr, kernel_fns, (mcu or {}).get("portable_layer_instructions"))
+    rows = layer_rows(g, plan, instr, kernel_fns, (mcu or {}).get("portable_layer_instructions"),
+                      (mcu or {}).get("layer_cycles"))
     for s in sparse_layers or []:
         rows[s["index"]].update(sparse_block=s["chosen_block"], dense_weight_bytes=s["dense_bytes"],
                                 dense_instructions=s["dense_instructions"],
                                 block_sparsity=s["sparsity"].get(str(s["chosen_block"])) if s["chosen_block"] else None)
     total = {"macs": sum(r["macs"] for r in rows), "weight_bytes": g.const_bytes(), "arena_bytes": plan.peak}
     if mcu:
+        cycles = mcu.get("cycles")
         total.update(flash_bytes=mcu["flash_bytes"], sram_bytes=mcu["sram_bytes"], instructions=mcu["instructions"],
-                     latency_ms_estimate=mcu["instructions"] * profile.cpi_assumed / profile.clock_hz * 1e3)
+                     cycles=cycles, latency_ms_estimate=(cycles if cycles else mcu["instructions"] * profile.cpi_assumed)
+                     / profile.clock_hz * 1e3)
     if mcu and "dense_instructions" in mcu:
         total.update(dense_instructions=mcu["dense_instructions"], dense_flash_bytes=mcu["dense_flash_bytes"])
     if mcu and "portable_instructions" in mcu:
@@ -60,6 +64,10 @@ def _fmt(v) -> str:
     return "–" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))
 
 
+def _ratio(a, b) -> str:
+    return f"{a / b:.2f}" if a and b else "–"
+
+
 def _gain(fast, slow) -> str:
     return f"{slow / fast:.2f}x" if fast and slow else "–"
 
@@ -71,13 +79,14 @@ def markdown(rep: dict) -> str:
              f"{rep['budget']['flash_bytes'] // 1024} KB flash, {rep['budget']['sram_bytes'] // 1024} KB SRAM), "
              f"`{rep.get('kernels', 'dsp')}` kernels.", "",
              "| # | layer | ONNX op | kernel | inputs | output | MACs | weight B | arena offset | M7 instructions "
-             "| portable C | gain |",
-             "|---:|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| est. cycles | MACs / cycle | portable C | gain |",
+             "|---:|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rep["layers"]:
         ins = " ".join("x".join(map(str, s)) for s in r["inputs"])
         lines.append(f"| {r['index']} | {r['name']} | {r['onnx_op']} | {r.get('kernel') or r['kind']} | {ins} | "
                      f"{'x'.join(map(str, r['output']))} | {_fmt(r['macs'])} | {_fmt(r['weight_bytes'])} | "
-                     f"{r['arena_offset']} | {_fmt(r['instructions'])} | {_fmt(r.get('portable_instructions'))} | "
+                     f"{r['arena_offset']} | {_fmt(r['instructions'])} | {_fmt(r.get('cycles'))} | "
+                     f"{_ratio(r['macs'], r.get('cycles'))} | {_fmt(r.get('portable_instructions'))} | "
                      f"{_gain(r['instructions'], r.get('portable_instructions'))} |")
     lines += ["", "## Totals", "",
               f"- MACs: {t['macs']:,}",
@@ -93,8 +102,12 @@ def markdown(rep: dict) -> str:
                   + (f" (portable kernels: {t['portable_instructions']:,}, "
                      f"{_gain(t['instructions'], t['portable_instructions'])} fewer; portable flash "
                      f"{t['portable_flash_bytes']:,} B)" if "portable_instructions" in t else ""),
-                  f"- latency **estimate** at {m['clock_mhz']} MHz, assuming CPI {m['cpi_assumed']}: "
-                  f"{t['latency_ms_estimate']:.2f} ms (not measured on silicon)"]
+                  (f"- cycles per inference, **estimate** ({m['cycle_model']}; docs/cycles.md): {t['cycles']:,} "
+                   f"({t['macs'] / t['cycles']:.2f} MACs per cycle); latency at {m['clock_mhz']} MHz: "
+                   f"{t['latency_ms_estimate']:.2f} ms (not measured on silicon)" if t.get("cycles") else
+                   f"- latency **estimate** at {m['clock_mhz']} MHz, assuming CPI {m['cpi_assumed']}: "
+                   f"{t['latency_ms_estimate']:.2f} ms (not measured on silicon)"
+                   + (f"; {m['cycles_note']}" if m.get("cycles_note") else ""))]
     if "dense_instructions" in t:
         lines += [f"- the same model dense (every layer's dense kernel): {t['dense_instructions']:,} instructions, "
                   f"flash {t['dense_flash_bytes']:,} B; sparse coding: {_gain(t['instructions'], t['dense_instructions'])}"
