@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +35,9 @@ MCA_ITERATIONS = 100
 
 @dataclass
 class Trace:
-    """Per layer: how often each block (address, size) ran; `blocks` their instruction counts."""
-    layers: list[Counter] = field(default_factory=list)
-    empty: Counter = field(default_factory=Counter)  # between the harness's empty pair of marks
+    """Per layer: how often each block (address, size) ran; `instructions_per_block` the size of each."""
+    layers: list[dict] = field(default_factory=list)
+    empty: dict = field(default_factory=dict)  # between the harness's empty pair of marks
     instructions_per_block: dict[tuple[int, int], int] = field(default_factory=dict)
     outputs: bytes = b""
 
@@ -128,30 +127,29 @@ def trace(elf: Path, inputs: np.ndarray, n_layers: int, limit: int = 2_000_000_0
     uc.reg_write(UC_ARM_REG_SP, sp)
     cs = Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS)
     mark = _symbol(elf, "model_mark")
-    t = Trace(layers=[Counter() for _ in range(n_layers)])
-    state = {"layer": -1, "marks": 0}
+    t = Trace(layers=[{} for _ in range(n_layers)])
+    state = {"marks": 0}
     semi = _Semihosting(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
 
+    sink: list[dict | None] = [None]  # the counts the running code adds to (None: not counted)
+
     def on_block(uc, addr, size, _):
-        key = (addr, size)
-        if key not in t.instructions_per_block:
-            t.instructions_per_block[key] = sum(1 for _ in cs.disasm_lite(bytes(uc.mem_read(addr, size)), addr))
-        if state["layer"] == "empty":
-            t.empty[key] += 1
-        elif state["layer"] >= 0:
-            t.layers[state["layer"]][key] += 1
+        counts = sink[0]
+        if counts is not None:
+            key = (addr, size)
+            counts[key] = counts.get(key, 0) + 1
 
     def on_mark(uc, addr, size, _):
         # the harness's empty mark pair (0, 1) comes first: what runs between its two marks is the
         # overhead of one mark, subtracted from every layer as QEMU's count does
         state["marks"] += 1
+        layer = uc.reg_read(UC_ARM_REG_R0)
         if state["marks"] == 1:
-            state["layer"] = "empty"
+            sink[0] = t.empty
         elif state["marks"] == 2:
-            state["layer"] = -1
+            sink[0] = None
         else:
-            layer = uc.reg_read(UC_ARM_REG_R0)
-            state["layer"] = layer if layer < n_layers else -1
+            sink[0] = t.layers[layer] if layer < n_layers else None
 
     def on_intr(uc, intno, _):
         pc = uc.reg_read(UC_ARM_REG_PC)
@@ -167,6 +165,8 @@ def trace(elf: Path, inputs: np.ndarray, n_layers: int, limit: int = 2_000_000_0
     uc.hook_add(UC_HOOK_INTR, on_intr)
     uc.emu_start(entry | 1, 0xFFFFFFFF, count=limit)
     t.outputs = bytes(semi.out)
+    for key in set(t.empty).union(*t.layers):
+        t.instructions_per_block[key] = sum(1 for _ in cs.disasm_lite(bytes(uc.mem_read(*key)), key[0]))
     return t
 
 

@@ -60,7 +60,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str | Path, data_dir: str | Non
                                                      figures["fake_quant_accuracy"])
     mcu = rep["mcu"]
     figures.update(flash_bytes=mcu["flash_bytes"], sram_bytes=mcu["sram_bytes"],
-                   instructions_per_inference=mcu["instructions"], ladder=rep["verification"],
+                   instructions_per_inference=mcu["instructions"], cycles_estimate=mcu.get("cycles"),
+                   latency_ms_estimate=rep["totals"]["latency_ms_estimate"], ladder=rep["verification"],
                    profile=cfg.deploy.profile, test_images=len(data.test.labels),
                    train_images=len(data.train.labels), data=data.source,
                    seconds=round(time.perf_counter() - t0, 1), onnx=str(onnx_path), engine=str(workdir / "engine"))

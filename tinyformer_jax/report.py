@@ -7,6 +7,8 @@ from pathlib import Path
 
 import matplotlib
 
+from sparse_engine import profiles
+
 from .files import write_text
 from .models.hybrid import describe_blocks
 
@@ -40,9 +42,19 @@ def hybrid_summary_lines(f: dict) -> list[str]:
         ("flash (linked firmware)", f"{f['flash_bytes']:,} B   ({f['profile']})"),
         ("SRAM (.data + .bss + stack high-water mark)", f"{f['sram_bytes']:,} B"),
         ("Cortex-M7 instructions per inference (exact)", f"{f['instructions_per_inference']:,}"),
+        *_cycle_rows(f),
     ]
     width = max(len(k) for k, _ in rows)
     return [f"{k:<{width}}  {v}" for k, v in rows] + ["verification ladder: " + "; ".join(rung_line(r) for r in f["ladder"])]
+
+
+def _cycle_rows(f: dict) -> list[tuple[str, str]]:
+    """The firmware's estimated cycles and latency (docs/cycles.md), where the summary has them."""
+    if not f.get("cycles_estimate"):
+        return []
+    return [("Cortex-M7 cycles per inference (estimate, LLVM's M7 model)",
+             f"{f['cycles_estimate']:,}   (latency {f['latency_ms_estimate']:.2f} ms at "
+             f"{profiles.get(f['profile']).clock_hz / 1e6:.0f} MHz, not measured)")]
 
 
 def summary_lines(f: dict) -> list[str]:
@@ -56,6 +68,7 @@ def summary_lines(f: dict) -> list[str]:
         ("SRAM (firmware / predicted)", f"{f['sram_bytes']:,} B / {p['sram_bytes']:,} B   (limit {lim['sram_bytes']:,})"),
         ("arena (firmware / predicted)", f"{f['arena_bytes']:,} B / {p['arena_bytes']:,} B"),
         ("Cortex-M7 instructions (firmware / predicted)", f"{f['instructions']:,} / {p['instructions']:,}"),
+        *_cycle_rows(f),
         ("search", f"{f['search']['evaluated']} candidates, {f['search']['fitting']} fit, "
                    f"Pareto front {len(f['search']['pareto'])}"),
     ]

@@ -204,7 +204,9 @@ def deploy_stage(r: Run) -> None:
         fake_quant_accuracy=o["qres"].test_accuracy,
         int8_accuracy=float(np.mean(sim.argmax(-1) == r.test.labels)),
         test_images=len(r.test.labels), flash_bytes=mcu["flash_bytes"], sram_bytes=mcu["sram_bytes"],
-        instructions=mcu["instructions"], arena_bytes=rep["totals"]["arena_bytes"], ladder=rep["verification"],
+        instructions=mcu["instructions"], cycles_estimate=mcu.get("cycles"),
+        latency_ms_estimate=rep["totals"]["latency_ms_estimate"], arena_bytes=rep["totals"]["arena_bytes"],
+        ladder=rep["verification"],
         predicted=dict(flash_bytes=found["best"]["flash_bytes"], sram_bytes=found["best"]["sram_bytes"],
                        instructions=found["best"]["instructions"], arena_bytes=found["best"]["arena_bytes"]),
         budget=found["limits"], fits=bool(mcu["flash_bytes"] <= found["limits"]["flash_bytes"]

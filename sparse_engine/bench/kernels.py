@@ -10,11 +10,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from .. import profiles, toolchain, zoo
+from .. import cycles, profiles, toolchain, zoo
 from ..compiler import compile_model
 
 # (case name, zoo case, layer kind measured, CMSIS-NN instructions, target at most); None where
-# no CMSIS-NN figure was measured (no target: compared with our portable kernel only)
+# no CMSIS-NN figure was measured (no target: compared with our portable kernel only).
+# CMSIS-NN cycles: the same calls costed by another M7 model (an in-order pairing model on the same
+# published rules, not llvm-mca; docs/cycles.md), so ours / CMSIS-NN in cycles mixes two estimators.
+CMSIS_CYCLES = {"conv 3x3, 32x32x16 -> 16, pad 1": 4_560_597, "depthwise 3x3, 16x16x64": 1_038_370,
+                "fully connected 1x256 -> 256": 126_215, "64 rows x 256 -> 256 (batched FC)": 4_745_675,
+                "Q.K^T, 64x64 . (64x64)^T": 387_755, "softmax, 64 rows x 64": 1_829_102}
 CASES = [
     ("conv 3x3, 32x32x16 -> 16, pad 1", dict(op="conv", shape=(1, 16, 32, 32), cout=16), "conv2d", 5_505_049, 4_600_000),
     ("depthwise 3x3, 16x16x64", dict(op="depthwise", shape=(1, 64, 16, 16)), "conv2d", 1_249_841, 900_000),
@@ -56,8 +61,12 @@ def run_case(name: str, case: dict, kind: str, cmsis: int | None, target: int | 
     layer = next(r for r in rep["layers"] if r["kind"] == kind)
     code = kernel_code(out / "build" / "cortex-m7" / "firmware.elf")
     exact = all(r["exact"] for r in rep["verification"] if "exact" in r)
-    ins = layer["instructions"]
-    return dict(case=name, kernel=layer["kernel"], macs=layer["macs"], instructions=ins,
+    ins, cyc = layer["instructions"], layer.get("cycles")
+    cmsis_cyc = CMSIS_CYCLES.get(name)
+    return dict(case=name, kernel=layer["kernel"], macs=layer["macs"], instructions=ins, cycles_estimate=cyc,
+                macs_per_cycle=round(layer["macs"] / cyc, 3) if layer["macs"] and cyc else None,
+                cmsis_nn_cycles_other_model=cmsis_cyc,
+                cycle_ratio_to_cmsis_nn=round(cyc / cmsis_cyc, 3) if cyc and cmsis_cyc else None,
                 portable_instructions=layer["portable_instructions"],
                 macs_per_instruction=round(layer["macs"] / ins, 3) if layer["macs"] else None,
                 kernel_code_bytes=code.get(layer["kernel"], 0), linked_kernel_code_bytes=sum(code.values()),
@@ -78,23 +87,30 @@ def run(work: Path, only: list[str] | None = None, progress=print) -> dict:
     gcc = subprocess.run([toolchain.arm_tool("gcc"), "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     return dict(date=time.strftime("%Y-%m-%d"), compiler=gcc, flags="-O3 " + " ".join(profiles.get("stm32f746").cflags),
                 counting="QEMU mps2-an500 -icount shift=7, CMSDK timer, empty mark pair subtracted",
+                cycles=(cycles.MODEL.format(version=cycles.mca_version(), cpu="cortex-m7")
+                        if cycles.unavailable() is None else cycles.unavailable()),
                 cmsis_nn=CMSIS_SOURCE, cases=cases)
 
 
 def table(results: dict) -> str:
-    lines = ["| case | kernel | MACs | instructions | MAC/instr | code B | portable C | CMSIS-NN | ours/CMSIS "
-             "| target | meets | bit-exact |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    lines = ["| case | kernel | MACs | instructions | MAC/instr | est. cycles | MAC/cycle | code B | portable C "
+             "| CMSIS-NN | ours/CMSIS | cycles ours/CMSIS* | target | meets | bit-exact |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     def fmt(v, spec: str) -> str:
         return "–" if v is None else format(v, spec)
 
     for c in results["cases"]:
         meets = "–" if c["meets_target"] is None else ("yes" if c["meets_target"] else "NO")
         lines.append(f"| {c['case']} | {c['kernel']} | {c['macs']:,} | {c['instructions']:,} | "
-                     f"{fmt(c['macs_per_instruction'], '.2f')} | {c['kernel_code_bytes']:,} | "
+                     f"{fmt(c['macs_per_instruction'], '.2f')} | {fmt(c.get('cycles_estimate'), ',')} | "
+                     f"{fmt(c.get('macs_per_cycle'), '.2f')} | {c['kernel_code_bytes']:,} | "
                      f"{c['portable_instructions']:,} | {fmt(c['cmsis_nn_instructions'], ',')} | "
-                     f"{fmt(c['ratio_to_cmsis_nn'], '.2f')} | {fmt(c['target_at_most'], ',')} | {meets} | "
+                     f"{fmt(c['ratio_to_cmsis_nn'], '.2f')} | {fmt(c.get('cycle_ratio_to_cmsis_nn'), '.2f')} | "
+                     f"{fmt(c['target_at_most'], ',')} | {meets} | "
                      f"{'yes' if c['bit_exact'] else 'NO'} |")
     lines.append("")
+    lines.append("est. cycles: LLVM's M7 model over the executed blocks (docs/cycles.md); *CMSIS-NN's cycles come "
+                 "from another estimator (a pairing model on the same rules), so that ratio mixes two models.")
     lines.append("code B = bytes of the measured kernel function alone; every case's linked se_* kernel code: "
                  + ", ".join(f"{_slug(c['case'])[:14]} {c['linked_kernel_code_bytes']:,} B" for c in results["cases"]))
     return "\n".join(lines)

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sparse_engine import cycles
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "jax")]
@@ -49,6 +51,9 @@ def test_pipeline_end_to_end_on_tiny_data(tmp_path):
     assert logits.shape == (4, 10) and np.issubdtype(logits.dtype, np.integer)
     assert np.abs(logits).max() <= 128 and not list((tmp_path / "work").glob(".*.tmp"))
     assert "int8 accuracy, SparseEngine simulator" in (tmp_path / "work" / "summary.md").read_text()
+    if cycles.unavailable() is None:  # the firmware's estimated cycles reach the summary
+        assert f["cycles_estimate"] > 0.2 * f["instructions_per_inference"]
+        assert f"{f['cycles_estimate']:,}" in (tmp_path / "work" / "summary.md").read_text()
     assert (tmp_path / "work" / "engine" / "model.c").exists()
     assert list((tmp_path / "work" / "tensorboard" / "float").glob("events.out.tfevents.*"))
     again = run(tiny_config(), tmp_path / "work", str(tmp_path / "data"), progress=False)

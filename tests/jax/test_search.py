@@ -288,5 +288,5 @@ def test_smoke_pipeline_end_to_end(tmp_path):
         assert again[k] == f[k], k
     from conftest import record
     record("tinyformer smoke pipeline", dict(int8=f["int8_accuracy"], flash=f["flash_bytes"], sram=f["sram_bytes"],
-                                             instructions=f["instructions"], predicted=f["predicted"],
-                                             seconds=f["seconds"]))
+                                             instructions=f["instructions"], cycles=f.get("cycles_estimate"),
+                                             predicted=f["predicted"], seconds=f["seconds"]))
