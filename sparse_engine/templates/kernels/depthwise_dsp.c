@@ -103,6 +103,7 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
     int32_t *acc = (int32_t *)(void *)p->scratch;
     const int32_t *bias = p->bias; /* in a register across the asm blocks' memory clobbers */
     const int16_t *wtail = p->weights16 + groups * taps * 4;
+    const int32_t pairs = se_rqt_pairs_fit(p->rq, c, p->act_min, p->act_max);
     for (int32_t b = 0; b < p->batch; b++) {
         const int8_t *img = in + b * p->in_h * p->in_w * c;
         int8_t *dst = out_base + b * p->out_h * p->out_w * p->out_c;
@@ -168,7 +169,9 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
                             a += (base[ky * row_step + kx * col_step + ch] + off) * wtail[(first + ky * kw + kx) * tail_c + t];
                     acc[ch] = a;
                 }
-                if (p->rq)
+                if (pairs)
+                    se_requant_table_pairs(acc, c, p->rq, p->out_zp, out);
+                else if (p->rq)
                     se_requant_table(acc, c, p->rq, p->out_zp, p->act_min, p->act_max, out, 0);
                 else
                     se_requant_row(acc, c, p->mult, p->shift, p->out_zp, p->act_min, p->act_max, out, 0);

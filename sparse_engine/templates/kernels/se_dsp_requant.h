@@ -83,12 +83,62 @@ static inline __attribute__((always_inline)) void se_requant_table(const int32_t
         __asm__ volatile(SE_RQT_LOOP(SE_RQT_CLAMP) SE_RQT_OPERANDS);
     }
 }
+/* se_requant_table's double-rounding loop two outputs at a time, interleaved so that each
+ * output's dependency chain (SMMULR, rounding, shift, SSAT) overlaps the other's on the dual-issue
+ * M7 (se_rqt_pairs_fit: n even, every table row's right shift >= 1, bounds [-128, 127]). The
+ * same arithmetic per output as SE_RQT_LOOP's path for right >= 1. */
+static inline __attribute__((always_inline)) void se_requant_table_pairs(const int32_t *acc, int32_t n,
+                                                                         const int32_t *rq, int32_t zp, int8_t *out) {
+    int32_t va, vb, ma, mb, ra, rb;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrd %[va], %[vb], [%[acc]], #8\n\t"
+        "ldrd %[ma], %[ra], [%[rq]], #8\n\t"
+        "ldrd %[mb], %[rb], [%[rq]], #8\n\t"
+        "lsl %[va], %[va], #1\n\t"
+        "lsl %[vb], %[vb], #1\n\t"
+        "smmulr %[va], %[va], %[ma]\n\t"
+        "smmulr %[vb], %[vb], %[mb]\n\t"
+        "clz %[ma], %[ra]\n\t"
+        "clz %[mb], %[rb]\n\t"
+        "add %[ra], %[ra], %[va]\n\t"
+        "add %[rb], %[rb], %[vb]\n\t"
+        "sub %[ra], %[ra], %[va], lsr #31\n\t"
+        "sub %[rb], %[rb], %[vb], lsr #31\n\t"
+        "rsb %[ma], %[ma], #32\n\t"
+        "rsb %[mb], %[mb], #32\n\t"
+        "asr %[va], %[ra], %[ma]\n\t"
+        "asr %[vb], %[rb], %[mb]\n\t"
+        "add %[va], %[va], %[zp]\n\t"
+        "add %[vb], %[vb], %[zp]\n\t"
+        "ssat %[va], #8, %[va]\n\t"
+        "ssat %[vb], #8, %[vb]\n\t"
+        "strb %[va], [%[out]], #1\n\t"
+        "strb %[vb], [%[out]], #1\n\t"
+        "subs %[n], %[n], #2\n\t"
+        "bgt 1b\n\t"
+        : [acc] "+r"(acc), [rq] "+r"(rq), [out] "+r"(out), [n] "+r"(n), [va] "=&r"(va), [vb] "=&r"(vb),
+          [ma] "=&r"(ma), [mb] "=&r"(mb), [ra] "=&r"(ra), [rb] "=&r"(rb)
+        : [zp] "r"(zp)
+        : "cc", "memory");
+}
 #else
 static void se_requant_table(const int32_t *acc, int32_t n, const int32_t *rq, int32_t zp, int32_t lo, int32_t hi,
                              int8_t *out, int32_t single) {
     for (int32_t i = 0; i < n; i++) out[i] = se_rq_table(acc[i], rq + 2 * i, zp, lo, hi, single);
 }
+static void se_requant_table_pairs(const int32_t *acc, int32_t n, const int32_t *rq, int32_t zp, int8_t *out) {
+    se_requant_table(acc, n, rq, zp, -128, 127, out, 0);
+}
 #endif
+
+/* Whether se_requant_table_pairs may requantize rows of n accumulators with table rq. */
+static inline int32_t se_rqt_pairs_fit(const int32_t *rq, int32_t n, int32_t lo, int32_t hi) {
+    if (!rq || n < 2 || (n & 1) || lo != -128 || hi != 127) return 0;
+    for (int32_t i = 0; i < n; i++)
+        if (rq[2 * i + 1] == 0) return 0; /* right shift 0: SE_RQT_LOOP's branch */
+    return 1;
+}
 
 static __attribute__((noinline)) void se_requant_table_call(const int32_t *acc, int32_t n, const int32_t *rq,
                                                             int32_t zp, int32_t lo, int32_t hi, int8_t *out,
