@@ -145,6 +145,8 @@ def test_bench_sparse_case(tmp_path, monkeypatch):
     for r in res["rows"]:
         assert r["kernel"] == "se_fc_sparse_s8_dsp"
         assert r["speedup_vs_dense"] == round(res["dense_instructions"] / r["instructions"], 3)
+        if res["dense_cycles_estimate"]:  # the cycle estimate ran (llvm-mca and unicorn present)
+            assert r["cycle_speedup_vs_dense"] == round(res["dense_cycles_estimate"] / r["cycles_estimate"], 3)
     r90 = {r["block"]: r for r in res["rows"] if r["sparsity"] == 0.9}
     assert r90[16]["instructions"] < res["dense_instructions"] and r90[16]["weight_bytes"] < 0.15 * 128 * 64
     assert res["meets_storage_target"]
