@@ -17,6 +17,7 @@ not charged), no branch mispredictions.
 """
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -35,11 +36,12 @@ MCA_ITERATIONS = 100
 
 @dataclass
 class Trace:
-    """Per layer: how often each block (address, size) ran; `instructions_per_block` the size of each."""
+    """Per layer: how often each block (address, size) ran; `code` the bytes of every block that
+    ran, `instructions_per_block` their instruction counts."""
     layers: list[dict] = field(default_factory=list)
     empty: dict = field(default_factory=dict)  # between the harness's empty pair of marks
+    code: dict[tuple[int, int], bytes] = field(default_factory=dict)
     instructions_per_block: dict[tuple[int, int], int] = field(default_factory=dict)
-    outputs: bytes = b""
 
     def instructions(self, layer: int) -> int:
         """Layer `layer`'s executed instructions, the mark overhead taken off (QEMU's count)."""
@@ -74,23 +76,26 @@ def _load(uc, elf: Path) -> tuple[int, int]:
     return int.from_bytes(vectors[:4], "little"), int.from_bytes(vectors[4:], "little")
 
 
+@functools.lru_cache(maxsize=1)
+def _disassembler():
+    from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
+
+    return Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS)
+
+
 class _Semihosting:
-    """The harness's semihosting calls: open, read input.bin, write output.bin / the console, file
-    length, exit."""
+    """The harness's semihosting calls: open, read input.bin, write (output.bin and the console:
+    discarded), file length, exit."""
 
     def __init__(self, inputs: bytes):
-        self.inputs, self.pos, self.out, self.files = inputs, 0, bytearray(), {}
+        self.inputs, self.pos = inputs, 0
 
     def call(self, uc, op: int, arg: int) -> int | None:
         from unicorn.arm_const import UC_ARM_REG_R0
 
         words = lambda n: [int.from_bytes(uc.mem_read(arg + 4 * i, 4), "little") for i in range(n)]  # noqa: E731
-        if op == 0x01:  # open
-            ptr, _, length = words(3)
-            name = bytes(uc.mem_read(ptr, length)).decode()
-            fd = len(self.files) + 3
-            self.files[fd] = name
-            res = fd
+        if op == 0x01:  # open: any positive handle serves (writes are discarded, reads are the input)
+            res = 3
         elif op == 0x06:  # read: returns the bytes not read
             fd, buf, length = words(3)
             chunk = self.inputs[self.pos:self.pos + length]
@@ -98,9 +103,6 @@ class _Semihosting:
             uc.mem_write(buf, chunk)
             res = length - len(chunk)
         elif op == 0x05:  # write
-            fd, buf, length = words(3)
-            if self.files.get(fd) == "output.bin":
-                self.out += bytes(uc.mem_read(buf, length))
             res = 0
         elif op == 0x0C:  # file length
             res = len(self.inputs)
@@ -116,7 +118,7 @@ class _Semihosting:
 def trace(elf: Path, inputs: np.ndarray, n_layers: int, limit: int = 2_000_000_000) -> Trace:
     """Run the firmware on one input (int8 bytes) in unicorn, counting executed blocks per layer."""
     try:
-        from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
+        import capstone  # noqa: F401  (the blocks' instruction counts)
         from unicorn import UC_ARCH_ARM, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
         from unicorn.arm_const import UC_ARM_REG_PC, UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_M7
     except ImportError as exc:
@@ -125,16 +127,13 @@ def trace(elf: Path, inputs: np.ndarray, n_layers: int, limit: int = 2_000_000_0
     uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_M7)
     sp, entry = _load(uc, elf)
     uc.reg_write(UC_ARM_REG_SP, sp)
-    cs = Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS)
     mark = _symbol(elf, "model_mark")
     t = Trace(layers=[{} for _ in range(n_layers)])
-    state = {"marks": 0}
     semi = _Semihosting(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
-
-    sink: list[dict | None] = [None]  # the counts the running code adds to (None: not counted)
+    state = {"marks": 0, "sink": None}  # marks seen; the counts the running code adds to (None: none)
 
     def on_block(uc, addr, size, _):
-        counts = sink[0]
+        counts = state["sink"]
         if counts is not None:
             key = (addr, size)
             counts[key] = counts.get(key, 0) + 1
@@ -145,11 +144,11 @@ def trace(elf: Path, inputs: np.ndarray, n_layers: int, limit: int = 2_000_000_0
         state["marks"] += 1
         layer = uc.reg_read(UC_ARM_REG_R0)
         if state["marks"] == 1:
-            sink[0] = t.empty
+            state["sink"] = t.empty
         elif state["marks"] == 2:
-            sink[0] = None
+            state["sink"] = None
         else:
-            sink[0] = t.layers[layer] if layer < n_layers else None
+            state["sink"] = t.layers[layer] if layer < n_layers else None
 
     def on_intr(uc, intno, _):
         pc = uc.reg_read(UC_ARM_REG_PC)
@@ -164,9 +163,9 @@ def trace(elf: Path, inputs: np.ndarray, n_layers: int, limit: int = 2_000_000_0
     uc.hook_add(UC_HOOK_CODE, on_mark, begin=mark, end=mark)
     uc.hook_add(UC_HOOK_INTR, on_intr)
     uc.emu_start(entry | 1, 0xFFFFFFFF, count=limit)
-    t.outputs = bytes(semi.out)
     for key in set(t.empty).union(*t.layers):
-        t.instructions_per_block[key] = sum(1 for _ in cs.disasm_lite(bytes(uc.mem_read(*key)), key[0]))
+        t.code[key] = bytes(uc.mem_read(*key))
+        t.instructions_per_block[key] = sum(1 for _ in _disassembler().disasm_lite(t.code[key], key[0]))
     return t
 
 
@@ -182,11 +181,8 @@ def _mca_text(code: bytes, addr: int) -> str:
     - an IT instruction as a NOP (llvm-mca does not take IT; it holds an issue slot like one) and
       the conditional instructions of its block unconditional (their cost is the same: a
       condition-failed instruction still issues)."""
-    from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
-
-    cs = Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS)
     lines, it_conds, it_left = [], set(), 0
-    for _, _, mnemonic, ops in cs.disasm_lite(code, addr):
+    for _, _, mnemonic, ops in _disassembler().disasm_lite(code, addr):
         if re.fullmatch(r"it[te]{0,3}", mnemonic):
             it_conds, it_left = {ops.strip(), INVERSE.get(ops.strip(), "")}, len(mnemonic) - 1
             lines.append("nop")
@@ -207,22 +203,19 @@ def _mca_text(code: bytes, addr: int) -> str:
     return "\n".join(lines)
 
 
-def block_cycles(elf: Path, blocks: list[tuple[int, int]], cpu: str = "cortex-m7",
-                 mca: str | None = None) -> dict[tuple[int, int], float]:
-    """Steady-state cycles per execution of each block, from one llvm-mca run (a region a block)."""
-    from elftools.elf.elffile import ELFFile
+def mca_path() -> str | None:
+    """llvm-mca on PATH (Debian's `llvm`, or `llvm-15`'s versioned name), or None."""
+    return shutil.which("llvm-mca") or shutil.which("llvm-mca-15")
 
-    mca = mca or shutil.which("llvm-mca") or shutil.which("llvm-mca-15")
+
+def block_cycles(code: dict[tuple[int, int], bytes], cpu: str = "cortex-m7") -> dict[tuple[int, int], float]:
+    """Steady-state cycles per execution of each block (its bytes at its address), from one
+    llvm-mca run (a region a block)."""
+    mca = mca_path()
     if mca is None:
         raise EngineError("llvm-mca not found on PATH: install the Debian package llvm (or llvm-15)")
-    with open(elf, "rb") as f:
-        image = bytearray(RAM_SIZE // 4)
-        for seg in ELFFile(f).iter_segments():
-            if seg["p_type"] == "PT_LOAD" and seg["p_filesz"] and seg["p_paddr"] < len(image):
-                image[seg["p_paddr"]:seg["p_paddr"] + seg["p_filesz"]] = seg.data()
-    regions = []
-    for i, (addr, size) in enumerate(blocks):
-        regions.append(f"# LLVM-MCA-BEGIN b{i}\n{_mca_text(bytes(image[addr:addr + size]), addr)}\n# LLVM-MCA-END")
+    blocks = list(code)
+    regions = [f"# LLVM-MCA-BEGIN b{i}\n{_mca_text(code[b], b[0])}\n# LLVM-MCA-END" for i, b in enumerate(blocks)]
     proc = subprocess.run([mca, "-mtriple=thumbv7em-none-eabi", f"-mcpu={cpu}", f"-iterations={MCA_ITERATIONS}",
                            "-instruction-info=false", "-resource-pressure=false"], input="\n".join(regions),
                           capture_output=True, text=True, timeout=600)
@@ -254,7 +247,7 @@ def unavailable() -> str | None:
             __import__(module)
         except ImportError:
             return f"Python package {module} is not installed"
-    if not (shutil.which("llvm-mca") or shutil.which("llvm-mca-15")):
+    if mca_path() is None:
         return "llvm-mca is not on PATH (Debian package llvm)"
     return None
 
@@ -262,8 +255,7 @@ def unavailable() -> str | None:
 def estimate(elf: Path, x: np.ndarray, n_layers: int, cpu: str = "cortex-m7") -> Estimate:
     """Cycles of one inference on input x, per layer: trace, then one llvm-mca run."""
     t = trace(elf, x, n_layers)
-    blocks = sorted(set(t.empty).union(*t.layers))
-    cost = block_cycles(elf, blocks, cpu)
+    cost = block_cycles(t.code, cpu)
     total = lambda counts: sum(n * cost[b] for b, n in counts.items())  # noqa: E731
     overhead = total(t.empty)
     return Estimate([max(0, round(total(layer) - overhead)) for layer in t.layers],
@@ -289,8 +281,8 @@ def for_firmware(elf: Path, x: np.ndarray, qemu_layer_instructions: list[int], c
     return dict(cycles=None, layer_cycles=None, cycles_note=f"no cycle estimate: {why}")
 
 
+@functools.lru_cache(maxsize=1)
 def mca_version() -> str:
-    mca = shutil.which("llvm-mca") or shutil.which("llvm-mca-15")
-    out = subprocess.run([mca, "--version"], capture_output=True, text=True).stdout
+    out = subprocess.run([mca_path(), "--version"], capture_output=True, text=True).stdout
     m = re.search(r"LLVM version (\S+)", out)
     return m.group(1) if m else "?"

@@ -3,7 +3,6 @@ instructions QEMU counts, layer by layer; blocks reach llvm-mca in a form it cos
 calls, branch targets); LLVM's M7 model encodes the pipeline rules docs/cycles.md relies on."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -17,8 +16,7 @@ MLPERF = ROOT.parent / "shared" / "data" / "mlperf_tiny"
 
 
 def _mca_cycles(text: str) -> float:
-    mca = shutil.which("llvm-mca") or shutil.which("llvm-mca-15")
-    out = subprocess.run([mca, "-mtriple=thumbv7em-none-eabi", "-mcpu=cortex-m7", "-iterations=100"], input=text,
+    out = subprocess.run([cycles.mca_path(), "-mtriple=thumbv7em-none-eabi", "-mcpu=cortex-m7", "-iterations=100"], input=text,
                          capture_output=True, text=True, check=True).stdout
     return int(out.split("Total Cycles:")[1].split()[0]) / 100
 
@@ -41,8 +39,7 @@ def test_blocks_reach_llvm_mca_in_a_form_it_costs():
     code = bytes.fromhex("c4bf0846d21800f000f8fed1")
     lines = cycles._mca_text(code, 0x1000).splitlines()
     assert lines == ["nop", "mov r0, r1", "add r2, r2, r3", "b .", "bne ."]
-    mca = shutil.which("llvm-mca") or shutil.which("llvm-mca-15")
-    res = subprocess.run([mca, "-mtriple=thumbv7em-none-eabi", "-mcpu=cortex-m7"], input="\n".join(lines),
+    res = subprocess.run([cycles.mca_path(), "-mtriple=thumbv7em-none-eabi", "-mcpu=cortex-m7"], input="\n".join(lines),
                          capture_output=True, text=True)
     assert res.returncode == 0 and "error" not in res.stderr and "call" not in res.stderr, res.stderr
 
