@@ -148,10 +148,15 @@ def _round_away(x: np.ndarray | float) -> np.ndarray:
     return t + np.where(np.abs(x - t) >= 0.5, np.sign(x), 0)
 
 
+def _quantized(v: float, scale: float, zp: int) -> int:
+    """A real bound quantized as TFLite's activation ranges are: in float32, half away from zero."""
+    return zp + int(_round_away(np.float32(v) / np.float32(scale)))
+
+
 def activation_range(code: int, scale: float, zp: int, ref: OpRef) -> tuple[int, int]:
     """TFLite's CalculateActivationRangeQuantized for int8 (bounds quantized in float32)."""
     def q(v: float) -> int:
-        return zp + int(_round_away(np.float32(v) / np.float32(scale)))
+        return _quantized(v, scale, zp)
 
     if code == 0:
         return -128, 127
@@ -261,6 +266,11 @@ class _Importer:
 
     def add_op(self, kind: str, ref: OpRef, inputs: list[Tensor], out: Tensor, params: dict, macs: int = 0) -> None:
         self.graph.ops.append(Op(kind, ref.name, ref.op_type, [t.name for t in inputs], [out.name], params, macs))
+
+    def reader_ops(self, index: int) -> list:
+        """The operators that read tensor `index` (as (TFLite op name, operator) pairs)."""
+        ops = (self.r.sg.Operators(i) for i in self.consumers.get(index, []))
+        return [(self.r.codes[op.OpcodeIndex()], op) for op in ops]
 
     def const_vector(self, index: int, ref: OpRef) -> list[int]:
         t = self.info(index)
@@ -447,12 +457,11 @@ def _copy(imp, ref, x: Tensor, out: Tensor, perm: tuple[int, ...], requant: bool
 def pad(imp, op, ref):
     """PAD / PADV2 of H and W in front of a convolution: folded into the convolution's padding,
     which pads with the input's zero point, as TFLite's int8 PAD does (and PADV2 must)."""
-    t_in, t_out = imp.info(op.Inputs(0)), imp.info(op.Outputs(0))
+    t_out = imp.info(op.Outputs(0))
     x = imp.act(op.Inputs(0), ref)
-    readers = imp.consumers.get(op.Outputs(0), [])
+    readers = imp.reader_ops(op.Outputs(0))
     conv_reader = (len(readers) == 1 and op.Outputs(0) != imp.r.sg.Outputs(0)
-                   and imp.r.codes[imp.r.sg.Operators(readers[0]).OpcodeIndex()] in ("CONV_2D", "DEPTHWISE_CONV_2D")
-                   and imp.r.sg.Operators(readers[0]).Inputs(0) == op.Outputs(0))
+                   and readers[0][0] in ("CONV_2D", "DEPTHWISE_CONV_2D") and readers[0][1].Inputs(0) == op.Outputs(0))
     if not conv_reader:
         raise node_error(ref.name, ref.op_type, "only a PAD read by one CONV_2D / DEPTHWISE_CONV_2D is supported "
                          "(it is folded into the convolution's padding)")
@@ -525,9 +534,10 @@ def softmax(imp, op, ref):
     imp.add_op("softmax", ref, [x], out, lowering.softmax_params(x.scale * beta, out, ref, x.shape[-1]))
 
 
-def _table(imp, op, ref, values) -> None:
-    """An elementwise op as a 256-entry table of what TFLite computes for each int8 input."""
-    x = imp.act(op.Inputs(0), ref)
+def _table(imp, op, ref, values, src: int | None = None) -> None:
+    """An elementwise op as a 256-entry table of what TFLite computes for each int8 input (of
+    tensor `src`, by default the op's input)."""
+    x = imp.act(op.Inputs(0) if src is None else src, ref)
     out = imp.out(op, ref)
     q = np.arange(-128, 128, dtype=np.int64)
     imp.add_op("lut", ref, [x], out, dict(table=clamp_int8(values(q, x, out))))
@@ -547,8 +557,8 @@ def _relu_table(lo: float | None, hi: float | None):
     def values(q, x, out):
         m, s = lowering.multipliers([x.scale / out.scale])
         y = mbqm(q - x.zero_point, int(m[0]), int(s[0])) + out.zero_point
-        qlo = -128 if lo is None else max(-128, out.zero_point + int(_round_away(np.float32(lo) / np.float32(out.scale))))
-        qhi = 127 if hi is None else min(127, out.zero_point + int(_round_away(np.float32(hi) / np.float32(out.scale))))
+        qlo = -128 if lo is None else max(-128, _quantized(lo, out.scale, out.zero_point))
+        qhi = 127 if hi is None else min(127, _quantized(hi, out.scale, out.zero_point))
         return np.clip(y, qlo, qhi)
     return values
 
@@ -585,27 +595,20 @@ def relu_n1_to_1(imp, op, ref):
 def dequantize(imp, op, ref):
     """DEQUANTIZE inside the model: only where QUANTIZE ops alone read its float output (a float
     round trip, each pair one table); float ops are not run."""
-    readers = imp.consumers.get(op.Outputs(0), [])
+    readers = imp.reader_ops(op.Outputs(0))
     if (imp.info(op.Inputs(0)).dtype != INT8 or not readers or op.Outputs(0) == imp.r.sg.Outputs(0)
-            or any(imp.r.codes[imp.r.sg.Operators(i).OpcodeIndex()] != "QUANTIZE" for i in readers)):
+            or any(kind != "QUANTIZE" for kind, _ in readers)):
         raise node_error(ref.name, ref.op_type, "DEQUANTIZE inside the model feeds float ops; only int8 ops run "
                          "(a DEQUANTIZE -> QUANTIZE pair is supported)")
     imp.dequantized[op.Outputs(0)] = op.Inputs(0)
 
 
-def _round_trip(q, x, out):
-    """int8 -> float32 -> int8 as LiteRT computes it: v = scale * (q - zp), then v / scale' in
-    float32, rounded half away from zero (checked against LiteRT: dividing by a float32 reciprocal
-    or in double, or rounding half to even, differs)."""
-    v = np.float32(x.scale) * (q - x.zero_point).astype(np.float32)
-    return _round_away(v / np.float32(out.scale)).astype(np.int64) + out.zero_point
-
-
 def quantize(imp, op, ref):
     src = op.Inputs(0)
-    if src in imp.dequantized:
-        x, out = imp.act(imp.dequantized[src], ref), imp.out(op, ref)
-        imp.add_op("lut", ref, [x], out, dict(table=clamp_int8(_round_trip(np.arange(-128, 128), x, out))))
+    if src in imp.dequantized:  # int8 -> float32 -> int8: LUTPopulate's arithmetic with f = identity
+        # (checked against LiteRT: dividing by a float32 reciprocal or in double, or rounding half
+        # to even, differs)
+        _table(imp, op, ref, _float_table(lambda v: v), src=imp.dequantized[src])
         return
     if imp.info(src).dtype != INT8:
         raise node_error(ref.name, ref.op_type, "QUANTIZE inside the model reads a float tensor; only int8 -> int8 "
