@@ -120,15 +120,17 @@ def _as_int8(y: np.ndarray, t: Tensor) -> np.ndarray:
     return y.reshape(-1) if y.dtype == np.int8 else quantize(y, t.scale, t.zero_point).reshape(-1)
 
 
-def litert_interpreter(path: Path):
+def litert_interpreter(path: Path, keep_tensors: bool = False):
     """LiteRT's interpreter with the reference op resolver (TFLite's reference kernels: the
-    ground truth of TFLite int8 semantics), or None when ai-edge-litert is not installed."""
+    ground truth of TFLite int8 semantics), or None when ai-edge-litert is not installed.
+    `keep_tensors`: every intermediate tensor stays readable after invoke (for per-tensor checks)."""
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
         return None
     try:
-        it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                         experimental_preserve_all_tensors=keep_tensors)
         it.allocate_tensors()
     except Exception as exc:
         raise EngineError(f"LiteRT (the reference rung) cannot load the model: {first_line(exc)}") from None

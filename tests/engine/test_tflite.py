@@ -78,11 +78,7 @@ def _model(name: str, tmp_path: Path) -> Path:
 
 def litert_trace(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every tensor LiteRT's reference kernels computed for input x, by name."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-                     experimental_preserve_all_tensors=True)
-    it.allocate_tensors()
+    it = verify.litert_interpreter(path, keep_tensors=True)
     it.set_tensor(it.get_input_details()[0]["index"], x.reshape(it.get_input_details()[0]["shape"]))
     it.invoke()
     return {t["name"]: it.get_tensor(t["index"]) for t in it.get_tensor_details() if t["dtype"] == np.int8}
