@@ -265,17 +265,26 @@ KERNELS = dict(conv2d=conv2d, fc=fc, matmul=matmul, add=add, mul=mul, avgpool=av
                attention=attention)
 
 
-def run(g: Graph, x: np.ndarray, trace: dict | None = None) -> np.ndarray:
-    """Run the graph on one int8 input (ONNX layout); `trace` collects every tensor if given."""
-    env: dict[str, np.ndarray] = {g.input: np.asarray(x, dtype=np.int8).reshape(g.tensors[g.input].shape)}
+def _execute(g: Graph, x: np.ndarray, batch: int | None) -> dict[str, np.ndarray]:
+    """Every tensor of g for input x shaped as the graph input, or (`batch`) for that many inputs
+    stacked on the leading axis, each op's output shape widened to match."""
+    env: dict[str, np.ndarray] = {g.input: x}
     for t in g.tensors.values():
         if t.is_const:
             env[t.name] = t.data
     for op in g.ops:
         out = g.tensors[op.outputs[0]]
+        if batch is not None:
+            out = replace(out, shape=(batch,) + out.shape[1:])
         res = KERNELS[op.kind](op, [env[i] for i in op.inputs], out)
         assert res.shape == out.shape and res.dtype == np.int8, (op.name, res.shape, out.shape, res.dtype)
         env[out.name] = res
+    return env
+
+
+def run(g: Graph, x: np.ndarray, trace: dict | None = None) -> np.ndarray:
+    """Run the graph on one int8 input (ONNX layout); `trace` collects every tensor if given."""
+    env = _execute(g, np.asarray(x, dtype=np.int8).reshape(g.tensors[g.input].shape), None)
     if trace is not None:
         trace.update(env)
     return env[g.output]
@@ -314,14 +323,4 @@ def run_batch(g: Graph, xs: np.ndarray) -> np.ndarray:
     if not batchable(g):
         return np.stack([run(g, x).reshape(-1) for x in xs])
     b = len(xs)
-    env: dict[str, np.ndarray] = {g.input: xs.reshape((b,) + g.tensors[g.input].shape[1:])}
-    for t in g.tensors.values():
-        if t.is_const:
-            env[t.name] = t.data
-    for op in g.ops:
-        t = g.tensors[op.outputs[0]]
-        out = replace(t, shape=(b,) + t.shape[1:])
-        res = KERNELS[op.kind](op, [env[i] for i in op.inputs], out)
-        assert res.shape == out.shape and res.dtype == np.int8, (op.name, res.shape, out.shape, res.dtype)
-        env[t.name] = res
-    return env[g.output].reshape(b, -1)
+    return _execute(g, xs.reshape((b,) + g.tensors[g.input].shape[1:]), b)[g.output].reshape(b, -1)
