@@ -89,11 +89,11 @@ def _out_scale(in_scale: float, w_scale: float, k: int) -> float:
     return float(in_scale * w_scale * 64 * np.sqrt(k) / 12)
 
 
-def conv(shape=(1, 9, 9, 4), cout=8, k=3, stride=1, padding="same", dilation=1, act=None, zp=-5,
-         depthwise=False, mult=1, per_channel=True, seed=0) -> bytes:
-    b = Builder(np.random.default_rng(seed))
+def _conv_layer(b: Builder, x: int, shape, cout: int, k: int, stride: int, padding: str, dilation: int, act,
+                depthwise: bool, mult: int, per_channel: bool, y_zp: int) -> int:
+    """A CONV_2D or DEPTHWISE_CONV_2D (k x k, random weights and bias) reading activation x of
+    `shape` at scale 0.05; returns its output tensor."""
     n, h, w, c = shape
-    x = b.act("x", shape, 0.05, zp)
     cout = c * mult if depthwise else cout
     wshape = (1, k, k, cout) if depthwise else (cout, k, k, c)
     wi, ws = b.weights("w", wshape, 3 if depthwise else 0, per_channel)
@@ -101,7 +101,7 @@ def conv(shape=(1, 9, 9, 4), cout=8, k=3, stride=1, padding="same", dilation=1, 
     eff = (k - 1) * dilation + 1
     oh = -(-h // stride) if padding == "same" else (h - eff) // stride + 1
     ow = -(-w // stride) if padding == "same" else (w - eff) // stride + 1
-    y = b.act("y", (n, oh, ow, cout), _out_scale(0.05, float(ws.mean()), k * k * (1 if depthwise else c)), 3)
+    y = b.act("y", (n, oh, ow, cout), _out_scale(0.05, float(ws.mean()), k * k * (1 if depthwise else c)), y_zp)
     if depthwise:
         o = s.DepthwiseConv2DOptionsT()
         o.depthMultiplier = mult
@@ -112,6 +112,14 @@ def conv(shape=(1, 9, 9, 4), cout=8, k=3, stride=1, padding="same", dilation=1, 
     o.padding, o.strideH, o.strideW = PAD[padding], stride, stride
     o.dilationHFactor = o.dilationWFactor = dilation
     o.fusedActivationFunction = ACT[act]
+    return y
+
+
+def conv(shape=(1, 9, 9, 4), cout=8, k=3, stride=1, padding="same", dilation=1, act=None, zp=-5,
+         depthwise=False, mult=1, per_channel=True, seed=0) -> bytes:
+    b = Builder(np.random.default_rng(seed))
+    x = b.act("x", shape, 0.05, zp)
+    y = _conv_layer(b, x, shape, cout, k, stride, padding, dilation, act, depthwise, mult, per_channel, 3)
     return b.build(x, y)
 
 
@@ -227,21 +235,7 @@ def pad_conv(shape=(1, 7, 8, 4), pads=((1, 2), (0, 1)), padding="valid", stride=
     if v2:
         ins.append(b.tensor("value", (1,), 9, 0.05, -9, np.array([-9], np.int8)))
     b.op(s.BuiltinOperator.PADV2 if v2 else s.BuiltinOperator.PAD, ins, [p])
-    cout = c if depthwise else 6
-    wshape = (1, 3, 3, cout) if depthwise else (cout, 3, 3, c)
-    wi, ws = b.weights("w", wshape, 3 if depthwise else 0)
-    oh = -(-ph // stride) if padding == "same" else (ph - 3) // stride + 1
-    ow = -(-pw // stride) if padding == "same" else (pw - 3) // stride + 1
-    y = b.act("y", (n, oh, ow, cout), _out_scale(0.05, float(ws.mean()), 9 * (1 if depthwise else c)), 2)
-    if depthwise:
-        o = s.DepthwiseConv2DOptionsT()
-        o.depthMultiplier = 1
-        code, opt = s.BuiltinOperator.DEPTHWISE_CONV_2D, s.BuiltinOptions.DepthwiseConv2DOptions
-    else:
-        o = s.Conv2DOptionsT()
-        code, opt = s.BuiltinOperator.CONV_2D, s.BuiltinOptions.Conv2DOptions
-    o.padding, o.strideH, o.strideW, o.dilationHFactor, o.dilationWFactor = PAD[padding], stride, stride, 1, 1
-    b.op(code, [p, wi, b.bias("b", cout, 0.05 * ws)], [y], opt, o)
+    y = _conv_layer(b, p, (n, ph, pw, c), 6, 3, stride, padding, 1, None, depthwise, 1, True, 2)
     return b.build(x, y)
 
 
