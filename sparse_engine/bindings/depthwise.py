@@ -1,7 +1,10 @@
-"""Depthwise convolution: se_depthwise_conv2d_s8 (portable, any depth multiplier) and
-se_depthwise_conv2d_s8_dsp (depth multiplier 1; weights widened offline to int16 in SXTB16 pair
-order, scratch 2 * C). Either runs in place (output over its input) with a ring of held rows
-when the planner aliases them (planner.inplace_depthwise, dw_ring_bytes)."""
+"""Depthwise convolution: se_depthwise_conv2d_s8 (portable, any depth multiplier),
+se_depthwise3x3_s8_dsp (3x3, stride 1 or 2, no dilation, multiplier 1: row-stationary, input rows
+widened once into int16 rows per channel) and se_depthwise_conv2d_s8_dsp (any other multiplier-1
+geometry; weights widened offline to int16 in SXTB16 pair order, scratch 2 * C). The portable and
+the general DSP kernel run in place (output over its input) with a ring of held rows when the
+planner aliases them (planner.inplace_depthwise, dw_ring_bytes); the 3x3 kernel needs no ring: it
+widens every channel of each input row before writing the output rows over it."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +19,28 @@ def dsp_fits(p: dict) -> bool:
     return p["depth_mult"] == 1
 
 
-def kernel(p: dict, dsp: bool) -> str:
-    return "se_depthwise_conv2d_s8_dsp" if dsp and dsp_fits(p) else "se_depthwise_conv2d_s8"
+# Narrowest output rows (by stride) for which se_depthwise3x3_s8_dsp beats the general kernel: its
+# setup per channel and output row (about 90 estimated cycles) needs enough outputs to pay off.
+# Measured on MLPerf Tiny's VWW and KWS layers (est. cycles per MAC, rows / general kernel):
+# stride 1 at widths 48, 24, 12, 6, 5, 3: 2.34/4.69, 2.68/3.93, 3.38/3.88, 4.82/3.94, 5.12/4.11,
+# 7.77/4.03; stride 2 at output widths 24, 12, 6, 3: 3.56/4.16, 4.34/3.94, 5.93/3.90, 9.34/4.01.
+ROWS_MIN_WIDTH = {1: 12, 2: 16}
+
+
+def rows_fit(p: dict, out_w: int) -> bool:
+    """se_depthwise3x3_s8_dsp: 3x3, equal strides of 1 or 2, no dilation, multiplier 1,
+    accumulators that may be doubled (|2 acc| < 2^31), output rows of ROWS_MIN_WIDTH or more."""
+    s = p["stride"][0]
+    return (dsp_fits(p) and tuple(p["weights"].shape[1:3]) == (3, 3) and tuple(p["dilation"]) == (1, 1)
+            and p["stride"][1] == s and s in ROWS_MIN_WIDTH and out_w >= ROWS_MIN_WIDTH[s]
+            and int(p["acc_bound"]) < 2**30)
+
+
+def kernel(p: dict, dsp: bool, out_w: int = 0) -> str:
+    """The kernel of a depthwise layer whose output rows are out_w wide."""
+    if not (dsp and dsp_fits(p)):
+        return "se_depthwise_conv2d_s8"
+    return "se_depthwise3x3_s8_dsp" if rows_fit(p, out_w) else "se_depthwise_conv2d_s8_dsp"
 
 
 def claims(op: Op, dsp: bool) -> bool:
@@ -35,17 +58,42 @@ def dsp_weights(w: np.ndarray) -> np.ndarray:
     return np.concatenate([head.reshape(-1), taps[:, 4 * g:].reshape(-1)])
 
 
+def rows_weights(w: np.ndarray) -> np.ndarray:
+    """3x3 depthwise weights [1, 3, 3, C] as int16 for se_depthwise3x3_s8_dsp, doubled (the kernel
+    accumulates 2 acc, which SMMULR takes as it is): per channel and kernel row the pairs
+    (w0, w1), (w1, w2), 12 halfwords per channel."""
+    r = 2 * w[0].astype(np.int16).transpose(2, 0, 1)  # [C, 3 rows, 3 taps]
+    return r[:, :, [0, 1, 1, 2]].reshape(-1)
+
+
+ROWS_BLOCK = 4  # channels per pass of se_depthwise3x3_s8_dsp over the rows (one SXTAB16 group)
+
+
+def rows_scratch(out_w: int, stride: int, block_c: int) -> int:
+    """int16 scratch of se_depthwise3x3_s8_dsp: a ring of 3 widened rows of block_c channels, each
+    wp columns (every column a pair of outputs reads, even so that rows stay word aligned; the
+    same formula as se_dw_rows_wp), then one output row of int32 accumulators."""
+    wp = (stride * (out_w - 1) + 4 + 1) & ~1
+    return 3 * block_c * wp + 2 * out_w
+
+
 def emit(em: Emit, op: Op, A: ArrayFn) -> Call:
     p = op.params
     x, out = em.g.tensors[op.inputs[0]], em.g.tensors[op.outputs[0]]
     w = p["weights"]
     f = fields(p, A, x, out, A(w, np.int8, "weights"))
-    fn, scratch = kernel(p, em.dsp), 0
+    fn, scratch = kernel(p, em.dsp, out.shape[2]), 0
+    in_place = em.plan.aliases.get(out.name) == x.name
+    if fn == "se_depthwise3x3_s8_dsp":
+        block = x.shape[3] if in_place else min(ROWS_BLOCK, x.shape[3])
+        f.update(weights="0", weights16=A(rows_weights(w), np.int16, "weights16"), block_c=block)
+        with_table(f, p, A)
+        return Call(fn, STRUCT, f, rows_scratch(out.shape[2], p["stride"][1], block))
     if em.dsp and dsp_fits(p):
         scratch = 2 * x.shape[3]
         f.update(weights="0", weights16=A(dsp_weights(w), np.int16, "weights16"))
         with_table(f, p, A)
-    if em.plan.aliases.get(out.name) == x.name:  # in place: rows wait in a ring after the scratch
+    if in_place:  # in place: rows wait in a ring after the scratch
         f.update(hold_rows=p["pad"][0] + 1, ring=f"(int8_t *)(void *)(scratch + {scratch})")
         scratch += -(-dw_ring_bytes(op, em.g) // 2)
     return Call(fn, STRUCT, f, scratch)

@@ -20,6 +20,9 @@ CASES = {
     "conv_stride2_dilated": dict(op="conv", shape=(1, 8, 11, 10), cout=6, stride=2, dilation=2, mean=0.5),
     "pointwise_odd_rows": dict(op="conv", shape=(1, 12, 3, 5), cout=9, k=1),
     "depthwise_channel_tail": dict(op="depthwise", shape=(1, 10, 6, 7), mean=-0.7),
+    "depthwise3x3_rows_channel_tail": dict(op="depthwise", shape=(1, 10, 5, 13), mean=-0.3),
+    "depthwise3x3_rows_stride2_odd": dict(op="depthwise", shape=(1, 6, 7, 33), stride=2, mean=0.4),
+    "depthwise3x3_one_column": dict(op="depthwise", shape=(1, 12, 5, 1)),
     "depthwise5x5_stride2": dict(op="depthwise", shape=(1, 8, 9, 9), k=5, stride=2),
     "depthwise5x5_channel_tail": dict(op="depthwise", shape=(1, 7, 8, 8), k=5, mean=0.3),
     "fc_one_row_tail": dict(op="gemm", shape=(1, 37), n=11, mean=0.8),
@@ -58,16 +61,17 @@ def test_only_called_kernels_are_linked(models_dir, tmp_path):
 
 
 @pytest.mark.parametrize("left", [False, True])
-def test_depthwise_requant_branches(models_dir, tmp_path, left):
+@pytest.mark.parametrize("k,kernel", [(3, "se_depthwise3x3_s8_dsp"), (5, "se_depthwise_conv2d_s8_dsp")])
+def test_depthwise_requant_branches(models_dir, tmp_path, left, k, kernel):
     """The rarer requantization branches, forced in the IR (the simulator reads the same params):
     a channel with right shift 0 and clamp bounds narrower than int8 (table path, SSAT not
     applicable), or a channel shifting left (no table: shifts decoded at run time)."""
-    g = build_graph(quantized(dict(op="depthwise", shape=(1, 8, 6, 6)), models_dir, "k_dw_rq"))
+    g = build_graph(quantized(dict(op="depthwise", shape=(1, 8, 4, 12), k=k), models_dir, f"k_dw_rq{k}"))
     (op,) = [o for o in g.ops if o.kind == "conv2d"]
     p = op.params
     table = force_requant_branches(p, left)
     assert fast_requant(p) and (table is None if left else (table[:, 1] == 0).sum() == 2)
-    _, ref, _ = exact_on_host_and_qemu(g, tmp_path / "dw", "se_depthwise_conv2d_s8_dsp")
+    _, ref, _ = exact_on_host_and_qemu(g, tmp_path / "dw", kernel)
     assert (ref == -100).any() and (ref == 90).any()
 
 

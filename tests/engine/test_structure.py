@@ -6,6 +6,7 @@ import ast
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sparse_engine import bindings, codegen
@@ -129,14 +130,16 @@ def test_every_kernel_a_binding_names_is_declared():
 
     declared, _ = c_functions()
     names = {fc.kernel(d) for d in (0, 1)} | {conv.kernel(d) for d in (0, 1)}
-    names |= {depthwise.kernel(dict(depth_mult=m), d) for m in (1, 2) for d in (0, 1)}
+    dw = dict(dilation=(1, 1), stride=(1, 1), acc_bound=1000)
+    names |= {depthwise.kernel(dict(dw, depth_mult=m, weights=np.zeros((1, k, k, 8))), d, 16)
+              for m in (1, 2) for d in (0, 1) for k in (3, 5)}
     names |= {sparse_fc.kernel(b, d) for b in (1, 2, 4, 8, 3) for d in (0, 1)}
     names |= {sparse_conv.kernel(dict(dilation=(1, 1)), c, d) for c in (4, 3) for d in (0, 1)}
     names |= {matmul.kernel(a, b, d) for a in (1, 2) for b in (1, 2) for d in (0, 1)}
     names |= {pool.kernel(k, dict(requant=r, act_min=-128, act_max=127), c, d) for k in ("avgpool", "maxpool")
               for r in (0, 1) for c in (4, 6) for d in (0, 1)}
     names |= {softmax.kernel(dict(tflite=True), 10, d) for d in (0, 1)}
-    assert len(names) == 17
+    assert len(names) == 18
     assert names <= declared
     assert {f.__name__.rpartition(".")[2] for f in bindings.FAMILIES} >= {"fc", "conv", "attention", "lut"}
     assert softmax.STRUCT in (codegen.KERNEL_DIR / "se_softmax.h").read_text()

@@ -8,6 +8,11 @@
  * se_depthwise_conv2d_s8:    any depth multiplier.
  * se_depthwise_conv2d_s8_dsp: depth_mult == 1; weights16 widened offline
  *                            (bindings/depthwise.py dsp_weights); scratch 2 * C int16.
+ * se_depthwise3x3_s8_dsp:    3x3, stride 1 or 2 (both axes), no dilation, depth_mult == 1,
+ *                            output rows wide enough (bindings/depthwise.py rows_fit); weights16
+ *                            as doubled (w0,w1),(w1,w2) per channel and row (rows_weights);
+ *                            scratch 3 * block_c * wp + 2 * out_w int16 (rows_scratch); in place
+ *                            without held rows.
  * Depthwise kernels run in place (out == in) when hold_rows > 0: stride 1, batch 1, output rows
  * wait in `ring` (hold_rows rows) until no later output row reads the input row they overwrite. */
 #ifndef SPARSE_ENGINE_SE_CONV_H
@@ -28,12 +33,14 @@ typedef struct {
      * output row reads the input row they overwrite; 0 = out is a separate buffer */
     int32_t hold_rows;
     int8_t *ring;
+    int32_t block_c; /* se_depthwise3x3_s8_dsp: channels per pass over the rows */
 } se_conv_params_t;
 
 void se_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_depthwise_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
+void se_depthwise3x3_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 /* the in-place ring: where output row oy is written, and its copy-out once it is safe */
 int8_t *se_dw_row_begin(const se_conv_params_t *p, int8_t *out, int32_t oy);
 void se_dw_row_end(const se_conv_params_t *p, int8_t *out, int32_t oy);

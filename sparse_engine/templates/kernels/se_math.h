@@ -121,6 +121,27 @@ static inline int32_t se_smlatt(uint32_t x, uint32_t y, int32_t acc) {
     __asm__("smlatt %0, %1, %2, %3" : "=r"(r) : "r"(x), "r"(y), "r"(acc));
     return r;
 }
+static inline int32_t se_smlabt(uint32_t x, uint32_t y, int32_t acc) {
+    int32_t r;
+    __asm__("smlabt %0, %1, %2, %3" : "=r"(r) : "r"(x), "r"(y), "r"(acc));
+    return r;
+}
+static inline int32_t se_smlatb(uint32_t x, uint32_t y, int32_t acc) {
+    int32_t r;
+    __asm__("smlatb %0, %1, %2, %3" : "=r"(r) : "r"(x), "r"(y), "r"(acc));
+    return r;
+}
+/* Halfword pairs as (lo, hi): PKHBT a, b, LSL #16 gives (a.lo, b.lo); PKHTB a, b, ASR #16 (b.hi, a.hi). */
+static inline uint32_t se_pkhbt16(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline uint32_t se_pkhtb16(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
 /* CLZ: leading zero bits, 32 for 0. */
 static inline int32_t se_clz(uint32_t x) {
     int32_t r;
@@ -168,6 +189,14 @@ static inline int32_t se_smlabb(uint32_t x, uint32_t y, int32_t acc) {
 static inline int32_t se_smlatt(uint32_t x, uint32_t y, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)(se_hi16(x) * se_hi16(y)));
 }
+static inline int32_t se_smlabt(uint32_t x, uint32_t y, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(se_lo16(x) * se_hi16(y)));
+}
+static inline int32_t se_smlatb(uint32_t x, uint32_t y, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(se_hi16(x) * se_lo16(y)));
+}
+static inline uint32_t se_pkhbt16(uint32_t a, uint32_t b) { return (a & 0xFFFFu) | (b << 16); }
+static inline uint32_t se_pkhtb16(uint32_t a, uint32_t b) { return (a & 0xFFFF0000u) | (b >> 16); }
 static inline int32_t se_clz(uint32_t x) { return x ? __builtin_clz(x) : 32; }
 static inline int32_t se_ssat8(int32_t v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
 static inline uint32_t se_usub8(uint32_t a, uint32_t b) {
