@@ -216,6 +216,23 @@ def hybrid(seed: int = 0, classes: int = 10, head_dim: int = 32) -> onnx.ModelPr
     return b.model((1, 3, 32, 32), y)
 
 
+def eegformer(seed: int = 0, tokens: int = 81, dim: int = 32, heads: int = 8, head_dim: int = 32, ff: int = 64,
+              layers: int = 2, classes: int = 4) -> onnx.ModelProto:
+    """An EEGFormer-shaped transformer (Jung et al. 2024's configuration: 81 tokens of E = 32, eight
+    heads of P = 32, feed-forward 64): pre-LN encoder layers, mean over tokens, a linear head;
+    [1, tokens, dim] -> [1, classes]."""
+    b = _Builder(seed)
+    ln = lambda v: b.op("LayerNormalization", [v, b.const(np.ones(dim)), b.const(np.zeros(dim))], axis=-1)  # noqa: E731
+    t = "x"
+    for _ in range(layers):
+        t = b.op("Add", [t, attention(b, ln(t), tokens, dim, heads, head_dim)], "res")
+        t = b.op("Add", [t, b.linear(b.op("Gelu", [b.linear(ln(t), dim, ff)]), ff, dim)], "res")
+    cols = b.op("Reshape", [b.op("Transpose", [t], perm=[0, 2, 1]), b.const(np.array([1, dim, tokens, 1], np.int64))])
+    h = b.op("Flatten", [b.op("GlobalAveragePool", [cols])])
+    return b.model((1, tokens, dim), b.op("Gemm", [h, b.weight((classes, dim), dim), b.const(np.zeros(classes))],
+                                          transB=1))
+
+
 def prune_blocks(model: onnx.ModelProto, sparsity: float, block: int) -> onnx.ModelProto:
     """Block magnitude pruning of a float model, before quantization: in every Conv (not grouped),
     Gemm and MatMul with a constant weight whose input channels `block` divides, the share

@@ -13,27 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from sparse_engine import compiler, verify
+from sparse_engine.bench.models import MLPERF, PUBLISHED_CYCLES, cycles_per_mac
 from tinyformer_jax.data import cifar10
 
-MODELS = ("ic_resnet8", "kws_dscnn", "vww_mobilenetv1", "ad_autoencoder")
-# MLPerf Tiny v1.2 closed division, measured on boards: cycles = ms x clock (Cortex-M7 both)
-PUBLISHED_CYCLES = {
-    "x_cube_ai_stm32h7a3_280mhz": dict(ic_resnet8=11.42e6, kws_dscnn=3.16e6, vww_mobilenetv1=6.66e6,
-                                       ad_autoencoder=0.344e6),
-    "hale_stm32f746_216mhz": dict(ic_resnet8=13.52e6, kws_dscnn=4.10e6, vww_mobilenetv1=12.36e6,
-                                  ad_autoencoder=0.369e6),
-}
-
-
-def cycles_per_mac(rep: dict) -> dict:
-    """Estimated cycles per MAC of each kernel function, over the layers that run it with MACs."""
-    by_kernel: dict[str, list[int]] = {}
-    for r in rep["layers"]:
-        if r["macs"] and r.get("cycles"):
-            acc = by_kernel.setdefault(r["kernel"], [0, 0])
-            acc[0] += r["cycles"]
-            acc[1] += r["macs"]
-    return {k: round(c / m, 2) for k, (c, m) in sorted(by_kernel.items())}
+MODELS = MLPERF
 
 
 def cifar_int8(images: np.ndarray) -> np.ndarray:

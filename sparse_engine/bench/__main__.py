@@ -1,4 +1,4 @@
-"""`python -m sparse_engine.bench kernels|sparse|attention [--out benchmarks/NAME.json] [--case TEXT]`."""
+"""`python -m sparse_engine.bench kernels|sparse|attention|models [--out benchmarks/NAME.json] [--case TEXT]`."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EngineError
-from . import attention, kernels, sparse
+from . import attention, kernels, models, sparse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,10 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--out", default="benchmarks/attention.json", help="JSON results file")
     a.add_argument("--work", default="build/bench-attention", help="folder for models and builds")
     a.add_argument("--case", action="append", help="run only cases whose name contains this (repeatable)")
+    m = sub.add_parser("models", help="whole models: MLPerf Tiny's four, the main job's hybrid, an EEGFormer-shaped "
+                                      "transformer (flash, SRAM, instructions, est. cycles vs published engines)")
+    m.add_argument("--out", default="benchmarks/models.json", help="JSON results file")
+    m.add_argument("--work", default="build/bench-models", help="folder for models and builds")
+    m.add_argument("--case", action="append", help="run only models whose name contains this (repeatable)")
+    m.add_argument("--mlperf-dir", default=None,
+                   help="folder with MLPerf Tiny's *_int8.tflite (default $MLPERF_TINY_DIR, else "
+                        "../shared/data/mlperf_tiny)")
     args = ap.parse_args(argv)
-    mod = dict(kernels=kernels, sparse=sparse, attention=attention)[args.command]
+    mod = dict(kernels=kernels, sparse=sparse, attention=attention, models=models)[args.command]
+    extra = {"mlperf_dir": Path(args.mlperf_dir)} if getattr(args, "mlperf_dir", None) else {}
     try:
-        results = mod.run(Path(args.work), args.case, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        results = mod.run(Path(args.work), args.case, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                          **extra)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
