@@ -34,7 +34,8 @@ static int32_t se_patch(const se_conv_params_t *p, const int8_t *img, int32_t oy
 
 void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out) {
     const int32_t k = p->k_h * p->k_w * p->in_c, n = p->out_c, pixels = p->out_h * p->out_w;
-    const se_req_t r = {p->bias, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max};
+    const se_req_t r = {p->bias, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max,
+                         se_rq_fast(p->rq, p->out_c, p->act_min, p->act_max)};
     uint32_t *wide = (uint32_t *)(void *)p->scratch;
     int16_t *tails = p->scratch + 8 * (k >> 2);
     int8_t *stage = (int8_t *)(p->scratch + SE_PAIR_LEN(k));

@@ -2,7 +2,8 @@
 
 void se_fc_s8_dsp(const se_fc_params_t *p, const int8_t *in, int8_t *out) {
     const int32_t k = p->in_k, n = p->out_n;
-    const se_req_t r = {p->bias, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max};
+    const se_req_t r = {p->bias, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max,
+                         se_rq_fast(p->rq, n, p->act_min, p->act_max)};
     int32_t row = 0;
     for (; row < p->rows; row += 2) {
         const int8_t *x1 = row + 1 < p->rows ? in + (row + 1) * k : 0;

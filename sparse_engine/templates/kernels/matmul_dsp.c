@@ -5,7 +5,8 @@
  * be contiguous along k, pairs of B columns are widened and A's rows are the int8 side. */
 void se_matmul_s8_dsp(const se_matmul_params_t *p, const int8_t *a, const int8_t *b, int8_t *out) {
     const int32_t m = p->m, k = p->k, n = p->n;
-    const se_req_t r = {0, &p->mult, &p->shift, p->rq, 0, p->out_zp, p->act_min, p->act_max};
+    const se_req_t r = {0, &p->mult, &p->shift, p->rq, 0, p->out_zp, p->act_min, p->act_max,
+                         se_rq_fast(p->rq, 1, p->act_min, p->act_max)};
     for (int32_t t = 0; t < p->batch; t++) {
         const int8_t *A = a + p->a_offsets[t], *B = b + p->b_offsets[t];
         int8_t *O = out + t * m * n;

@@ -25,7 +25,17 @@
 typedef struct {
     const int32_t *bias, *mult, *shift, *rq;
     int32_t step, out_zp, act_min, act_max;
+    int32_t fast; /* se_rq_fast: table, every right shift >= 1, bounds [-128, 127] */
 } se_req_t;
+
+/* Whether the n table rows of rq all shift right by 1 or more and the bounds are int8's: the
+ * requantization is then SMMULR, rounding shift, zero point, SSAT, with no branch. */
+static inline int32_t se_rq_fast(const int32_t *rq, int32_t n, int32_t lo, int32_t hi) {
+    if (!rq || lo != -128 || hi != 127) return 0;
+    for (int32_t i = 0; i < n; i++)
+        if (rq[2 * i + 1] == 0) return 0;
+    return 1;
+}
 
 /* se_mbqm_floor + zero point + clamp to the activation range. */
 static inline __attribute__((always_inline)) int8_t se_rq(int32_t acc, int32_t mult, int32_t shift, int32_t zp,
@@ -73,6 +83,25 @@ static inline __attribute__((always_inline)) int8_t se_req(const se_req_t *r, in
 
 static inline int32_t se_bias(const se_req_t *r, int32_t col) { return r->bias ? r->bias[col * r->step] : 0; }
 
+/* One output the se_rq_fast way from table row t (right >= 1: se_srdhm_rdiv's or, `single`,
+ * se_single_rdiv's shifting branch). */
+static inline __attribute__((always_inline)) int32_t se_rq_fast1(int32_t acc, const int32_t *t, int32_t zp,
+                                                                 int32_t single) {
+    const int32_t x2 = (int32_t)((uint32_t)acc << 1), right = 32 - se_clz((uint32_t)t[1]);
+    if (single) return se_ssat8(((se_smmul(x2, t[0]) + t[1]) >> right) + zp);
+    const int32_t v = se_smmulr(x2, t[0]);
+    return se_ssat8(((v + t[1] - (int32_t)((uint32_t)v >> 31)) >> right) + zp);
+}
+
+/* Columns col and col + 1 of a fast layer (r->fast), written to o[0] and o[step]: two
+ * independent chains, which the dual-issue M7 overlaps. */
+static inline __attribute__((always_inline)) void se_req_pair(const se_req_t *r, int32_t a, int32_t b, int32_t col,
+                                                              int8_t *o, int32_t step, int32_t single) {
+    const int32_t *t = r->rq + 2 * col * r->step;
+    o[0] = (int8_t)se_rq_fast1(a, t, r->out_zp, single);
+    o[step] = (int8_t)se_rq_fast1(b, t + 2 * r->step, r->out_zp, single);
+}
+
 /* Wide rows. Row r of a pair (r = 0, 1) keeps chunk c (values 4c..4c+3) in the words
  * [4c + 2r] = (x0,x2) and [4c + 2r + 1] = (x1,x3), so one tile step reads four consecutive words;
  * a single row uses pitch 2. The k % 4 tail of row r follows all chunks, at int16 index
@@ -118,30 +147,36 @@ static int32_t se_widen(const int8_t *x, int32_t stride, int32_t k, int32_t off,
  * 2x2: two interleaved wide rows (pitch 4) x two int8 rows, acc = {c00, c01, c10, c11}.
  * 1x4: one wide row (pitch 2) x four int8 rows. */
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-/* One chunk of the 2x2 loop: 4 widened words, two int8 words, 8 SMLAD. */
+/* One chunk of the 2x2 loop: 4 widened words, two int8 words, 8 SMLAD. Word loads, not LDRD
+ * (which issues alone on the M7), placed to pair with the SXTB16/SMLAD work; each input word
+ * register is reloaded once its first use is done, so the loop needs 13 registers.
+ * llvm-mca (M7): 31 cycles for two chunks with the loop branch, 35 with the LDRD form. */
 #define SE_MAC_2X2_STEP \
-        "ldrd %[a], %[b], [%[x]], #8\n\t" \
-        "ldrd %[c], %[d], [%[x]], #8\n\t" \
         "ldr %[w], [%[s0]], #4\n\t" \
+        "ldr %[v], [%[s1]], #4\n\t" \
+        "ldr %[a], [%[x]]\n\t" \
         "sxtb16 %[e], %[w]\n\t" \
+        "ldr %[c], [%[x], #8]\n\t" \
         "sxtb16 %[w], %[w], ror #8\n\t" \
         "smlad %[c00], %[a], %[e], %[c00]\n\t" \
         "smlad %[c10], %[c], %[e], %[c10]\n\t" \
-        "smlad %[c00], %[b], %[w], %[c00]\n\t" \
-        "smlad %[c10], %[d], %[w], %[c10]\n\t" \
-        "ldr %[w], [%[s1]], #4\n\t" \
-        "sxtb16 %[e], %[w]\n\t" \
-        "sxtb16 %[w], %[w], ror #8\n\t" \
+        "sxtb16 %[e], %[v]\n\t" \
+        "sxtb16 %[v], %[v], ror #8\n\t" \
         "smlad %[c01], %[a], %[e], %[c01]\n\t" \
         "smlad %[c11], %[c], %[e], %[c11]\n\t" \
-        "smlad %[c01], %[b], %[w], %[c01]\n\t" \
-        "smlad %[c11], %[d], %[w], %[c11]\n\t"
+        "ldr %[a], [%[x], #4]\n\t" \
+        "ldr %[c], [%[x], #12]\n\t" \
+        "smlad %[c00], %[a], %[w], %[c00]\n\t" \
+        "smlad %[c01], %[a], %[v], %[c01]\n\t" \
+        "add %[x], %[x], #16\n\t" \
+        "smlad %[c10], %[c], %[w], %[c10]\n\t" \
+        "smlad %[c11], %[c], %[v], %[c11]\n\t"
 
-/* not inlined: each loop needs 14 registers, all that Thumb-2 has */
+/* not inlined: the loop needs 13 registers, the 1x4 loop below 14 (Thumb-2 has 14) */
 __attribute__((noinline)) static void se_mac_2x2(int32_t acc[4], const uint32_t *x, const int8_t *s0,
                                                  const int8_t *s1, int32_t chunks) {
     int32_t c00 = acc[0], c01 = acc[1], c10 = acc[2], c11 = acc[3];
-    uint32_t a, b, c, d, w, e;
+    uint32_t a, c, v, w, e;
     /* unrolled twice; an odd count enters at the second copy (chunks > 0) */
     __asm__ volatile(
         "tst %[n], #1\n\t"
@@ -155,8 +190,7 @@ __attribute__((noinline)) static void se_mac_2x2(int32_t acc[4], const uint32_t 
         "subs %[n], %[n], #2\n\t"
         "bne 1b\n\t"
         : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [x] "+r"(x), [s0] "+r"(s0),
-          [s1] "+r"(s1), [n] "+r"(chunks), [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d), [w] "=&r"(w),
-          [e] "=&r"(e)
+          [s1] "+r"(s1), [n] "+r"(chunks), [a] "=&r"(a), [c] "=&r"(c), [v] "=&r"(v), [w] "=&r"(w), [e] "=&r"(e)
         :
         : "cc", "memory");
     acc[0] = c00;
@@ -263,6 +297,11 @@ static inline __attribute__((always_inline)) void se_dot_body(const uint32_t *wi
                 acc[2] += tails[3 + t] * w0;
                 acc[3] += tails[3 + t] * w1;
             }
+            if (r->fast) {
+                se_req_pair(r, acc[0], acc[1], m, o0 + m * o_step, o_step, single);
+                se_req_pair(r, acc[2], acc[3], m, o1 + m * o_step, o_step, single);
+                continue;
+            }
             o0[m * o_step] = se_req(r, acc[0], m, single);
             o0[(m + 1) * o_step] = se_req(r, acc[1], m + 1, single);
             o1[m * o_step] = se_req(r, acc[2], m, single);
@@ -274,10 +313,14 @@ static inline __attribute__((always_inline)) void se_dot_body(const uint32_t *wi
             int32_t acc[4];
             for (int32_t j = 0; j < 4; j++) acc[j] = se_bias(r, m + j) + off * sum[0];
             if (chunks) se_mac_1x4(acc, wide, s0, s0 + s_stride, s0 + 2 * s_stride, s0 + 3 * s_stride, chunks);
-            for (int32_t j = 0; j < 4; j++) {
+            for (int32_t j = 0; j < 4; j++)
                 for (int32_t t = 0; t < tail; t++) acc[j] += tails[t] * s0[j * s_stride + tail_at + t];
-                o0[(m + j) * o_step] = se_req(r, acc[j], m + j, single);
+            if (r->fast) {
+                se_req_pair(r, acc[0], acc[1], m, o0 + m * o_step, o_step, single);
+                se_req_pair(r, acc[2], acc[3], m + 2, o0 + (m + 2) * o_step, o_step, single);
+                continue;
             }
+            for (int32_t j = 0; j < 4; j++) o0[(m + j) * o_step] = se_req(r, acc[j], m + j, single);
         }
     }
     for (; m < count; m++) {

@@ -134,10 +134,7 @@ static void se_requant_table_pairs(const int32_t *acc, int32_t n, const int32_t 
 
 /* Whether se_requant_table_pairs may requantize rows of n accumulators with table rq. */
 static inline int32_t se_rqt_pairs_fit(const int32_t *rq, int32_t n, int32_t lo, int32_t hi) {
-    if (!rq || n < 2 || (n & 1) || lo != -128 || hi != 127) return 0;
-    for (int32_t i = 0; i < n; i++)
-        if (rq[2 * i + 1] == 0) return 0; /* right shift 0: SE_RQT_LOOP's branch */
-    return 1;
+    return n >= 2 && !(n & 1) && se_rq_fast(rq, n, lo, hi);
 }
 
 static __attribute__((noinline)) void se_requant_table_call(const int32_t *acc, int32_t n, const int32_t *rq,

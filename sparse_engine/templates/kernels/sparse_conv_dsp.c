@@ -204,7 +204,8 @@ void se_conv_sparse_s8_dsp(const se_sparse_conv_params_t *sp, const int8_t *in, 
     const se_conv_params_t *p = &sp->conv;
     const int32_t n = p->out_c, ncol = (p->out_w - 1) * p->stride_w + p->k_w, col = (p->k_h * p->in_c) >> 1;
     const int32_t cpb = sp->block >> 2, natural = sp->block < 4;
-    const se_req_t r = {0, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max};
+    const se_req_t r = {0, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max,
+                         se_rq_fast(p->rq, p->out_c, p->act_min, p->act_max)};
     uint32_t *cols = (uint32_t *)(void *)p->scratch;
     int32_t *acc = (int32_t *)(void *)(p->scratch + 2 * ncol * col);
     for (int32_t b = 0; b < p->batch; b++) {
