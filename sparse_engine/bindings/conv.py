@@ -1,6 +1,8 @@
 """Dense convolution (not depthwise): se_conv2d_s8 (portable, any geometry) and se_conv2d_s8_dsp
-(any geometry: each output pixel's patch widened into scratch, two pixels at a time; inputs whose
-channels are not a multiple of 4 add a tail of (K + 1) / 2)."""
+(any geometry: each output pixel's patch widened into scratch, two pixels at a time). Inputs whose
+channels are not a multiple of 4 are staged as int8 rows of K rounded up to 4 (padded with the
+zero point) and their DSP weights padded with zeros to the same length, so that the dot product
+has no k % 4 tail (dsp_k)."""
 from __future__ import annotations
 
 import numpy as np
@@ -38,6 +40,14 @@ def with_table(f: dict, p: dict, A: ArrayFn) -> dict:
     return table_replaces(f)
 
 
+def dsp_k(p: dict) -> int:
+    """The DSP kernel's row length: K = kh * kw * C, rounded up to 4 when C % 4 != 0 (the same rule
+    as se_conv2d_s8_dsp's kp)."""
+    w = p["weights"]
+    k = w.shape[1] * w.shape[2] * w.shape[3]
+    return k if w.shape[3] % 4 == 0 else (k + 3) & ~3
+
+
 def emit(em: Emit, op: Op, A: ArrayFn) -> Call:
     p = op.params
     x, out = em.g.tensors[op.inputs[0]], em.g.tensors[op.outputs[0]]
@@ -45,6 +55,10 @@ def emit(em: Emit, op: Op, A: ArrayFn) -> Call:
     f = fields(p, A, x, out, A(w, np.int8, "weights"))
     if not em.dsp:
         return Call(kernel(False), STRUCT, f)
-    kk = w.shape[1] * w.shape[2] * w.shape[3]
-    scratch = pair_len(kk) + (0 if x.shape[3] % 4 == 0 else (kk + 1) // 2)
+    kk, kp = w.shape[1] * w.shape[2] * w.shape[3], dsp_k(p)
+    if kp != kk:
+        rows = np.zeros((w.shape[0], kp), np.int8)
+        rows[:, :kk] = w.reshape(w.shape[0], kk)
+        f["weights"] = A(rows, np.int8, "weights_k4")
+    scratch = pair_len(kp) + (0 if kp == kk and x.shape[3] % 4 == 0 else kp // 2)
     return Call(kernel(True), STRUCT, with_table(f, p, A), scratch)

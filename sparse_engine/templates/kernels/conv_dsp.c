@@ -7,12 +7,23 @@ static int32_t se_patch(const se_conv_params_t *p, const int8_t *img, int32_t oy
                         int32_t pitch, int16_t *tail, int8_t *stage) {
     const int32_t c = p->in_c, off = -p->in_zp;
     const int direct = (c & 3) == 0;
+    const int32_t ix0 = ox * p->stride_w - p->pad_left, span = p->k_w * c;
+    const int rows_whole = p->dil_w == 1 && ix0 >= 0 && ix0 + p->k_w <= p->in_w;
     int32_t sum = 0;
     int8_t *st = stage;
     for (int32_t ky = 0; ky < p->k_h; ky++) {
         int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
+        if (!direct && rows_whole && iy >= 0 && iy < p->in_h) {
+            /* the kernel row's taps are one run of k_w * C bytes: word copies, no call */
+            const int8_t *src = img + (iy * p->in_w + ix0) * c;
+            int32_t j = 0;
+            for (; j + 4 <= span; j += 4) se_st32(st + j, se_ld32(src + j));
+            for (; j < span; j++) st[j] = src[j];
+            st += span;
+            continue;
+        }
         for (int32_t kx = 0; kx < p->k_w; kx++) {
-            int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
+            int32_t ix = ix0 + kx * p->dil_w;
             int inside = iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w;
             const int8_t *px = img + (iy * p->in_w + ix) * c;
             if (direct) {
@@ -29,11 +40,16 @@ static int32_t se_patch(const se_conv_params_t *p, const int8_t *img, int32_t oy
             }
         }
     }
-    return direct ? sum : se_widen(stage, 1, p->k_h * p->k_w * c, off, dst, pitch, tail);
+    if (direct) return sum;
+    const int32_t k = p->k_h * p->k_w * c, kp = (k + 3) & ~3;
+    for (int32_t j = k; j < kp; j++) stage[j] = (int8_t)p->in_zp; /* widens to 0 */
+    return se_widen(stage, 1, kp, off, dst, pitch, tail);
 }
 
 void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out) {
-    const int32_t k = p->k_h * p->k_w * p->in_c, n = p->out_c, pixels = p->out_h * p->out_w;
+    /* row length: K, rounded up to 4 when the channels are staged (bindings/conv.py dsp_k) */
+    const int32_t k0 = p->k_h * p->k_w * p->in_c, k = (p->in_c & 3) ? (k0 + 3) & ~3 : k0;
+    const int32_t n = p->out_c, pixels = p->out_h * p->out_w;
     const se_req_t r = {p->bias, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max,
                          se_rq_fast(p->rq, p->out_c, p->act_min, p->act_max)};
     uint32_t *wide = (uint32_t *)(void *)p->scratch;

@@ -3,8 +3,9 @@
  * Rounding: TFLite's MultiplyByQuantizedMultiplier (SRDHM, then rounding right shift).
  *
  * se_conv2d_s8:              any stride, padding, dilation.
- * se_conv2d_s8_dsp:          any geometry; scratch SE_PAIR_LEN(kh*kw*C) int16, plus (K + 1) / 2
- *                            when C % 4 != 0 (the int8 staging row).
+ * se_conv2d_s8_dsp:          any geometry; scratch SE_PAIR_LEN(K) int16, K = kh*kw*C; when
+ *                            C % 4 != 0, K is rounded up to 4 (weights padded with zeros,
+ *                            bindings/conv.py dsp_k) and K / 2 more hold the int8 staging row.
  * se_depthwise_conv2d_s8:    any depth multiplier.
  * se_depthwise_conv2d_s8_dsp: depth_mult == 1; weights16 widened offline
  *                            (bindings/depthwise.py dsp_weights); scratch 2 * C int16.

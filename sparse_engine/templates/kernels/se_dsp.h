@@ -83,23 +83,30 @@ static inline __attribute__((always_inline)) int8_t se_req(const se_req_t *r, in
 
 static inline int32_t se_bias(const se_req_t *r, int32_t col) { return r->bias ? r->bias[col * r->step] : 0; }
 
-/* One output the se_rq_fast way from table row t (right >= 1: se_srdhm_rdiv's or, `single`,
- * se_single_rdiv's shifting branch). */
-static inline __attribute__((always_inline)) int32_t se_rq_fast1(int32_t acc, const int32_t *t, int32_t zp,
-                                                                 int32_t single) {
-    const int32_t x2 = (int32_t)((uint32_t)acc << 1), right = 32 - se_clz((uint32_t)t[1]);
-    if (single) return se_ssat8(((se_smmul(x2, t[0]) + t[1]) >> right) + zp);
-    const int32_t v = se_smmulr(x2, t[0]);
-    return se_ssat8(((v + t[1] - (int32_t)((uint32_t)v >> 31)) >> right) + zp);
+/* x2 = 2 acc requantized the se_rq_fast way with multiplier m, rounding term rnd and right shift
+ * right >= 1 (se_srdhm_rdiv's or, `single`, se_single_rdiv's shifting branch). */
+static inline __attribute__((always_inline)) int32_t se_rq_fast1(int32_t x2, int32_t m, int32_t rnd, int32_t right,
+                                                                 int32_t zp, int32_t single) {
+    if (single) return se_ssat8(((se_smmul(x2, m) + rnd) >> right) + zp);
+    const int32_t v = se_smmulr(x2, m);
+    return se_ssat8(((v + rnd - (int32_t)((uint32_t)v >> 31)) >> right) + zp);
 }
 
-/* Columns col and col + 1 of a fast layer (r->fast), written to o[0] and o[step]: two
- * independent chains, which the dual-issue M7 overlaps. */
-static inline __attribute__((always_inline)) void se_req_pair(const se_req_t *r, int32_t a, int32_t b, int32_t col,
-                                                              int8_t *o, int32_t step, int32_t single) {
-    const int32_t *t = r->rq + 2 * col * r->step;
-    o[0] = (int8_t)se_rq_fast1(a, t, r->out_zp, single);
-    o[step] = (int8_t)se_rq_fast1(b, t + 2 * r->step, r->out_zp, single);
+/* Columns col and col + 1 of one or two rows of a fast layer (r->fast): a to o0[0], b to
+ * o0[step], and when o1 is set c to o1[0], d to o1[step]. The two table rows are read once; the
+ * chains are independent, which the dual-issue M7 overlaps. */
+static inline __attribute__((always_inline)) void se_req_cols(const se_req_t *r, int32_t col, int32_t a, int32_t b,
+                                                              int32_t c, int32_t d, int8_t *o0, int8_t *o1,
+                                                              int32_t step, int32_t single) {
+    const int32_t *t0 = r->rq + 2 * col * r->step, *t1 = t0 + 2 * r->step, zp = r->out_zp;
+    const int32_t m0 = t0[0], n0 = t0[1], m1 = t1[0], n1 = t1[1];
+    const int32_t s0 = 32 - se_clz((uint32_t)n0), s1 = 32 - se_clz((uint32_t)n1);
+    o0[0] = (int8_t)se_rq_fast1((int32_t)((uint32_t)a << 1), m0, n0, s0, zp, single);
+    o0[step] = (int8_t)se_rq_fast1((int32_t)((uint32_t)b << 1), m1, n1, s1, zp, single);
+    if (o1) {
+        o1[0] = (int8_t)se_rq_fast1((int32_t)((uint32_t)c << 1), m0, n0, s0, zp, single);
+        o1[step] = (int8_t)se_rq_fast1((int32_t)((uint32_t)d << 1), m1, n1, s1, zp, single);
+    }
 }
 
 /* Wide rows. Row r of a pair (r = 0, 1) keeps chunk c (values 4c..4c+3) in the words
@@ -298,8 +305,7 @@ static inline __attribute__((always_inline)) void se_dot_body(const uint32_t *wi
                 acc[3] += tails[3 + t] * w1;
             }
             if (r->fast) {
-                se_req_pair(r, acc[0], acc[1], m, o0 + m * o_step, o_step, single);
-                se_req_pair(r, acc[2], acc[3], m, o1 + m * o_step, o_step, single);
+                se_req_cols(r, m, acc[0], acc[1], acc[2], acc[3], o0 + m * o_step, o1 + m * o_step, o_step, single);
                 continue;
             }
             o0[m * o_step] = se_req(r, acc[0], m, single);
@@ -316,8 +322,8 @@ static inline __attribute__((always_inline)) void se_dot_body(const uint32_t *wi
             for (int32_t j = 0; j < 4; j++)
                 for (int32_t t = 0; t < tail; t++) acc[j] += tails[t] * s0[j * s_stride + tail_at + t];
             if (r->fast) {
-                se_req_pair(r, acc[0], acc[1], m, o0 + m * o_step, o_step, single);
-                se_req_pair(r, acc[2], acc[3], m + 2, o0 + (m + 2) * o_step, o_step, single);
+                se_req_cols(r, m, acc[0], acc[1], 0, 0, o0 + m * o_step, 0, o_step, single);
+                se_req_cols(r, m + 2, acc[2], acc[3], 0, 0, o0 + (m + 2) * o_step, 0, o_step, single);
                 continue;
             }
             for (int32_t j = 0; j < 4; j++) o0[(m + j) * o_step] = se_req(r, acc[j], m + j, single);
