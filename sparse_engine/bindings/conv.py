@@ -31,7 +31,8 @@ def fields(p: dict, A: ArrayFn, x: Tensor, out: Tensor, weights: str) -> dict:
                 depth_mult=p["depth_mult"], in_zp=p["in_zp"], out_zp=p["out_zp"], act_min=p["act_min"],
                 act_max=p["act_max"], weights=weights, bias=A(p["bias"], np.int32, "bias"),
                 mult=A(p["mult"], np.int32, "mult"), shift=A(p["shift"], np.int32, "shift"),
-                rq="0", scratch="0", weights16="0", hold_rows=0, ring="0", block_c=0)
+                rq="0", scratch="0", weights16="0", hold_rows=0, ring="0", block_c=0,
+                sweep_cols=0)
 
 
 def with_table(f: dict, p: dict, A: ArrayFn) -> dict:

@@ -19,28 +19,33 @@ def dsp_fits(p: dict) -> bool:
     return p["depth_mult"] == 1
 
 
-# Narrowest output rows (by stride) for which se_depthwise3x3_s8_dsp beats the general kernel: its
-# setup per channel and output row (about 90 estimated cycles) needs enough outputs to pay off.
+# Shortest output lines (by stride) for which se_depthwise3x3_s8_dsp beats the general kernel: its
+# setup per channel and output line (about 90 estimated cycles) needs enough outputs to pay off.
 # Measured on MLPerf Tiny's VWW and KWS layers (est. cycles per MAC, rows / general kernel):
 # stride 1 at widths 48, 24, 12, 6, 5, 3: 2.34/4.69, 2.68/3.93, 3.38/3.88, 4.82/3.94, 5.12/4.11,
 # 7.77/4.03; stride 2 at output widths 24, 12, 6, 3: 3.56/4.16, 4.34/3.94, 5.93/3.90, 9.34/4.01.
 ROWS_MIN_WIDTH = {1: 12, 2: 16}
 
 
-def rows_fit(p: dict, out_w: int) -> bool:
-    """se_depthwise3x3_s8_dsp: 3x3, equal strides of 1 or 2, no dilation, multiplier 1,
-    accumulators that may be doubled (|2 acc| < 2^31), output rows of ROWS_MIN_WIDTH or more."""
+def rows_sweep(p: dict, out_h: int, out_w: int) -> str | None:
+    """How se_depthwise3x3_s8_dsp runs a layer whose output is out_h x out_w: "rows" (along image
+    rows), "cols" (along columns, for maps too narrow but tall enough) or None (it does not fit:
+    3x3, equal strides of 1 or 2, no dilation, multiplier 1, accumulators that may be doubled
+    (|2 acc| < 2^31), lines of ROWS_MIN_WIDTH or more)."""
     s = p["stride"][0]
-    return (dsp_fits(p) and tuple(p["weights"].shape[1:3]) == (3, 3) and tuple(p["dilation"]) == (1, 1)
-            and p["stride"][1] == s and s in ROWS_MIN_WIDTH and out_w >= ROWS_MIN_WIDTH[s]
-            and int(p["acc_bound"]) < 2**30)
+    if not (dsp_fits(p) and tuple(p["weights"].shape[1:3]) == (3, 3) and tuple(p["dilation"]) == (1, 1)
+            and p["stride"][1] == s and s in ROWS_MIN_WIDTH and int(p["acc_bound"]) < 2**30):
+        return None
+    if out_w >= ROWS_MIN_WIDTH[s]:
+        return "rows"
+    return "cols" if out_h >= ROWS_MIN_WIDTH[s] else None
 
 
-def kernel(p: dict, dsp: bool, out_w: int = 0) -> str:
-    """The kernel of a depthwise layer whose output rows are out_w wide."""
+def kernel(p: dict, dsp: bool, out_h: int = 0, out_w: int = 0) -> str:
+    """The kernel of a depthwise layer whose output is out_h x out_w."""
     if not (dsp and dsp_fits(p)):
         return "se_depthwise_conv2d_s8"
-    return "se_depthwise3x3_s8_dsp" if rows_fit(p, out_w) else "se_depthwise_conv2d_s8_dsp"
+    return "se_depthwise3x3_s8_dsp" if rows_sweep(p, out_h, out_w) else "se_depthwise_conv2d_s8_dsp"
 
 
 def claims(op: Op, dsp: bool) -> bool:
@@ -58,23 +63,24 @@ def dsp_weights(w: np.ndarray) -> np.ndarray:
     return np.concatenate([head.reshape(-1), taps[:, 4 * g:].reshape(-1)])
 
 
-def rows_weights(w: np.ndarray) -> np.ndarray:
+def rows_weights(w: np.ndarray, cols: bool = False) -> np.ndarray:
     """3x3 depthwise weights [1, 3, 3, C] as int16 for se_depthwise3x3_s8_dsp, doubled (the kernel
-    accumulates 2 acc, which SMMULR takes as it is): per channel and kernel row the pairs
-    (w0, w1), (w1, w2), 12 halfwords per channel."""
-    r = 2 * w[0].astype(np.int16).transpose(2, 0, 1)  # [C, 3 rows, 3 taps]
+    accumulates 2 acc, which SMMULR takes as it is): per channel and kernel line the pairs
+    (w0, w1), (w1, w2), 12 halfwords per channel; kernel lines are columns when it sweeps columns."""
+    k = w[0].astype(np.int16)  # [3 (ky), 3 (kx), C]
+    r = 2 * (k.transpose(2, 1, 0) if cols else k.transpose(2, 0, 1))  # [C, line, tap]
     return r[:, :, [0, 1, 1, 2]].reshape(-1)
 
 
 ROWS_BLOCK = 4  # channels per pass of se_depthwise3x3_s8_dsp over the rows (one SXTAB16 group)
 
 
-def rows_scratch(out_w: int, stride: int, block_c: int) -> int:
+def rows_scratch(out_len: int, stride: int, block_c: int) -> int:
     """int16 scratch of se_depthwise3x3_s8_dsp: a ring of 3 widened rows of block_c channels, each
     wp columns (every column a pair of outputs reads, even so that rows stay word aligned; the
     same formula as se_dw_rows_wp), then one output row of int32 accumulators."""
-    wp = (stride * (out_w - 1) + 4 + 1) & ~1
-    return 3 * block_c * wp + 2 * out_w
+    wp = (stride * (out_len - 1) + 4 + 1) & ~1
+    return 3 * block_c * wp + 2 * out_len
 
 
 def emit(em: Emit, op: Op, A: ArrayFn) -> Call:
@@ -82,13 +88,15 @@ def emit(em: Emit, op: Op, A: ArrayFn) -> Call:
     x, out = em.g.tensors[op.inputs[0]], em.g.tensors[op.outputs[0]]
     w = p["weights"]
     f = fields(p, A, x, out, A(w, np.int8, "weights"))
-    fn, scratch = kernel(p, em.dsp, out.shape[2]), 0
+    fn, scratch = kernel(p, em.dsp, out.shape[1], out.shape[2]), 0
     in_place = em.plan.aliases.get(out.name) == x.name
     if fn == "se_depthwise3x3_s8_dsp":
         block = x.shape[3] if in_place else min(ROWS_BLOCK, x.shape[3])
-        f.update(weights="0", weights16=A(rows_weights(w), np.int16, "weights16"), block_c=block)
+        cols = rows_sweep(p, out.shape[1], out.shape[2]) == "cols"
+        f.update(weights="0", weights16=A(rows_weights(w, cols), np.int16, "weights16"), block_c=block,
+                 sweep_cols=int(cols))
         with_table(f, p, A)
-        return Call(fn, STRUCT, f, rows_scratch(out.shape[2], p["stride"][1], block))
+        return Call(fn, STRUCT, f, rows_scratch(out.shape[1 if cols else 2], p["stride"][1], block))
     if em.dsp and dsp_fits(p):
         scratch = 2 * x.shape[3]
         f.update(weights="0", weights16=A(dsp_weights(w), np.int16, "weights16"))

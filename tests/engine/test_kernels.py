@@ -23,6 +23,8 @@ CASES = {
     "depthwise3x3_rows_channel_tail": dict(op="depthwise", shape=(1, 10, 5, 13), mean=-0.3),
     "depthwise3x3_rows_stride2_odd": dict(op="depthwise", shape=(1, 6, 7, 33), stride=2, mean=0.4),
     "depthwise3x3_one_column": dict(op="depthwise", shape=(1, 12, 5, 1)),
+    "depthwise3x3_cols_channel_tail": dict(op="depthwise", shape=(1, 10, 25, 5), mean=0.2),
+    "depthwise3x3_cols_stride2_odd": dict(op="depthwise", shape=(1, 8, 35, 6), stride=2, mean=-0.5),
     "depthwise5x5_stride2": dict(op="depthwise", shape=(1, 8, 9, 9), k=5, stride=2),
     "depthwise5x5_channel_tail": dict(op="depthwise", shape=(1, 7, 8, 8), k=5, mean=0.3),
     "fc_one_row_tail": dict(op="gemm", shape=(1, 37), n=11, mean=0.8),

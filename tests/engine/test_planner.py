@@ -130,7 +130,7 @@ def test_every_op_test_model_at_or_below_greedy_by_size(models_dir):
         assert planner.plan_with_tiles(g).peak <= tflm_greedy_by_size(g), name
 
 
-@pytest.mark.parametrize("k,c,hw", [(3, 16, (9, 7)), (5, 8, (12, 7)), (3, 6, (10, 5)), (3, 5, (14, 13))])
+@pytest.mark.parametrize("k,c,hw", [(3, 16, (9, 7)), (5, 8, (12, 7)), (3, 6, (10, 5)), (3, 5, (14, 13)), (3, 12, (24, 5))])
 def test_depthwise_in_place_is_bit_exact(k, c, hw, tmp_path):
     """conv -> depthwise (in place over the conv's output: pad_top + 1 rows held in scratch, or for
     3x3 every channel's rows widened first) -> conv: host C and QEMU, DSP and portable kernels,
@@ -152,7 +152,7 @@ def test_depthwise_in_place_is_bit_exact(k, c, hw, tmp_path):
     assert p.aliases.get(dw.outputs[0]) == dw.inputs[0]
     assert tflm_greedy_by_size(g) - p.peak > planner.dw_ring_bytes(dw, g)  # worth its scratch ring
     for kernels in ("dsp", "portable"):
-        fn = "se_depthwise_conv2d_s8" if kernels == "portable" else depthwise.kernel(dw.params, True, hw[1])
+        fn = "se_depthwise_conv2d_s8" if kernels == "portable" else depthwise.kernel(dw.params, True, *hw)
         exact_on_host_and_qemu(g, tmp_path / kernels, fn, kernels)
 
 

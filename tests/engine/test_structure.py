@@ -131,7 +131,7 @@ def test_every_kernel_a_binding_names_is_declared():
     declared, _ = c_functions()
     names = {fc.kernel(d) for d in (0, 1)} | {conv.kernel(d) for d in (0, 1)}
     dw = dict(dilation=(1, 1), stride=(1, 1), acc_bound=1000)
-    names |= {depthwise.kernel(dict(dw, depth_mult=m, weights=np.zeros((1, k, k, 8))), d, 16)
+    names |= {depthwise.kernel(dict(dw, depth_mult=m, weights=np.zeros((1, k, k, 8))), d, 16, 16)
               for m in (1, 2) for d in (0, 1) for k in (3, 5)}
     names |= {sparse_fc.kernel(b, d) for b in (1, 2, 4, 8, 3) for d in (0, 1)}
     names |= {sparse_conv.kernel(dict(dilation=(1, 1)), c, d) for c in (4, 3) for d in (0, 1)}

@@ -193,9 +193,26 @@ void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int
  * (w0,w1),(w1,w2), doubled (rows_weights), so the accumulators are 2 acc, which SMMULR takes
  * without a shift. The bias is added in the requantization pass (one register fewer in the loop). A row's accumulators are requantized in one pass with the channel's constants
  * in registers. Channels go block_c at a time: 4, or all of them when the output overwrites the
- * input (each output row is then written after every input row it covers has been widened). */
-static inline int32_t se_dw_rows_wp(const se_conv_params_t *p) {
-    return (p->stride_w * (p->out_w - 1) + 4 + 1) & ~1;
+ * input (each output row is then written after every input row it covers has been widened).
+ * Maps taller than wide may be swept along columns instead (sweep_cols; weights transposed). */
+/* The sweep: along image rows, or along columns (sweep_cols) for maps taller than wide. A "line"
+ * is an image row (column), its pixels px_step bytes apart, lines line_step apart. */
+typedef struct {
+    int32_t lines, len, pad_line, pad_px, out_lines, out_len, line_step, px_step, oline_step, opx_step;
+} se_dw_sweep_t;
+
+static inline se_dw_sweep_t se_dw_sweep(const se_conv_params_t *p) {
+    const int32_t c = p->in_c, oc = p->out_c;
+    if (p->sweep_cols)
+        return (se_dw_sweep_t){p->in_w, p->in_h, p->pad_left, p->pad_top, p->out_w, p->out_h, c, p->in_w * c, oc,
+                               p->out_w * oc};
+    return (se_dw_sweep_t){p->in_h, p->in_w, p->pad_top, p->pad_left, p->out_h, p->out_w, p->in_w * c, c,
+                           p->out_w * oc, oc};
+}
+
+/* Columns of a widened line (rows_scratch): every column a pair of outputs reads, even. */
+static inline int32_t se_dw_rows_wp(const se_dw_sweep_t *g, int32_t stride) {
+    return (stride * (g->out_len - 1) + 4 + 1) & ~1;
 }
 
 /* (x - zp) of the four channels at pixel px of one input row, as SXTAB16 pairs (c0,c2),(c1,c3);
@@ -221,11 +238,11 @@ static inline __attribute__((always_inline)) void se_dw_store4(uint32_t *d, int3
     d[3 * step] = se_pkhtb16(bo, ao);
 }
 
-/* Widen channels [c0, c0 + nb) of input row `row` (NULL: a padding row) into ring slot `slot`
- * of ring[nb][wp / 2][3]: column j holds pixel j - pad_left. */
-static void se_dw_widen_row(const se_conv_params_t *p, const int8_t *row, int32_t c0, int32_t nb, int32_t wp,
-                            int32_t slot, uint32_t *ring) {
-    const int32_t c = p->in_c, w = p->in_w, pl = p->pad_left, off = -p->in_zp, half = wp / 2, step = 3 * half;
+/* Widen channels [c0, c0 + nb) of input line `row` (NULL: a padding line) into ring slot `slot`
+ * of ring[nb][wp / 2][3]: column j holds pixel j - pad_px. */
+static void se_dw_widen_row(const se_conv_params_t *p, const se_dw_sweep_t *g, const int8_t *row, int32_t c0,
+                            int32_t nb, int32_t wp, int32_t slot, uint32_t *ring) {
+    const int32_t c = g->px_step, w = g->len, pl = g->pad_px, off = -p->in_zp, half = wp / 2, step = 3 * half;
     const uint32_t off2 = se_pair(off, off);
     if (!row) {
         for (int32_t i = 0; i < nb * half; i++) ring[3 * i + slot] = 0;
@@ -436,33 +453,34 @@ static inline __attribute__((always_inline)) void se_dw_rows_requant(const se_co
 void se_depthwise3x3_s8_dsp(const se_conv_params_t *params, const int8_t *in, int8_t *out_base) {
     /* a local copy: the asm blocks' memory clobbers would otherwise reload every field */
     const se_conv_params_t local = *params, *p = &local;
-    const int32_t c = p->in_c, wp = se_dw_rows_wp(p), s = p->stride_h, half = wp / 2;
-    const int32_t row_bytes = p->in_w * c, out_row = p->out_w * p->out_c;
+    const se_dw_sweep_t sw = se_dw_sweep(p), *g = &sw;
+    const int32_t c = p->in_c, s = p->stride_h, wp = se_dw_rows_wp(g, s), half = wp / 2;
     uint32_t *ring = (uint32_t *)(void *)p->scratch;
-    int32_t *acc = (int32_t *)(void *)(p->scratch + 3 * p->block_c * wp); /* one output row */
+    int32_t *acc = (int32_t *)(void *)(p->scratch + 3 * p->block_c * wp); /* one output line */
     for (int32_t b = 0; b < p->batch; b++) {
-        const int8_t *img = in + b * p->in_h * row_bytes;
-        int8_t *dst = out_base + b * p->out_h * out_row;
+        const int8_t *img = in + b * p->in_h * p->in_w * c;
+        int8_t *dst = out_base + b * p->out_h * p->out_w * p->out_c;
         for (int32_t c0 = 0; c0 < c; c0 += p->block_c) {
             const int32_t nb = c - c0 < p->block_c ? c - c0 : p->block_c;
-            int32_t held[3] = {INT32_MIN, INT32_MIN, INT32_MIN}; /* input row in each ring slot */
-            for (int32_t oy = 0; oy < p->out_h; oy++) {
-                int32_t kr[3]; /* kernel row of each ring slot */
+            int32_t held[3] = {INT32_MIN, INT32_MIN, INT32_MIN}; /* input line in each ring slot */
+            for (int32_t oy = 0; oy < g->out_lines; oy++) {
+                int32_t kr[3]; /* kernel line of each ring slot */
                 for (int32_t k = 0; k < 3; k++) {
-                    const int32_t y = oy * s - p->pad_top + k, slot = (oy * s + k) % 3;
+                    const int32_t y = oy * s - g->pad_line + k, slot = (oy * s + k) % 3;
                     if (held[slot] != y) {
-                        se_dw_widen_row(p, y < 0 || y >= p->in_h ? 0 : img + y * row_bytes, c0, nb, wp, slot, ring);
+                        se_dw_widen_row(p, g, y < 0 || y >= g->lines ? 0 : img + y * g->line_step, c0, nb, wp, slot,
+                                        ring);
                         held[slot] = y;
                     }
                     kr[slot] = 2 * k;
                 }
-                int8_t *out = dst + oy * out_row + c0;
+                int8_t *out = dst + oy * g->oline_step + c0;
                 const uint32_t *wt = (const uint32_t *)(const void *)p->weights16 + 6 * c0;
                 for (int32_t i = 0; i < nb; i++, wt += 6) {
                     se_dw_rows_acc(ring + 3 * half * i, se_ld32(wt + kr[0]), se_ld32(wt + kr[0] + 1),
                                    se_ld32(wt + kr[1]), se_ld32(wt + kr[1] + 1), se_ld32(wt + kr[2]),
-                                   se_ld32(wt + kr[2] + 1), p->out_w, s, acc);
-                    se_dw_rows_requant(p, acc, p->out_w, c0 + i, 2 * p->bias[c0 + i], out + i, p->out_c);
+                                   se_ld32(wt + kr[2] + 1), g->out_len, s, acc);
+                    se_dw_rows_requant(p, acc, g->out_len, c0 + i, 2 * p->bias[c0 + i], out + i, g->opx_step);
                 }
             }
         }

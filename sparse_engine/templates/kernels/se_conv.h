@@ -10,7 +10,8 @@
  * se_depthwise_conv2d_s8_dsp: depth_mult == 1; weights16 widened offline
  *                            (bindings/depthwise.py dsp_weights); scratch 2 * C int16.
  * se_depthwise3x3_s8_dsp:    3x3, stride 1 or 2 (both axes), no dilation, depth_mult == 1,
- *                            output rows wide enough (bindings/depthwise.py rows_fit); weights16
+ *                            output rows (or columns: sweep_cols) long enough
+ *                            (bindings/depthwise.py rows_sweep); weights16
  *                            as doubled (w0,w1),(w1,w2) per channel and row (rows_weights);
  *                            scratch 3 * block_c * wp + 2 * out_w int16 (rows_scratch); in place
  *                            without held rows.
@@ -34,7 +35,8 @@ typedef struct {
      * output row reads the input row they overwrite; 0 = out is a separate buffer */
     int32_t hold_rows;
     int8_t *ring;
-    int32_t block_c; /* se_depthwise3x3_s8_dsp: channels per pass over the rows */
+    int32_t block_c;    /* se_depthwise3x3_s8_dsp: channels per pass over the rows */
+    int32_t sweep_cols; /* se_depthwise3x3_s8_dsp: sweep along columns (weights transposed) */
 } se_conv_params_t;
 
 void se_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
