@@ -19,6 +19,9 @@ CASES = {
     "conv_k_tail_odd_pixels": dict(op="conv", shape=(1, 3, 7, 5), cout=7),            # K=27, 35 pixels, 7 outputs
     "conv_stride2_dilated": dict(op="conv", shape=(1, 8, 11, 10), cout=6, stride=2, dilation=2, mean=0.5),
     "pointwise_odd_rows": dict(op="conv", shape=(1, 12, 3, 5), cout=9, k=1),
+    "conv_rows_odd_width_odd_cout": dict(op="conv", shape=(1, 8, 7, 9), cout=7),
+    "conv_rows_5x5_stride2": dict(op="conv", shape=(1, 4, 11, 10), cout=6, k=5, stride=2, mean=0.3),
+    "conv_rows_relu": dict(op="conv", shape=(1, 12, 6, 6), cout=8, relu=True, mean=-0.2),
     "depthwise_channel_tail": dict(op="depthwise", shape=(1, 10, 6, 7), mean=-0.7),
     "depthwise3x3_rows_channel_tail": dict(op="depthwise", shape=(1, 10, 5, 13), mean=-0.3),
     "depthwise3x3_rows_stride2_odd": dict(op="depthwise", shape=(1, 6, 7, 33), stride=2, mean=0.4),
@@ -55,11 +58,11 @@ def test_only_called_kernels_are_linked(models_dir, tmp_path):
     compile_verified(quantized(dict(op="conv", shape=(1, 8, 10, 10), cout=8), models_dir, "k_link_conv"),
                      tmp_path / "out")
     code = kernel_code(tmp_path / "out" / "build" / "cortex-m7" / "firmware.elf")
-    assert "se_conv2d_s8_dsp" in code
+    assert "se_conv2d_rows_s8_dsp" in code
     unused = [s for s in code if any(k in s for k in ("softmax", "matmul", "layernorm", "depthwise", "se_fc",
                                                         "se_add", "se_mul", "pool", "concat"))]
     assert not unused, unused
-    assert "se_conv2d_s8" not in code  # the portable conv is not linked into the DSP build
+    assert "se_conv2d_s8" not in code and "se_conv2d_s8_dsp" not in code  # nor the portable or general conv
 
 
 @pytest.mark.parametrize("left", [False, True])

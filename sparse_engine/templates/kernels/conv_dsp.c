@@ -67,3 +67,74 @@ void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out) 
     }
 }
 
+
+/* Dense conv, C % 4 == 0, no dilation, over widened image rows: each input row is widened once
+ * (zero point subtracted, padding pixels as 0) into a ring of k_h rows, wpx = (out_w - 1) *
+ * stride_w + k_w pixels each (bindings/conv.py rows_scratch); a kernel row of two adjacent output
+ * pixels is then a run of k_w * C values in place, which se_mac_2x2_rows reads directly instead
+ * of a patch copy per pixel (the general kernel widens every input value k_h * k_w times). */
+void se_conv2d_rows_s8_dsp(const se_conv_params_t *params, const int8_t *in, int8_t *out) {
+    const se_conv_params_t local = *params, *p = &local;
+    const int32_t c = p->in_c, kh = p->k_h, k = kh * p->k_w * c, run = p->k_w * c, n = p->out_c;
+    const int32_t wpx = (p->out_w - 1) * p->stride_w + p->k_w, line = wpx * c / 2; /* words per ring row */
+    const int32_t step = p->stride_w * c / 2, off = -p->in_zp;
+    const se_req_t r = {p->bias, p->mult, p->shift, p->rq, 1, p->out_zp, p->act_min, p->act_max,
+                         se_rq_fast(p->rq, n, p->act_min, p->act_max)};
+    uint32_t *ring = (uint32_t *)(void *)p->scratch;
+    int16_t no_tail[3];
+    for (int32_t b = 0; b < p->batch; b++) {
+        const int8_t *img = in + b * p->in_h * p->in_w * c;
+        int8_t *o = out + b * p->out_h * p->out_w * n;
+        int32_t held[8] = {INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN};
+        for (int32_t oy = 0; oy < p->out_h; oy++) {
+            const uint32_t *rows[8];
+            for (int32_t ky = 0; ky < kh; ky++) {
+                const int32_t y = oy * p->stride_h - p->pad_top + ky, slot = (oy * p->stride_h + ky) % kh;
+                uint32_t *dst = ring + slot * line;
+                if (held[slot] != y) {
+                    held[slot] = y;
+                    const int32_t x0 = -p->pad_left, lo = x0 < 0 ? -x0 : 0;
+                    int32_t hi = p->in_w - x0;
+                    hi = hi > wpx ? wpx : hi;
+                    if (y < 0 || y >= p->in_h || hi <= lo) {
+                        memset(dst, 0, (size_t)line * 4);
+                    } else {
+                        memset(dst, 0, (size_t)lo * c * 2);
+                        se_widen(img + (y * p->in_w + x0 + lo) * c, 1, (hi - lo) * c, off, dst + lo * c / 2, 2, no_tail);
+                        memset(dst + hi * c / 2, 0, (size_t)(wpx - hi) * c * 2);
+                    }
+                }
+                rows[ky] = dst;
+            }
+            for (int32_t ox = 0; ox < p->out_w; ox += 2) {
+                const int32_t pair = ox + 1 < p->out_w, at = ox * step;
+                int8_t *o0 = o + (oy * p->out_w + ox) * n, *o1 = o0 + n;
+                int32_t m = 0;
+                for (; m + 1 < n; m += 2) {
+                    const int8_t *s0 = p->weights + m * k, *s1 = s0 + k;
+                    const int32_t b0 = se_bias(&r, m), b1 = se_bias(&r, m + 1);
+                    int32_t acc[4] = {b0, b1, b0, b1};
+                    se_mac_2x2_rows(acc, rows, at, pair ? step : 0, s0, s1, run >> 2, kh);
+                    if (r.fast) {
+                        se_req_cols(&r, m, acc[0], acc[1], acc[2], acc[3], o0 + m, pair ? o1 + m : 0, 1, 0);
+                    } else {
+                        o0[m] = se_req(&r, acc[0], m, 0);
+                        o0[m + 1] = se_req(&r, acc[1], m + 1, 0);
+                        if (pair) {
+                            o1[m] = se_req(&r, acc[2], m, 0);
+                            o1[m + 1] = se_req(&r, acc[3], m + 1, 0);
+                        }
+                    }
+                }
+                for (; m < n; m++) {
+                    for (int32_t q = 0; q <= pair; q++) {
+                        int32_t acc = se_bias(&r, m);
+                        for (int32_t ky = 0; ky < kh; ky++)
+                            acc = se_mac_1x1(acc, rows[ky] + at + q * step, 2, p->weights + m * k + ky * run, run >> 2);
+                        (q ? o1 : o0)[m] = se_req(&r, acc, m, 0);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -6,6 +6,8 @@
  * se_conv2d_s8_dsp:          any geometry; scratch SE_PAIR_LEN(K) int16, K = kh*kw*C; when
  *                            C % 4 != 0, K is rounded up to 4 (weights padded with zeros,
  *                            bindings/conv.py dsp_k) and K / 2 more hold the int8 staging row.
+ * se_conv2d_rows_s8_dsp:     C % 4 == 0, no dilation, k_h <= 8; scratch k_h rows of
+ *                            ((out_w - 1) * stride_w + k_w) * C int16 (bindings/conv.py rows_scratch).
  * se_depthwise_conv2d_s8:    any depth multiplier.
  * se_depthwise_conv2d_s8_dsp: depth_mult == 1; weights16 widened offline
  *                            (bindings/depthwise.py dsp_weights); scratch 2 * C int16.
@@ -41,6 +43,7 @@ typedef struct {
 
 void se_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
+void se_conv2d_rows_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_depthwise_conv2d_s8(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_depthwise_conv2d_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);
 void se_depthwise3x3_s8_dsp(const se_conv_params_t *p, const int8_t *in, int8_t *out);

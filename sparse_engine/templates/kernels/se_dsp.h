@@ -206,6 +206,61 @@ __attribute__((noinline)) static void se_mac_2x2(int32_t acc[4], const uint32_t 
     acc[3] = c11;
 }
 
+/* One chunk of se_mac_2x2_rows at byte offsets O, O4 (text) of the two wide rows apart (x0, x1),
+ * two words a chunk each; the pointers move after the loop body. */
+#define SE_MAC_2X2_APART_STEP(O, O4) \
+        "ldr %[w], [%[s0]], #4\n\t" \
+        "ldr %[v], [%[s1]], #4\n\t" \
+        "ldr %[a], [%[x0], #" O "]\n\t" \
+        "sxtb16 %[e], %[w]\n\t" \
+        "ldr %[c], [%[x1], #" O "]\n\t" \
+        "sxtb16 %[w], %[w], ror #8\n\t" \
+        "smlad %[c00], %[a], %[e], %[c00]\n\t" \
+        "smlad %[c10], %[c], %[e], %[c10]\n\t" \
+        "sxtb16 %[e], %[v]\n\t" \
+        "sxtb16 %[v], %[v], ror #8\n\t" \
+        "smlad %[c01], %[a], %[e], %[c01]\n\t" \
+        "smlad %[c11], %[c], %[e], %[c11]\n\t" \
+        "ldr %[a], [%[x0], #" O4 "]\n\t" \
+        "ldr %[c], [%[x1], #" O4 "]\n\t" \
+        "smlad %[c00], %[a], %[w], %[c00]\n\t" \
+        "smlad %[c01], %[a], %[v], %[c01]\n\t" \
+        "smlad %[c10], %[c], %[w], %[c10]\n\t" \
+        "smlad %[c11], %[c], %[v], %[c11]\n\t"
+#define SE_MAC_2X2_APART_OPERANDS                                                                         \
+    : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [x0] "+r"(x0), [x1] "+r"(x1), \
+      [s0] "+r"(s0), [s1] "+r"(s1), [n] "+r"(n), [a] "=&r"(a), [c] "=&r"(c), [v] "=&r"(v), [w] "=&r"(w),   \
+      [e] "=&r"(e)                                                                                        \
+    :                                                                                                     \
+    : "cc", "memory"
+
+/* The 2x2 tile of the dense conv over widened image rows: for each of kh kernel rows, `chunks`
+ * chunks of wide row rows[ky] + at (output pixel 0) and + at + gap (pixel 1) against int8 weight
+ * rows s0, s1, which run on from one kernel row to the next. One call per tile; 14 registers. */
+__attribute__((noinline)) static void se_mac_2x2_rows(int32_t acc[4], const uint32_t *const *rows, int32_t at,
+                                                      int32_t gap, const int8_t *s0, const int8_t *s1, int32_t chunks,
+                                                      int32_t kh) {
+    int32_t c00 = acc[0], c01 = acc[1], c10 = acc[2], c11 = acc[3];
+    for (int32_t ky = 0; ky < kh; ky++) {
+        const uint32_t *x0 = rows[ky] + at, *x1 = x0 + gap;
+        int32_t n = chunks >> 1;
+        uint32_t a, c, v, w, e;
+        if (chunks & 1) /* the odd chunk first, then two a turn */
+            __asm__ volatile(SE_MAC_2X2_APART_STEP("0", "4") "add %[x0], %[x0], #8\n\tadd %[x1], %[x1], #8\n\t"
+                             SE_MAC_2X2_APART_OPERANDS);
+        if (n)
+            __asm__ volatile("1:\n\t" SE_MAC_2X2_APART_STEP("0", "4") SE_MAC_2X2_APART_STEP("8", "12")
+                             "add %[x0], %[x0], #16\n\t"
+                             "add %[x1], %[x1], #16\n\t"
+                             "subs %[n], %[n], #1\n\t"
+                             "bne 1b\n\t" SE_MAC_2X2_APART_OPERANDS);
+    }
+    acc[0] = c00;
+    acc[1] = c01;
+    acc[2] = c10;
+    acc[3] = c11;
+}
+
 __attribute__((noinline)) static void se_mac_1x4(int32_t acc[4], const uint32_t *x, const int8_t *s0,
                                                  const int8_t *s1, const int8_t *s2, const int8_t *s3,
                                                  int32_t chunks) {
@@ -254,6 +309,20 @@ static inline void se_mac_2x2(int32_t acc[4], const uint32_t *x, const int8_t *s
         acc[1] = se_smlad(x[1], se_sxtb16_ror8(w1), se_smlad(x[0], se_sxtb16(w1), acc[1]));
         acc[2] = se_smlad(x[3], se_sxtb16_ror8(w0), se_smlad(x[2], se_sxtb16(w0), acc[2]));
         acc[3] = se_smlad(x[3], se_sxtb16_ror8(w1), se_smlad(x[2], se_sxtb16(w1), acc[3]));
+    }
+}
+
+static inline void se_mac_2x2_rows(int32_t acc[4], const uint32_t *const *rows, int32_t at, int32_t gap,
+                                   const int8_t *s0, const int8_t *s1, int32_t chunks, int32_t kh) {
+    for (int32_t ky = 0; ky < kh; ky++) {
+        const uint32_t *x0 = rows[ky] + at, *x1 = x0 + gap;
+        for (int32_t c = 0; c < chunks; c++, x0 += 2, x1 += 2, s0 += 4, s1 += 4) {
+            uint32_t w0 = se_ld32(s0), w1 = se_ld32(s1);
+            acc[0] = se_smlad(x0[1], se_sxtb16_ror8(w0), se_smlad(x0[0], se_sxtb16(w0), acc[0]));
+            acc[1] = se_smlad(x0[1], se_sxtb16_ror8(w1), se_smlad(x0[0], se_sxtb16(w1), acc[1]));
+            acc[2] = se_smlad(x1[1], se_sxtb16_ror8(w0), se_smlad(x1[0], se_sxtb16(w0), acc[2]));
+            acc[3] = se_smlad(x1[1], se_sxtb16_ror8(w1), se_smlad(x1[0], se_sxtb16(w1), acc[3]));
+        }
     }
 }
 
