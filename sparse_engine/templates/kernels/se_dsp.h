@@ -346,6 +346,60 @@ static inline int32_t se_mac_1x1(int32_t acc, const uint32_t *x, int32_t pitch, 
     return acc;
 }
 
+/* The 2x2 tiles of se_dot_body for a fast layer (r->fast) with k % 4 == 0 and two wide rows:
+ * columns [0, count2) two at a time, the accumulators staying in registers from the bias to the
+ * requantization (no call and no accumulator array per tile, which cost about as much as the
+ * MACs of a small-k tile). */
+static inline __attribute__((always_inline)) void se_dot_tiles_body(const uint32_t *wide, const int32_t sum[2],
+                                                                    const int8_t *s, int32_t s_stride, int32_t count2,
+                                                                    int32_t chunks, int32_t off, const se_req_t *r,
+                                                                    int8_t *o0, int8_t *o1, int32_t o_step,
+                                                                    int32_t single) {
+    const se_req_t rl = *r;
+    const int32_t z0 = off * sum[0], z1 = off * sum[1];
+    for (int32_t m = 0; m < count2; m += 2) {
+        const int8_t *s0 = s + m * s_stride, *s1 = s0 + s_stride;
+        const int32_t b0 = se_bias(&rl, m), b1 = se_bias(&rl, m + 1);
+        int32_t c00 = b0 + z0, c01 = b1 + z0, c10 = b0 + z1, c11 = b1 + z1;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+        const uint32_t *x = wide;
+        int32_t n = chunks;
+        uint32_t a, c, v, w, e;
+        __asm__ volatile(
+            "tst %[n], #1\n\t"
+            "beq 1f\n\t"
+            "add %[n], %[n], #1\n\t"
+            "b 2f\n\t"
+            "1:\n\t"
+            SE_MAC_2X2_STEP
+            "2:\n\t"
+            SE_MAC_2X2_STEP
+            "subs %[n], %[n], #2\n\t"
+            "bne 1b\n\t"
+            : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [x] "+r"(x), [s0] "+r"(s0),
+              [s1] "+r"(s1), [n] "+r"(n), [a] "=&r"(a), [c] "=&r"(c), [v] "=&r"(v), [w] "=&r"(w), [e] "=&r"(e)
+            :
+            : "cc", "memory");
+#else
+        int32_t acc[4] = {c00, c01, c10, c11};
+        se_mac_2x2(acc, wide, s0, s1, chunks);
+        c00 = acc[0], c01 = acc[1], c10 = acc[2], c11 = acc[3];
+#endif
+        se_req_cols(&rl, m, c00, c01, c10, c11, o0 + m * o_step, o1 + m * o_step, o_step, single);
+    }
+}
+__attribute__((noinline)) static void se_dot_tiles(const uint32_t *wide, const int32_t sum[2], const int8_t *s,
+                                                   int32_t s_stride, int32_t count2, int32_t chunks, int32_t off,
+                                                   const se_req_t *r, int8_t *o0, int8_t *o1, int32_t o_step) {
+    se_dot_tiles_body(wide, sum, s, s_stride, count2, chunks, off, r, o0, o1, o_step, 0);
+}
+__attribute__((noinline)) static void se_dot_tiles_single(const uint32_t *wide, const int32_t sum[2], const int8_t *s,
+                                                          int32_t s_stride, int32_t count2, int32_t chunks,
+                                                          int32_t off, const se_req_t *r, int8_t *o0, int8_t *o1,
+                                                          int32_t o_step) {
+    se_dot_tiles_body(wide, sum, s, s_stride, count2, chunks, off, r, o0, o1, o_step, 1);
+}
+
 /* Products of wide rows (one, or a pair when o1 != NULL) with the int8 rows s + m*s_stride,
  * m in [0, count), each holding k values whose zero point is -off:
  * o_r[m*o_step] = requantize(bias[m] + x_r . (s_m + off)). sum_r is the sum of wide row r.
@@ -360,7 +414,10 @@ static inline __attribute__((always_inline)) void se_dot_body(const uint32_t *wi
     r = &rl;
     int8_t *const outs[2] = {o0, o1};
     int32_t m = 0;
-    if (rows == 2) {
+    if (rows == 2 && r->fast && !tail && chunks) {
+        m = count & ~1;
+        (single ? se_dot_tiles_single : se_dot_tiles)(wide, sum, s, s_stride, m, chunks, off, r, o0, o1, o_step);
+    } else if (rows == 2) {
         for (; m + 1 < count; m += 2) {
             const int8_t *s0 = s + m * s_stride, *s1 = s0 + s_stride;
             int32_t b0 = se_bias(r, m), b1 = se_bias(r, m + 1);
