@@ -11,6 +11,7 @@ layer, the DSP kernel where its binding says it fits ("dsp") or always the porta
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,7 @@ class _Emitter:
     def __init__(self, g: Graph, plan: Plan, kernels: str):
         self.g, self.plan, self.dsp = g, plan, kernels == "dsp"
         self.arrays: dict[str, CArray] = {}
+        self.nbytes: dict[str, int] = {}
         self.by_content: dict[tuple[str, bytes], str] = {}
         self.scratch = 0  # int16 elements of the largest scratch need
 
@@ -89,6 +91,7 @@ class _Emitter:
             lines = [", ".join(c_int(v) for v in a[i:i + 16]) for i in range(0, len(a), 16)]
             body = ",\n".join("    " + ln for ln in lines)
         self.arrays[ident] = CArray(ident, ctype, max(len(a), 1), body, comment)
+        self.nbytes[ident] = max(len(a), 1) * a.dtype.itemsize
         self.by_content[key] = ident
         return ident
 
@@ -115,12 +118,17 @@ class _Emitter:
                     fields=[(f, str(v)) for f, v in c.fields.items()], args=args)
 
 
-def footprint(g: Graph, plan: Plan, kernels: str = "dsp") -> tuple[list[str], int]:
-    """The kernel function of every layer and the int16 scratch elements, as `generate` would
-    emit them, without writing files (the cost model's flash and SRAM terms)."""
+def footprint(g: Graph, plan: Plan, kernels: str = "dsp") -> tuple[list[str], int, int]:
+    """The kernel function of every layer, the int16 scratch elements and the bytes of the constant
+    arrays, as `generate` would emit them (the kernels' own layouts: widened or padded weights,
+    requantization tables), without writing files (the cost model's flash and SRAM terms)."""
     em = _Emitter(g, plan, kernels)
-    fns = [em.layer(i, op)["fn"] for i, op in enumerate(g.ops)]
-    return fns, em.scratch
+    calls = [em.layer(i, op) for i, op in enumerate(g.ops)]
+    used = set()  # arrays a call names (the linker drops the others: --gc-sections)
+    for c in calls:
+        for text in [c["args"], *(v for _, v in c["fields"])]:
+            used.update(re.findall(r"[A-Za-z_]\w*", text))
+    return [c["fn"] for c in calls], em.scratch, sum(n for a, n in em.nbytes.items() if a in used)
 
 
 def kernel_headers() -> list[Path]:

@@ -46,6 +46,7 @@ from .sparse import BlockRLE, ProjectionCodings
 _VALUE_KEYS = ("mult", "shift", "zp", "scale", "bias", "table", "t_scale", "score_scale", "tile_peaks", "acc_bound",
                "costs")
 PER_LAYER_FLASH = 96  # bytes of one more layer's table entry and call, beyond a measured build's
+CACHE_FORMAT = 2  # 2: a kernel set's code excludes the constants as emitted (codegen.footprint), not the IR's
 
 
 @dataclass
@@ -96,7 +97,7 @@ def sources_key(profile: MCUProfile, kernels: str) -> str:
     """What every cached measurement depends on beyond a layer's signature: the C the generator
     copies or fills in (kernels, model template, harness, linker script), the profile and kernel set.
     A cache made under another key is measured again, so a kernel change never reuses stale counts."""
-    h = hashlib.sha1(repr((profile.name, profile.cflags, kernels)).encode())
+    h = hashlib.sha1(repr((profile.name, profile.cflags, kernels, CACHE_FORMAT)).encode())
     for d in (codegen.TEMPLATES, codegen.RUNTIME):
         for f in sorted(p for p in d.rglob("*") if p.is_file()):
             h.update(str(f.relative_to(d)).encode() + b"\0" + f.read_bytes())
@@ -154,12 +155,12 @@ class CostModel:
         configs, todo, pending = [], [], set()
         for b in [0] + sparsity.blocks_to_measure(cands):
             sparsity.apply(g, cands, b)
-            fns, scratch = codegen.footprint(g, plan, self.kernels)
+            fns, scratch, consts = codegen.footprint(g, plan, self.kernels)
             sigs = [signature(g, i, f) for i, f in enumerate(fns)]
             configs.append((b, sigs))
             missing = {s for s in sigs if s not in self.layers} - pending
             if missing:  # a configuration whose layers earlier ones measure is not built
-                todo.append((copy.deepcopy(g), fns, scratch, sigs))  # built later, beside the others
+                todo.append((copy.deepcopy(g), fns, scratch, sigs, consts))  # built later, beside the others
                 pending |= missing
         self._measure_all(plan, todo)
         for b, sigs in configs:
@@ -172,20 +173,20 @@ class CostModel:
                     ls.dense_instructions = n
         sparsity.choose(layers, "speed")
         sparsity.apply(g, layers)
-        fns, scratch = codegen.footprint(g, plan, self.kernels)
+        fns, scratch, consts = codegen.footprint(g, plan, self.kernels)
         sigs = [signature(g, i, f) for i, f in enumerate(fns)]
         if self._kernel_key(fns) not in self.kernel_sets or any(s not in self.layers for s in sigs):
-            self._measure_all(plan, [(g, fns, scratch, sigs)])
+            self._measure_all(plan, [(g, fns, scratch, sigs, consts)])
         per_layer = [self.layers[s] for s in sigs]
         glue = int(round(np.mean(self.glue) * len(per_layer))) if self.glue else 0
-        return self._memory(g, plan, (fns, scratch), (sum(per_layer) + glue, per_layer),
+        return self._memory(g, plan, (fns, scratch, consts), (sum(per_layer) + glue, per_layer),
                             sum(ls.chosen is not None for ls in layers))
 
-    def _memory(self, g: Graph, plan: planner.Plan, footprint: tuple[list[str], int], instr, n_sparse: int) -> Cost:
-        """The Cost from the configuration's kernel list and scratch (codegen.footprint)."""
-        fns, scratch = footprint
+    def _memory(self, g: Graph, plan: planner.Plan, footprint: tuple[list[str], int, int], instr,
+                n_sparse: int) -> Cost:
+        """The Cost from the configuration's kernel list, scratch and emitted constants (codegen.footprint)."""
+        fns, scratch, consts = footprint
         ks = self.kernel_sets.get(self._kernel_key(fns)) or self._nearest_kernel_set(fns)
-        consts = g.const_bytes()
         flash = consts + ks["code"] + PER_LAYER_FLASH * (len(fns) - ks["layers"])
         sram = self._static_known(g, plan, scratch, len(fns)) + ks["static_base"] + ks["stack"]
         return Cost(flash_bytes=int(flash), sram_bytes=int(sram), arena_bytes=plan.peak, const_bytes=consts,
@@ -210,8 +211,8 @@ class CostModel:
         return max(self.kernel_sets.items(), key=lambda kv: len(mine & set(kv[0].split(","))))[1]
 
     # -- measurement --------------------------------------------------------------------------
-    def _measure_all(self, plan: planner.Plan, todo: list[tuple[Graph, list[str], int, list[str]]]) -> None:
-        """For every (graph, kernel list, scratch, layer signatures): build the graph as it stands
+    def _measure_all(self, plan: planner.Plan, todo: list[tuple[Graph, list[str], int, list[str], int]]) -> None:
+        """For every (graph, kernel list, scratch, layer signatures, emitted constant bytes): build the graph as it stands
         for the Cortex-M, run one random input in QEMU, cache its layers and its kernel set's
         figures; `workers` firmwares at a time, the cache updated in `todo`'s order."""
         if not todo:
@@ -222,8 +223,8 @@ class CostModel:
                           f"builds {self.builds - len(todo) + 1}-{self.builds})")
         with ThreadPoolExecutor(max_workers=min(self.workers, len(todo))) as pool:
             runs = list(pool.map(lambda t: self._build_and_run(t[0], plan), todo))
-        for (g, fns, scratch, sigs), (build, run) in zip(todo, runs):
-            self._record(g, plan, fns, scratch, sigs, build, run)
+        for (g, fns, scratch, sigs, consts), (build, run) in zip(todo, runs):
+            self._record(g, plan, fns, scratch, sigs, consts, build, run)
         self._save()
 
     def _build_and_run(self, g: Graph, plan: planner.Plan) -> tuple[toolchain.McuBuild, toolchain.QemuRun]:
@@ -234,13 +235,13 @@ class CostModel:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _record(self, g: Graph, plan: planner.Plan, fns: list[str], scratch: int, sigs: list[str],
+    def _record(self, g: Graph, plan: planner.Plan, fns: list[str], scratch: int, sigs: list[str], consts: int,
                 build: toolchain.McuBuild, run: toolchain.QemuRun) -> None:
         for s, n in zip(sigs, run.layer_instructions):
             self.layers[s] = int(n)
         self.glue.append((run.total_instructions - sum(run.layer_instructions)) / len(fns))
         self.kernel_sets[self._kernel_key(fns)] = dict(
-            code=build.flash_bytes - g.const_bytes(), layers=len(fns), stack=run.stack_bytes,
+            code=build.flash_bytes - consts, layers=len(fns), stack=run.stack_bytes,
             static_base=build.static_ram_bytes - self._static_known(g, plan, scratch, len(fns)))
 
     def _save(self) -> None:
