@@ -189,7 +189,7 @@ class CostModel:
         ks = self.kernel_sets.get(self._kernel_key(fns)) or self._nearest_kernel_set(fns)
         flash = consts + ks["code"] + PER_LAYER_FLASH * (len(fns) - ks["layers"])
         sram = self._static_known(g, plan, scratch, len(fns)) + ks["static_base"] + ks["stack"]
-        return Cost(flash_bytes=int(flash), sram_bytes=int(sram), arena_bytes=plan.peak, const_bytes=consts,
+        return Cost(flash_bytes=int(flash), sram_bytes=int(sram), arena_bytes=plan.peak, const_bytes=g.const_bytes(),
                     instructions=None if instr is None else int(instr[0]), macs=int(sum(op.macs for op in g.ops)),
                     layers=len(fns), sparse_layers=n_sparse, layer_instructions=None if instr is None else instr[1])
 
