@@ -16,8 +16,6 @@ from sparse_engine import compiler, verify
 from sparse_engine.bench.models import MLPERF, PUBLISHED_CYCLES, cycles_per_mac
 from tinyformer_jax.data import cifar10
 
-MODELS = MLPERF
-
 
 def cifar_int8(images: np.ndarray) -> np.ndarray:
     """uint8 NHWC pixels -> the IC model's int8 input (scale 1, zero point -128: pixel - 128)."""
@@ -44,7 +42,7 @@ def ic_accuracy(model: Path, test: cifar10.Split) -> dict:
 def run(models_dir: str, data_dir: str | None, out_json: str, n_inputs: int = 100, progress=print) -> dict:
     results = {}
     test = cifar10.load(data_dir).test
-    for name in MODELS:
+    for name in MLPERF:
         path = Path(models_dir) / f"{name}_int8.tflite"
         inputs = cifar_int8(test.images[:n_inputs]) if name == "ic_resnet8" else None
         progress(f"{name}: compile for the Cortex-M7 with --verify on {n_inputs} inputs")

@@ -88,15 +88,16 @@ def emit(em: Emit, op: Op, A: ArrayFn) -> Call:
     x, out = em.g.tensors[op.inputs[0]], em.g.tensors[op.outputs[0]]
     w = p["weights"]
     f = fields(p, A, x, out, A(w, np.int8, "weights"))
-    fn, scratch = kernel(p, em.dsp, out.shape[1], out.shape[2]), 0
     in_place = em.plan.aliases.get(out.name) == x.name
-    if fn == "se_depthwise3x3_s8_dsp":
-        block = x.shape[3] if in_place else min(ROWS_BLOCK, x.shape[3])
-        cols = rows_sweep(p, out.shape[1], out.shape[2]) == "cols"
+    sweep = rows_sweep(p, out.shape[1], out.shape[2]) if em.dsp else None
+    if sweep:
+        block, cols = x.shape[3] if in_place else min(ROWS_BLOCK, x.shape[3]), sweep == "cols"
         f.update(weights="0", weights16=A(rows_weights(w, cols), np.int16, "weights16"), block_c=block,
                  sweep_cols=int(cols))
         with_table(f, p, A)
-        return Call(fn, STRUCT, f, rows_scratch(out.shape[1 if cols else 2], p["stride"][1], block))
+        return Call("se_depthwise3x3_s8_dsp", STRUCT, f, rows_scratch(out.shape[1 if cols else 2], p["stride"][1],
+                                                                      block))
+    fn, scratch = kernel(p, em.dsp), 0
     if em.dsp and dsp_fits(p):
         scratch = 2 * x.shape[3]
         f.update(weights="0", weights16=A(dsp_weights(w), np.int16, "weights16"))

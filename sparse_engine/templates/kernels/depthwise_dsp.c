@@ -385,13 +385,6 @@ static inline void se_dw_rows_acc(const uint32_t *x, uint32_t w0, uint32_t v0, u
 }
 #endif
 
-/* TFLite's requantization of one doubled accumulator a2 = 2 acc (se_srdhm_rdiv, right >= 1). */
-static inline __attribute__((always_inline)) int32_t se_dw_rq2(int32_t a2, int32_t m, int32_t rnd, int32_t right,
-                                                               int32_t zp) {
-    const int32_t v = se_smmulr(a2, m);
-    return se_ssat8(((v + rnd - (int32_t)((uint32_t)v >> 31)) >> right) + zp);
-}
-
 /* n doubled accumulators of one channel, plus its doubled bias b2, into int8 outputs `step` bytes
  * apart; the common case (table, right shift >= 1, bounds [-128, 127]) two at a time so that
  * their chains overlap on the dual-issue core. */
@@ -439,11 +432,11 @@ static inline __attribute__((always_inline)) void se_dw_rows_requant(const se_co
         }
 #else
         for (; acc < end; acc += 2, out += 2 * step) {
-            out[0] = (int8_t)se_dw_rq2(acc[0] + b2, m, rnd, right, zp);
-            out[step] = (int8_t)se_dw_rq2(acc[1] + b2, m, rnd, right, zp);
+            out[0] = (int8_t)se_rq_fast1(acc[0] + b2, m, rnd, right, zp, 0);
+            out[step] = (int8_t)se_rq_fast1(acc[1] + b2, m, rnd, right, zp, 0);
         }
 #endif
-        if (n & 1) out[0] = (int8_t)se_dw_rq2(acc[0] + b2, m, rnd, right, zp);
+        if (n & 1) out[0] = (int8_t)se_rq_fast1(acc[0] + b2, m, rnd, right, zp, 0);
     } else {
         for (int32_t i = 0; i < n; i++, out += step)
             *out = se_rq_table((acc[i] + b2) >> 1, p->rq + 2 * ch, zp, lo, hi, 0);

@@ -179,27 +179,29 @@ static int32_t se_widen(const int8_t *x, int32_t stride, int32_t k, int32_t off,
         "smlad %[c10], %[c], %[w], %[c10]\n\t" \
         "smlad %[c11], %[c], %[v], %[c11]\n\t"
 
+/* The 2x2 chunk loop over accumulators c00..c11, weight rows s0, s1 and temporaries a, c, v, w, e
+ * of the caller's scope; X (wide rows) and N (chunks > 0) are consumed. Unrolled twice; an odd
+ * count enters at the second copy. */
+#define SE_MAC_2X2_LOOP(X, N)                                                                                     \
+    __asm__ volatile("tst %[n], #1\n\t"                                                                           \
+                     "beq 1f\n\t"                                                                                 \
+                     "add %[n], %[n], #1\n\t"                                                                     \
+                     "b 2f\n\t"                                                                                   \
+                     "1:\n\t" SE_MAC_2X2_STEP "2:\n\t" SE_MAC_2X2_STEP                                             \
+                     "subs %[n], %[n], #2\n\t"                                                                    \
+                     "bne 1b\n\t"                                                                                 \
+                     : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [x] "+r"(X),           \
+                       [s0] "+r"(s0), [s1] "+r"(s1), [n] "+r"(N), [a] "=&r"(a), [c] "=&r"(c), [v] "=&r"(v),        \
+                       [w] "=&r"(w), [e] "=&r"(e)                                                                \
+                     :                                                                                           \
+                     : "cc", "memory")
+
 /* not inlined: the loop needs 13 registers, the 1x4 loop below 14 (Thumb-2 has 14) */
 __attribute__((noinline)) static void se_mac_2x2(int32_t acc[4], const uint32_t *x, const int8_t *s0,
                                                  const int8_t *s1, int32_t chunks) {
     int32_t c00 = acc[0], c01 = acc[1], c10 = acc[2], c11 = acc[3];
     uint32_t a, c, v, w, e;
-    /* unrolled twice; an odd count enters at the second copy (chunks > 0) */
-    __asm__ volatile(
-        "tst %[n], #1\n\t"
-        "beq 1f\n\t"
-        "add %[n], %[n], #1\n\t"
-        "b 2f\n\t"
-        "1:\n\t"
-        SE_MAC_2X2_STEP
-        "2:\n\t"
-        SE_MAC_2X2_STEP
-        "subs %[n], %[n], #2\n\t"
-        "bne 1b\n\t"
-        : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [x] "+r"(x), [s0] "+r"(s0),
-          [s1] "+r"(s1), [n] "+r"(chunks), [a] "=&r"(a), [c] "=&r"(c), [v] "=&r"(v), [w] "=&r"(w), [e] "=&r"(e)
-        :
-        : "cc", "memory");
+    SE_MAC_2X2_LOOP(x, chunks);
     acc[0] = c00;
     acc[1] = c01;
     acc[2] = c10;
@@ -365,21 +367,7 @@ static inline __attribute__((always_inline)) void se_dot_tiles_body(const uint32
         const uint32_t *x = wide;
         int32_t n = chunks;
         uint32_t a, c, v, w, e;
-        __asm__ volatile(
-            "tst %[n], #1\n\t"
-            "beq 1f\n\t"
-            "add %[n], %[n], #1\n\t"
-            "b 2f\n\t"
-            "1:\n\t"
-            SE_MAC_2X2_STEP
-            "2:\n\t"
-            SE_MAC_2X2_STEP
-            "subs %[n], %[n], #2\n\t"
-            "bne 1b\n\t"
-            : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [x] "+r"(x), [s0] "+r"(s0),
-              [s1] "+r"(s1), [n] "+r"(n), [a] "=&r"(a), [c] "=&r"(c), [v] "=&r"(v), [w] "=&r"(w), [e] "=&r"(e)
-            :
-            : "cc", "memory");
+        SE_MAC_2X2_LOOP(x, n);
 #else
         int32_t acc[4] = {c00, c01, c10, c11};
         se_mac_2x2(acc, wide, s0, s1, chunks);
